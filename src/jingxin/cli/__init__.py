@@ -1,0 +1,62 @@
+"""The ``jingxin`` command.
+
+Each command group lives in its own module here and adds itself to the app through
+``register(app)``; this module only assembles them and turns our errors into clean
+messages with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from rich.console import Console
+
+from jingxin.errors import JingxinError
+
+app = typer.Typer(
+    name="jingxin",
+    help="jingxin (精信): precision SMS for telecom operators.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# One module per command group; each exposes register(app).
+COMMAND_MODULES = (
+    "jingxin.cli.db",
+    "jingxin.cli.data",
+    "jingxin.cli.demo",
+    "jingxin.cli.bench",
+    "jingxin.cli.channels",
+    "jingxin.cli.content",
+    "jingxin.cli.policy",
+    "jingxin.cli.audience",
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+err_console = Console(stderr=True)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    try:
+        app(standalone_mode=False)
+    except JingxinError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,142 @@
+"""Settings: one pydantic-settings object, nested per component.
+
+Sources, strongest first: keyword arguments, ``JINGXIN_*`` environment variables (nested
+with ``__``, e.g. ``JINGXIN_STORE__URL``), the TOML file named by ``JINGXIN_CONFIG`` or
+``./jingxin.toml``, then the defaults. The defaults need nothing: an SQLite file and a
+DuckDB file under ``./var/``.
+
+Each component owns one section class here; components read only their own section.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from jingxin.errors import ConfigError
+
+
+class StoreSettings(BaseModel):
+    """The operational store (SQLAlchemy URL)."""
+
+    url: str = "sqlite:///var/jingxin.db"
+    echo: bool = False
+
+
+class WarehouseSettings(BaseModel):
+    """The analytical warehouse (Ibis)."""
+
+    backend: Literal["duckdb", "pyspark"] = "duckdb"
+    path: str = "var/warehouse.duckdb"
+    threads: int | None = None
+    memory_limit: str | None = None
+
+
+class RedisSettings(BaseModel):
+    """Optional Redis for shared rate limits, caps and streams; empty URL means in-process."""
+
+    url: str | None = None
+
+
+class ContentSettings(BaseModel):
+    """Templates, parts and review."""
+
+    unsubscribe_text: str = "回T退订"
+    max_parts: int = 6
+    lexicon_paths: list[str] = Field(default_factory=list)
+    allowed_domains: list[str] = Field(default_factory=lambda: ["jx.cn"])
+
+
+class PolicySettings(BaseModel):
+    """Defaults for the policy rules; tenants may override them in the store."""
+
+    quiet_start: str = "21:00"
+    quiet_end: str = "08:00"
+    default_timezone: str = "Asia/Shanghai"
+
+
+class ChannelSettings(BaseModel):
+    """One SMSC link."""
+
+    name: str
+    protocol: Literal["smpp", "cmpp"] = "smpp"
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = "jingxin"
+    password: str = "secret"
+    source_addr: str = "10690000"
+    window: int = 10
+    tps: float = 0.0
+    long_messages: Literal["udh", "payload"] = "udh"
+
+
+class SmscSettings(BaseModel):
+    """The built-in SMSC simulator."""
+
+    host: str = "127.0.0.1"
+    smpp_port: int = 2775
+    cmpp_port: int = 7890
+    http_port: int = 8775
+    preset: str = "happy"
+
+
+class Settings(BaseSettings):
+    """Everything jingxin can be told. ``Settings()`` with no file and no env just works."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="JINGXIN_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    home: Path = Path(".")
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    content: ContentSettings = Field(default_factory=ContentSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    channels: list[ChannelSettings] = Field(
+        default_factory=lambda: [ChannelSettings(name="sim-smpp")]
+    )
+    smsc: SmscSettings = Field(default_factory=SmscSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("JINGXIN_CONFIG", "jingxin.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
+        )
+
+    def var_dir(self) -> Path:
+        return self.home / "var"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings, turning validation errors into a readable :class:`ConfigError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        raise ConfigError("invalid settings:\n" + "\n".join(lines)) from exc
+    except (OSError, ValueError) as exc:  # an unreadable or malformed jingxin.toml
+        raise ConfigError(f"cannot read the settings file: {exc}") from exc

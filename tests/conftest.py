@@ -1,0 +1,82 @@
+"""Shared fixtures: real services where a user would have them.
+
+A test that needs PostgreSQL or Redis asks for ``pg_url`` or ``redis_url``. On a machine
+without the service it skips with the reason; in CI (``CI=true``) it fails instead, so a
+green CI always means the service-backed tests ran.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+PG_HOST = os.environ.get("JINGXIN_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("JINGXIN_TEST_PG_PORT", "5432"))
+PG_ADMIN_DB = os.environ.get("JINGXIN_TEST_PG_DB", "test")
+REDIS_HOST = os.environ.get("JINGXIN_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("JINGXIN_TEST_REDIS_PORT", "6379"))
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == 0
+
+
+def service_missing(reason: str) -> None:
+    """Skip on a developer's machine; fail in CI, where the service must be there."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: service-backed tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    if not port_open(PG_HOST, PG_PORT):
+        service_missing(f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}")
+    return f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}"
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+
+    name = f"jx_test_{uuid.uuid4().hex[:12]}"
+    admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname={PG_ADMIN_DB}"
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error as exc:
+        service_missing(f"cannot create a PostgreSQL test database: {exc}")
+    yield f"{pg_server}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database flushed before and after the test."""
+    if not port_open(REDIS_HOST, REDIS_PORT):
+        service_missing(f"Redis is not reachable on {REDIS_HOST}:{REDIS_PORT}")
+    import redis
+
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/15"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """The same store test on SQLite (a temp file) and on PostgreSQL (a fresh database)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jingxin.db'}"
+    return request.getfixturevalue("pg_url")
