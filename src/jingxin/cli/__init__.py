@@ -27,6 +27,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "jingxin.cli.db",
     "jingxin.cli.data",
+    "jingxin.cli.synth",
     "jingxin.cli.demo",
     "jingxin.cli.bench",
     "jingxin.cli.channels",

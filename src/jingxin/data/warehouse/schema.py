@@ -210,6 +210,33 @@ CHANNEL_CONTACTS = TableSpec(
     ),
 )
 
+OFFERS = TableSpec(
+    name="offers",
+    doc="Past offers sent to subscribers and whether they took them (training labels).",
+    key=("offer_id",),
+    columns=(
+        C("offer_id", STR),
+        C("subscriber_id", I64),
+        C("product_id", STR),
+        C("sent_at", TS),
+        C("channel", STR, choices=("sms", "app", "hall", "hotline")),
+        C("responded", BOOL),
+        C("responded_at", TS, nullable=True),
+    ),
+)
+
+CHURN_LABELS = TableSpec(
+    name="churn_labels",
+    doc="Whether a subscriber active at ``as_of`` churned within the next three months.",
+    key=("subscriber_id", "as_of"),
+    columns=(
+        C("subscriber_id", I64),
+        C("as_of", DATE, doc="first day of the month the label is observed from"),
+        C("churned_3m", BOOL),
+        C("churn_date", DATE, nullable=True),
+    ),
+)
+
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
@@ -222,6 +249,8 @@ TABLES: dict[str, TableSpec] = {
         HOLDINGS,
         COMPLAINTS,
         CHANNEL_CONTACTS,
+        OFFERS,
+        CHURN_LABELS,
     )
 }
 
