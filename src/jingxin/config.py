@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,14 +25,20 @@ from pydantic_settings import (
 from jingxin.errors import ConfigError
 
 
-class StoreSettings(BaseModel):
+class Section(BaseModel):
+    """A settings section: unknown keys are errors, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreSettings(Section):
     """The operational store (SQLAlchemy URL)."""
 
     url: str = "sqlite:///var/jingxin.db"
     echo: bool = False
 
 
-class WarehouseSettings(BaseModel):
+class WarehouseSettings(Section):
     """The analytical warehouse (Ibis)."""
 
     backend: Literal["duckdb", "pyspark"] = "duckdb"
@@ -41,13 +47,13 @@ class WarehouseSettings(BaseModel):
     memory_limit: str | None = None
 
 
-class RedisSettings(BaseModel):
+class RedisSettings(Section):
     """Optional Redis for shared rate limits, caps and streams; empty URL means in-process."""
 
     url: str | None = None
 
 
-class ContentSettings(BaseModel):
+class ContentSettings(Section):
     """Templates, parts and review."""
 
     unsubscribe_text: str = "回T退订"
@@ -56,7 +62,7 @@ class ContentSettings(BaseModel):
     allowed_domains: list[str] = Field(default_factory=lambda: ["jx.cn"])
 
 
-class PolicySettings(BaseModel):
+class PolicySettings(Section):
     """Defaults for the policy rules; tenants may override them in the store."""
 
     quiet_start: str = "21:00"
@@ -64,7 +70,7 @@ class PolicySettings(BaseModel):
     default_timezone: str = "Asia/Shanghai"
 
 
-class ChannelSettings(BaseModel):
+class ChannelSettings(Section):
     """One SMSC link."""
 
     name: str
@@ -77,9 +83,10 @@ class ChannelSettings(BaseModel):
     window: int = 10
     tps: float = 0.0
     long_messages: Literal["udh", "payload"] = "udh"
+    service_id: str = ""  # CMPP Service_Id (业务代码, ≤ 10 characters); SMPP ignores it
 
 
-class SmscSettings(BaseModel):
+class SmscSettings(Section):
     """The built-in SMSC simulator."""
 
     host: str = "127.0.0.1"

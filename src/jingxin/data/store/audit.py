@@ -1,0 +1,112 @@
+"""Writing and reading the audit trail: policy decisions in bulk, staff actions one by one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from jingxin.data.store.engine import store_errors
+from jingxin.data.store.models import OUTCOMES, AuditEntry, DecisionRecord, utc_now
+from jingxin.errors import InputError
+
+BATCH = 5_000
+DECISION_REQUIRED = ("tenant_id", "msisdn", "idempotency_key", "source", "category", "outcome")
+DECISION_OPTIONAL = ("send_at", "reasons", "detail", "decided_at")
+
+
+def write_decisions(session: Session, *, decisions: Iterable[Mapping[str, Any]]) -> int:
+    """Insert decision rows in batches; returns how many were written.
+
+    Each mapping has the ``decisions`` columns; ``reasons`` may be a list of codes, and
+    a missing ``decided_at`` is now. Every row is checked before anything is written,
+    so a bad row (named by its index) writes nothing.
+    """
+    now = utc_now()
+    rows = [_decision_row(i, row, now) for i, row in enumerate(decisions)]
+    table = DecisionRecord.__table__
+    with store_errors(f"writing {len(rows)} policy decisions"):
+        for start in range(0, len(rows), BATCH):
+            session.execute(insert(table), rows[start : start + BATCH])
+    return len(rows)
+
+
+def _decision_row(index: int, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    missing = [key for key in DECISION_REQUIRED if row.get(key) is None]
+    if missing:
+        raise InputError(f"decision #{index}: missing {', '.join(missing)}")
+    unknown = set(row) - set(DECISION_REQUIRED) - set(DECISION_OPTIONAL)
+    if unknown:
+        raise InputError(f"decision #{index}: unknown field(s) {', '.join(sorted(unknown))}")
+    if row["outcome"] not in OUTCOMES:
+        raise InputError(
+            f"decision #{index}: outcome {row['outcome']!r} is not one of {', '.join(OUTCOMES)}"
+        )
+    reasons = row.get("reasons") or ""
+    if not isinstance(reasons, str):
+        reasons = ",".join(str(code) for code in reasons)
+    out = {key: row[key] for key in DECISION_REQUIRED}
+    out.update(
+        send_at=row.get("send_at"),
+        reasons=reasons,
+        detail=row.get("detail"),
+        decided_at=row.get("decided_at") or now,
+    )
+    return out
+
+
+def list_decisions(
+    session: Session, *, msisdn: str, days: int = 30, now: datetime | None = None
+) -> list[DecisionRecord]:
+    """The decisions about ``msisdn`` in the last ``days`` days, newest first."""
+    since = (now or utc_now()) - timedelta(days=days)
+    query = (
+        select(DecisionRecord)
+        .where(DecisionRecord.msisdn == msisdn, DecisionRecord.decided_at >= since)
+        .order_by(DecisionRecord.decided_at.desc(), DecisionRecord.id.desc())
+    )
+    with store_errors(f"listing decisions about {msisdn}"):
+        return list(session.scalars(query))
+
+
+def record_action(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str | int,
+    detail: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Record one staff action (who did what to which object)."""
+    entry = AuditEntry(
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        detail=dict(detail or {}),
+    )
+    with store_errors(f"recording {actor}'s {action} on {object_type} {object_id}"):
+        session.add(entry)
+        session.flush()
+    return entry
+
+
+def list_actions(
+    session: Session,
+    *,
+    object_type: str | None = None,
+    object_id: str | int | None = None,
+    limit: int = 100,
+) -> list[AuditEntry]:
+    """Recent staff actions, newest first, optionally about one object."""
+    query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    if object_type is not None:
+        query = query.where(AuditEntry.object_type == object_type)
+    if object_id is not None:
+        query = query.where(AuditEntry.object_id == str(object_id))
+    with store_errors("listing the audit log"):
+        return list(session.scalars(query))

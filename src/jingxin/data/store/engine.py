@@ -1,0 +1,183 @@
+"""Connecting to the operational store: engines, sessions, and database errors made readable.
+
+SQLite (the default, one file) gets WAL, foreign keys and a busy timeout on every
+connection, so a dispatch worker and the console can share the file. PostgreSQL goes
+through psycopg 3 (``postgresql+psycopg://``; a bare ``postgresql://`` is taken to mean it).
+Every SQLAlchemy error that leaves this package is a :class:`~jingxin.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from jingxin.errors import StoreError
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def parse_url(url: str | URL) -> URL:
+    """Parse a store URL, choosing psycopg 3 for PostgreSQL; raises :class:`StoreError`."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"cannot parse the store URL {url!r}: {exc}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"unsupported store URL {safe_url(parsed)}: use sqlite:///path/to/file.db "
+            "or postgresql+psycopg://user:password@host/dbname"
+        )
+    return parsed
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL with any password masked, fit for logs and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
+def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
+    """An engine for ``url``; creates the parent directory of an SQLite file."""
+    parsed = parse_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed, echo=echo)
+        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot open the store at {safe_url(parsed)}: {exc}") from exc
+
+
+def _sqlite_engine(url: URL, *, echo: bool) -> Engine:
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
+    kwargs: dict[str, Any] = {}
+    if in_memory:
+        # One shared connection, or every checkout would see a different empty database.
+        kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+    else:
+        path = Path(database)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the directory of the store file {path}: {exc}"
+            ) from exc
+    engine = create_engine(url, echo=echo, **kwargs)
+    event.listen(engine, "connect", _configure_sqlite_connection)
+    return engine
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL lets readers (console, reports) run while a worker writes.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """The session factory every repository caller uses (objects stay usable after commit)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """An open store: the engine and its session factory."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    def transaction(self) -> AbstractContextManager[Session]:
+        """A unit of work (see :func:`transaction`)."""
+        return transaction(self.sessions)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str | URL, *, echo: bool = False, upgrade: bool = False) -> Store:
+    """Open the store at ``url``; with ``upgrade``, first migrate it to the newest schema."""
+    if upgrade:
+        from jingxin.data.store.migrate import upgrade as upgrade_schema
+
+        target = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+        upgrade_schema(target)
+    engine = make_engine(url, echo=echo)
+    return Store(engine=engine, sessions=make_sessionmaker(engine))
+
+
+@contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back on error, database errors as StoreError."""
+    with store_errors("the store transaction (commit or rollback)"), sessions.begin() as session:
+        yield session
+
+
+@contextmanager
+def store_errors(doing: str) -> Iterator[None]:
+    """Convert SQLAlchemy errors raised inside the block into a readable :class:`StoreError`.
+
+    ``doing`` names the operation, e.g. ``"adding 13800000000 to the blacklist"``.
+    """
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise StoreError(f"{doing} failed: {describe_error(exc)}") from exc
+
+
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?P<cols>.+)")
+_PG_KEY_DETAIL = re.compile(r"Key \((?P<cols>[^)]*)\)=\((?P<vals>.*)\) already exists")
+
+
+def describe_error(exc: SQLAlchemyError) -> str:
+    """One readable line saying what the database refused (no SQL, no parameters)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        text = str(exc.orig).strip()
+    else:
+        text = str(exc).split("\n[SQL:")[0].strip()
+    if isinstance(exc, IntegrityError):
+        table = getattr(getattr(exc.orig, "diag", None), "table_name", None)
+        return _describe_integrity(text, table)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return f"the database connection was lost ({text})"
+    first, *_ = text.splitlines() or [""]
+    return first
+
+
+def _describe_integrity(text: str, table: str | None) -> str:
+    sqlite = _SQLITE_UNIQUE.search(text)
+    if sqlite:  # "UNIQUE constraint failed: blacklist.msisdn, blacklist.tenant_id"
+        qualified = [c.strip() for c in sqlite["cols"].split(",")]
+        table = qualified[0].rpartition(".")[0] or None
+        columns = ", ".join(c.rpartition(".")[2] for c in qualified)
+        return f"duplicate in {table or 'a table'}: a row with the same ({columns}) already exists"
+    pg = _PG_KEY_DETAIL.search(text)
+    if pg:
+        return (
+            f"duplicate in {table or 'a table'}: a row with the same ({pg['cols']}) = "
+            f"({pg['vals']}) already exists"
+        )
+    if "FOREIGN KEY" in text or "foreign key" in text:
+        detail = next((ln for ln in text.splitlines() if ln.startswith("DETAIL:")), "")
+        detail = detail.removeprefix("DETAIL:").strip()
+        return "a referenced row does not exist" + (f": {detail}" if detail else "")
+    return "constraint violated: " + " ".join(text.split())

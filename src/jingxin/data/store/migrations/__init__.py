@@ -1,0 +1,1 @@
+"""Alembic migrations of the operational store (see jingxin.data.store.migrate)."""

@@ -1,0 +1,57 @@
+"""The tables of the operational store, split by concern; import them from here.
+
+Adding a table: put the class in the module of its concern (or a new one), import it
+below, then add a migration under ``jingxin/data/store/migrations/versions/``;
+``jingxin db check`` fails until the two agree.
+"""
+
+from jingxin.data.store.models.audit import OUTCOMES, AuditEntry, DecisionRecord
+from jingxin.data.store.models.base import Base, UtcDateTime, utc_now
+from jingxin.data.store.models.contact import (
+    CONSENT_CATEGORIES,
+    CONSENT_CHANNELS,
+    OPT_OUT_SOURCES,
+    BlacklistEntry,
+    Consent,
+    LedgerEntry,
+    OptOut,
+    SubscriberState,
+)
+from jingxin.data.store.models.content import (
+    CAMPAIGN_STATUSES,
+    CATEGORIES,
+    TEMPLATE_STATUSES,
+    Campaign,
+    Template,
+)
+from jingxin.data.store.models.messages import LANES, MESSAGE_STATES, Message, Receipt
+from jingxin.data.store.models.tenants import DEFAULT_TENANT_ID, DEFAULT_TIMEZONE, Tenant
+
+__all__ = [
+    "CAMPAIGN_STATUSES",
+    "CATEGORIES",
+    "CONSENT_CATEGORIES",
+    "CONSENT_CHANNELS",
+    "DEFAULT_TENANT_ID",
+    "DEFAULT_TIMEZONE",
+    "LANES",
+    "MESSAGE_STATES",
+    "OPT_OUT_SOURCES",
+    "OUTCOMES",
+    "TEMPLATE_STATUSES",
+    "AuditEntry",
+    "Base",
+    "BlacklistEntry",
+    "Campaign",
+    "Consent",
+    "DecisionRecord",
+    "LedgerEntry",
+    "Message",
+    "OptOut",
+    "Receipt",
+    "SubscriberState",
+    "Template",
+    "Tenant",
+    "UtcDateTime",
+    "utc_now",
+]

@@ -1,0 +1,69 @@
+"""The outbox: one row per logical message, and the delivery receipts that come back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from jingxin.data.store.models.base import Base, BigId, JsonDoc, utc_now
+
+MESSAGE_STATES = (
+    "queued",
+    "submitting",
+    "submitted",
+    "delivered",
+    "undeliverable",
+    "expired",
+    "rejected",
+    "failed",
+)
+# Lower lane, higher priority: an OTP never waits behind a campaign.
+LANES = {"otp": 0, "notification": 1, "marketing": 2}
+
+
+class Message(Base):
+    """A message from queued to a final state; ``idempotency_key`` makes enqueueing safe."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_state_lane_scheduled_at", "state", "lane", "scheduled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    campaign_id: Mapped[int | None] = mapped_column(default=None, index=True)
+    msisdn: Mapped[str] = mapped_column(String(20), index=True)
+    category: Mapped[str] = mapped_column(String(16))
+    lane: Mapped[int]
+    text: Mapped[str] = mapped_column(Text)
+    parts: Mapped[int] = mapped_column(default=1)
+    channel: Mapped[str | None] = mapped_column(String(64), default=None)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    scheduled_at: Mapped[datetime] = mapped_column(default=utc_now)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+    error_code: Mapped[str | None] = mapped_column(String(32), default=None)
+    # Money as float: SQLite has no decimal type and tariffs carry at most 4 decimals.
+    cost: Mapped[float | None] = mapped_column(Float, default=None)
+    # SMSC ids, one per part, in part order.
+    smsc_ids: Mapped[list[str] | None] = mapped_column(JsonDoc, default=None)
+
+
+class Receipt(Base):
+    """A delivery receipt as the SMSC sent it; matched to a message by its SMSC id."""
+
+    __tablename__ = "receipts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # NULL until matched: receipts can arrive before the submit response is recorded.
+    message_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("messages.id"), default=None, index=True
+    )
+    smsc_message_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(32), default=None)
+    received_at: Mapped[datetime] = mapped_column(default=utc_now)
+    raw: Mapped[str] = mapped_column(Text, default="")
