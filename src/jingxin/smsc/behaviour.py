@@ -49,3 +49,66 @@ def preset(name: str) -> Behaviour:
         raise ConfigError(
             f"unknown SMSC preset {name!r}; known presets: {', '.join(PRESETS)}"
         ) from None
+
+
+def parse_status_mix(text: str) -> dict[str, float]:
+    """``'DELIVRD=0.9,UNDELIV=0.1'`` → weights; statuses are the receipt ``stat:`` words."""
+    known = {"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "ACCEPTD", "UNKNOWN", "REJECTD", "ENROUTE"}
+    mix: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, weight = item.partition("=")
+        name = name.strip().upper()
+        if not sep or name not in known:
+            raise ConfigError(
+                f"status mix item {item!r}: expected STAT=weight with STAT one of {sorted(known)}"
+            )
+        try:
+            mix[name] = float(weight)
+        except ValueError:
+            raise ConfigError(f"status mix item {item!r}: weight is not a number") from None
+        if mix[name] < 0:
+            raise ConfigError(f"status mix item {item!r}: weight must be >= 0")
+    if not mix or sum(mix.values()) <= 0:
+        raise ConfigError(f"status mix {text!r} has no positive weight")
+    return mix
+
+
+def parse_credentials(items: list[str]) -> dict[str, str]:
+    """``['alice:pw1', 'bob:pw2']`` → {system_id: password}."""
+    credentials = {}
+    for item in items:
+        system_id, sep, password = item.partition(":")
+        if not sep or not system_id:
+            raise ConfigError(f"credentials {item!r}: expected system_id:password")
+        credentials[system_id] = password
+    return credentials
+
+
+def from_flags(
+    preset_name: str = "happy",
+    *,
+    tps: float | None = None,
+    latency: float | None = None,
+    receipt_delay: float | None = None,
+    status_mix: str | None = None,
+    lose_response: float | None = None,
+    disconnect: float | None = None,
+    credentials: list[str] | None = None,
+    seed: int | None = None,
+) -> Behaviour:
+    """A preset with command-line flags overriding its knobs (None = keep the preset's)."""
+    changes: dict[str, object] = {}
+    for key, value in (("tps", tps), ("submit_latency", latency), ("receipt_delay", receipt_delay),
+                       ("lose_response", lose_response), ("disconnect", disconnect), ("seed", seed)):  # fmt: skip
+        if value is not None:
+            if key != "seed" and value < 0:  # type: ignore[operator]
+                raise ConfigError(f"simulator flag {key} must be >= 0, got {value}")
+            changes[key] = value
+    for key in ("lose_response", "disconnect"):
+        if float(changes.get(key, 0.0)) > 1:  # type: ignore[arg-type]
+            raise ConfigError(f"simulator flag {key} is a probability, got {changes[key]}")
+    if status_mix:
+        changes["status_mix"] = parse_status_mix(status_mix)
+    if credentials:
+        changes["credentials"] = parse_credentials(credentials)
+    return preset(preset_name).with_(**changes)

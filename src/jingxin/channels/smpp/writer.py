@@ -1,0 +1,46 @@
+"""Batched PDU writes: everything queued in one event-loop iteration leaves in one write.
+
+Used by the ESME session and by the simulator's server. ``transport.write`` is already
+non-blocking and buffered, so nobody awaits a drain per PDU; coalescing saves a system
+call per PDU when a window's worth of submits (or responses) is produced at once. A batch
+also leaves early once ``flush_at`` PDUs are queued, so the peer can start on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class BatchedWriter:
+    __slots__ = ("_loop", "_transport", "_out", "_scheduled", "flush_at")
+
+    def __init__(self, *, flush_at: int = 10) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.WriteTransport | None = None
+        self._out: list[bytes] = []
+        self._scheduled = False
+        self.flush_at = max(1, flush_at)
+
+    def attach(self, transport: asyncio.WriteTransport | None) -> None:
+        self._transport = transport
+
+    def write(self, data: bytes) -> None:
+        out = self._out
+        out.append(data)
+        if len(out) >= self.flush_at:
+            self.flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what is queued now (dropped if the transport is gone or closing)."""
+        out = self._out
+        transport = self._transport
+        if out and transport is not None and not transport.is_closing():
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()

@@ -1,0 +1,133 @@
+"""Mobile-originated traffic for the simulator: a tiny HTTP endpoint, its client, and scripts.
+
+The running simulator listens for ``POST /mo`` with ``{"from": ..., "to": ..., "text": ...}``
+and delivers the message to a bound ESME as deliver_sm (split with a UDH when long);
+``GET /status`` reports counters. A script of simulated subscribers is a text file of lines
+``delay, from, to, text`` (delay in seconds after the previous line; ``#`` starts a comment;
+the text is everything after the third comma).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jingxin.errors import ChannelError, InputError
+
+MoInjector = Callable[..., int]  # (source=, destination=, text=) -> parts delivered
+_MAX_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptLine:
+    delay: float
+    source: str
+    destination: str
+    text: str
+
+
+def read_script(path: str | Path) -> list[ScriptLine]:
+    """Parse a subscriber script; errors name the file and line."""
+    lines = []
+    try:
+        content = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the MO script: {exc}") from exc
+    for number, raw in enumerate(content.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = [field.strip() for field in line.split(",", 3)]
+        if len(fields) != 4:
+            raise InputError(f"{path}:{number}: expected 'delay, from, to, text', got {raw!r}")
+        try:
+            delay = float(fields[0])
+        except ValueError:
+            raise InputError(f"{path}:{number}: delay {fields[0]!r} is not a number") from None
+        if delay < 0 or not fields[1] or not fields[2]:
+            raise InputError(f"{path}:{number}: delay must be >= 0 and from/to non-empty")
+        lines.append(ScriptLine(delay, fields[1], fields[2], fields[3]))
+    return lines
+
+
+async def run_script(lines: list[ScriptLine], inject: MoInjector) -> int:
+    """Play a script against ``inject``; returns the number of messages sent."""
+    for line in lines:
+        if line.delay:
+            await asyncio.sleep(line.delay)
+        inject(source=line.source, destination=line.destination, text=line.text)
+    return len(lines)
+
+
+# ----------------------------------------------------------------------------- endpoint
+
+
+async def start_mo_endpoint(
+    *, host: str, port: int, inject: MoInjector, status: Callable[[], dict[str, Any]]
+) -> asyncio.Server:
+    """Serve ``POST /mo`` and ``GET /status`` on ``host:port`` (0 = any free port)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            code, answer = await asyncio.wait_for(_serve(reader, inject, status), 10.0)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
+            code, answer = 400, {"error": f"bad request: {exc}"}
+        body = json.dumps(answer, ensure_ascii=False).encode()
+        head = f"HTTP/1.1 {code} {'OK' if code == 200 else 'Error'}\r\nContent-Type: application/json\r\n"
+        writer.write(head.encode() + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        try:
+            await writer.drain()
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port)
+
+
+async def _serve(reader: asyncio.StreamReader, inject: MoInjector, status: Callable) -> tuple[int, dict]:
+    request_line = (await reader.readline()).decode("latin-1").split()
+    headers = {}
+    while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if len(request_line) < 2:
+        return 400, {"error": "no request line"}
+    method, path = request_line[0], request_line[1]
+    if method == "GET" and path == "/status":
+        return 200, status()
+    if method != "POST" or path != "/mo":
+        return 404, {"error": f"{method} {path}: only POST /mo and GET /status"}
+    length = int(headers.get("content-length", "0"))
+    if not 0 < length <= _MAX_BODY:
+        return 400, {"error": f"Content-Length must be 1..{_MAX_BODY}"}
+    try:
+        data = json.loads(await reader.readexactly(length))
+        source, destination, text = str(data["from"]), str(data["to"]), str(data["text"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        return 400, {"error": f'body must be JSON {{"from", "to", "text"}}: {exc}'}
+    try:
+        parts = inject(source=source, destination=destination, text=text)
+    except LookupError as exc:
+        return 409, {"error": str(exc)}
+    return 200, {"delivered": True, "parts": parts}
+
+
+def post_mo(url: str, *, source: str, destination: str, text: str, timeout: float = 5.0) -> dict:
+    """Client side: ask the running simulator at ``url`` to deliver one MO."""
+    body = json.dumps({"from": source, "to": destination, "text": text}).encode()
+    request = urllib.request.Request(
+        url.rstrip("/") + "/mo", data=body, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        raise ChannelError(f"simulator at {url} refused the MO ({exc.code}): {detail}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise ChannelError(f"cannot reach the simulator's MO endpoint at {url}: {exc}") from exc
