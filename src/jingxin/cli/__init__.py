@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "jingxin.cli.content",
     "jingxin.cli.policy",
     "jingxin.cli.audience",
+    "jingxin.cli.dispatch",
 )
 
 for _name in COMMAND_MODULES:
@@ -45,7 +46,10 @@ err_console = Console(stderr=True)
 def main() -> None:
     """Entry point of the console script."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        # Without standalone mode click RETURNS typer.Exit(n)'s code instead of exiting.
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except JingxinError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)

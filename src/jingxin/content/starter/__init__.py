@@ -1,0 +1,1 @@
+"""Starter template library (YAML data, loaded by :mod:`jingxin.content.library`)."""

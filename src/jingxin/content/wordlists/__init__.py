@@ -1,0 +1,1 @@
+"""The default review lexicon shipped with jingxin (one word list per category)."""
