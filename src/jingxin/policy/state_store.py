@@ -1,0 +1,246 @@
+"""Loading what policy needs from the operational store, and recording contacts.
+
+- :func:`load_config` builds a :class:`PolicyConfig` from the ``tenants`` table (implied
+  consent, time zone, and overrides under ``settings["policy"]``) on top of the settings.
+- :func:`load_states` builds :class:`ContactState` values for many numbers in a few
+  queries per chunk of numbers (for the single form and ``decide_many``).
+- :func:`load_batch` joins a candidate table with the same facts as Arrow columns, as of
+  ``now``, in DuckDB over the rows read from the store (for the batch form), and returns
+  the ledger rows that the caps can reach.
+- :func:`record_contacts` writes sends to the contact ledger (the dispatcher's job in
+  production; here so that caps can be tested end to end).
+
+Only the ledger rows that caps can still reach are read: a send is never before ``now``,
+so a month window never starts more than :data:`LEDGER_REACH_DAYS` days before it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from jingxin.data.store.engine import store_errors
+from jingxin.data.store.ledger import record_contacts as store_record_contacts
+from jingxin.data.store.models import (
+    BlacklistEntry,
+    Consent,
+    LedgerEntry,
+    OptOut,
+    SubscriberState,
+    Tenant,
+)
+from jingxin.domain.candidate import Candidate, Decision, Outcome, Source
+from jingxin.policy.columns import BATCH_SCHEMA, CANDIDATE_FIELDS, LEDGER_SCHEMA, TS
+from jingxin.policy.config import PolicyConfig
+from jingxin.policy.localtime import date_of_day, day_number, local_us, subscriber_zone, to_us
+from jingxin.policy.state import BlacklistMark, ConsentMark, ContactMark, ContactState, OptOutMark
+
+CHUNK = 500  # bound IN lists: SQLite caps bound parameters
+LEDGER_REACH_DAYS = 33
+
+
+def load_config(session: Session, *, defaults: Mapping[str, Any] | None = None) -> PolicyConfig:
+    """Every tenant's rules: ``defaults`` (e.g. the policy settings), then the tenant's own."""
+    with store_errors("reading the tenants' policy settings"):
+        tenants = list(session.scalars(select(Tenant)))
+    overrides = {}
+    for tenant in tenants:
+        own = dict((tenant.settings or {}).get("policy") or {})
+        own.setdefault("implied_consent", tenant.implied_consent)
+        own.setdefault("default_timezone", tenant.timezone)
+        overrides[tenant.id] = own
+    return PolicyConfig.build(overrides, defaults=dict(defaults or {}))
+
+
+def _chunks(values: Sequence[str]) -> Iterable[list[str]]:
+    for start in range(0, len(values), CHUNK):
+        yield list(values[start : start + CHUNK])
+
+
+def load_states(
+    session: Session, *, msisdns: Iterable[str], now: datetime, keys: Iterable[str] = ()
+) -> dict[str, ContactState]:
+    """Contact state of every number (defaults for numbers the store never saw).
+
+    ``used_keys`` holds those of ``keys`` already in the ledger for that number.
+    """
+    wanted = list(dict.fromkeys(m for m in msisdns if m))
+    key_set = set(keys)
+    found: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    cutoff = now.date() - timedelta(days=LEDGER_REACH_DAYS)
+    with store_errors("loading contact states"):
+        for chunk in _chunks(wanted):
+            for row in session.scalars(select(Consent).where(Consent.msisdn.in_(chunk))):
+                found[row.msisdn]["consents"].append(
+                    ConsentMark(
+                        row.tenant_id,
+                        row.category,
+                        row.given_at,
+                        row.revoked_at,
+                        row.channel,
+                        row.wording,
+                    )
+                )
+            for row in session.scalars(select(OptOut).where(OptOut.msisdn.in_(chunk))):
+                found[row.msisdn]["opt_outs"].append(
+                    OptOutMark(row.tenant_id, row.category, row.recorded_at)
+                )
+            for row in session.scalars(
+                select(BlacklistEntry).where(BlacklistEntry.msisdn.in_(chunk))
+            ):
+                found[row.msisdn]["blacklist"].append(BlacklistMark(row.tenant_id, row.added_at))
+            for row in session.scalars(
+                select(LedgerEntry).where(
+                    LedgerEntry.msisdn.in_(chunk), LedgerEntry.local_date >= cutoff
+                )
+            ):
+                found[row.msisdn]["contacts"].append(
+                    ContactMark(row.category, row.local_date, row.campaign_id, row.tenant_id)
+                )
+            if key_set:
+                query = select(LedgerEntry.msisdn, LedgerEntry.idempotency_key).where(
+                    LedgerEntry.msisdn.in_(chunk), LedgerEntry.idempotency_key.in_(sorted(key_set))
+                )
+                for msisdn, key in session.execute(query):
+                    found[msisdn]["used_keys"].append(key)
+            for row in session.scalars(
+                select(SubscriberState).where(SubscriberState.msisdn.in_(chunk))
+            ):
+                found[row.msisdn]["subscriber"].append(row)
+    return {m: _state(m, found.get(m)) for m in wanted}
+
+
+def _state(msisdn: str, found: Mapping[str, list] | None) -> ContactState:
+    if not found:
+        return ContactState(msisdn=msisdn)
+    network: dict[str, Any] = {}
+    for row in found.get("subscriber", []):
+        network = {
+            "in_service": row.in_service,
+            "invalid_since": row.invalid_since,
+            "complaint_sensitive": row.complaint_sensitive,
+            "last_complaint_at": row.last_complaint_at,
+            "timezone": row.timezone,
+            "roaming_country": row.roaming_country,
+        }
+    return ContactState(
+        msisdn=msisdn,
+        blacklist=tuple(found.get("blacklist", [])),
+        consents=tuple(found.get("consents", [])),
+        opt_outs=tuple(found.get("opt_outs", [])),
+        contacts=tuple(found.get("contacts", [])),
+        used_keys=frozenset(found.get("used_keys", [])),
+        **network,
+    )
+
+
+def _raw_tables(session: Session, msisdns: list[str], cutoff: date) -> dict[str, pa.Table]:
+    """The store rows about ``msisdns`` as Arrow tables (one per store table)."""
+    queries = {
+        "consents": select(
+            Consent.msisdn,
+            Consent.tenant_id,
+            Consent.category,
+            Consent.given_at,
+            Consent.revoked_at,
+        ),
+        "opt_outs": select(OptOut.msisdn, OptOut.tenant_id, OptOut.category, OptOut.recorded_at),
+        "blacklist": select(
+            BlacklistEntry.msisdn, BlacklistEntry.tenant_id, BlacklistEntry.added_at
+        ),
+        "subscribers": select(
+            SubscriberState.msisdn,
+            SubscriberState.in_service,
+            SubscriberState.invalid_since,
+            SubscriberState.complaint_sensitive,
+            SubscriberState.last_complaint_at,
+            SubscriberState.timezone,
+            SubscriberState.roaming_country,
+        ),
+        "ledger": select(
+            LedgerEntry.msisdn,
+            LedgerEntry.category,
+            LedgerEntry.campaign_id,
+            LedgerEntry.local_date,
+            LedgerEntry.idempotency_key,
+        ).where(LedgerEntry.local_date >= cutoff),
+    }
+    tables = {}
+    with store_errors("loading contact state for a batch"):
+        for name, query in queries.items():
+            table_model = query.get_final_froms()[0]
+            rows: list[tuple] = []
+            for chunk in _chunks(msisdns):
+                rows.extend(session.execute(query.where(table_model.c.msisdn.in_(chunk))).all())
+            columns = list(query.selected_columns.keys())
+            tables[name] = pa.table(
+                {
+                    c: pa.array([r[i] for r in rows], type=_arrow_type(c))
+                    for i, c in enumerate(columns)
+                }
+            )
+    return tables
+
+
+def _arrow_type(column: str) -> pa.DataType:
+    if column.endswith("_at") or column == "invalid_since":
+        return TS
+    if column in ("in_service", "complaint_sensitive"):
+        return pa.bool_()
+    if column == "campaign_id":
+        return pa.int64()
+    if column == "local_date":
+        return pa.date32()
+    return pa.string()
+
+
+def load_batch(
+    session: Session, *, candidates: pa.Table, now: datetime
+) -> tuple[pa.Table, pa.Table]:
+    """(candidates with their state columns as of ``now``, reachable ledger rows)."""
+    from jingxin.policy.state_join import join_state
+
+    msisdns = candidates.column("msisdn").drop_null().unique().to_pylist()
+    cutoff = now.date() - timedelta(days=LEDGER_REACH_DAYS)
+    raw = _raw_tables(session, msisdns, cutoff)
+    table = join_state(candidates.select([f.name for f in CANDIDATE_FIELDS]), raw, now=now)
+    ledger = raw["ledger"].select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA)
+    return table.cast(BATCH_SCHEMA), ledger
+
+
+def record_contacts(
+    session: Session,
+    *,
+    sent: Iterable[tuple[Candidate, Decision]],
+    states: Mapping[str, ContactState],
+    config: PolicyConfig,
+) -> int:
+    """Put the candidates decided ``send``/``defer`` into the contact ledger, on the local
+    date of their send instant; returns how many were new (keys already there are skipped)."""
+    entries = []
+    for candidate, decision in sent:
+        if decision.outcome == Outcome.REJECT or decision.send_at is None:
+            continue
+        state = states.get(candidate.msisdn) or ContactState(msisdn=candidate.msisdn)
+        rules = config.rules_for(candidate.tenant_id)
+        default = rules.default_timezone if rules else "Asia/Shanghai"
+        zone = subscriber_zone(state.roaming_country, state.timezone, default)
+        send_us = to_us(decision.send_at)
+        entries.append(
+            {
+                "tenant_id": candidate.tenant_id,
+                "msisdn": candidate.msisdn,
+                "category": candidate.category,
+                "campaign_id": candidate.source_id if candidate.source == Source.CAMPAIGN else None,
+                "contact_at": decision.send_at,
+                "local_date": date_of_day(day_number(local_us(zone, send_us))),
+                "idempotency_key": candidate.idempotency_key,
+            }
+        )
+    return store_record_contacts(session, entries=entries)
