@@ -44,24 +44,13 @@ err_console = Console(stderr=True)
 
 
 def main() -> None:
-    """Entry point of the console script."""
+    """Entry point of the console script.
+
+    Click (in standalone mode) handles usage errors, ``typer.Exit`` codes and Ctrl-C; our
+    own errors arrive here and become one clean line and exit code 2.
+    """
     try:
-        code = app(standalone_mode=False)
-        # Without standalone mode click RETURNS typer.Exit(n)'s code instead of exiting.
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        app()
     except JingxinError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
