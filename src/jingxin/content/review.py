@@ -17,15 +17,20 @@ code                 severity meaning
 ``too_long``         block    more parts than ``max_parts``
 ==================== ======== ==================================================
 
-The per-message path is allocation-light: one ``str.translate``, one automaton pass,
-one regex pass; spans are mapped back only when something matched.
+The per-message path is allocation-light: one ``str.translate``, one automaton pass whose
+raw hits are decoded in a single loop, cheap regex pre-checks before the link and phone
+patterns; spans are mapped back only when something matched, and reasons are filled in
+without the dataclass ``__init__``. ``tests/unit/content/test_review_reference.py`` holds
+the straightforward implementation this must agree with.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +38,7 @@ from jingxin.config import ContentSettings
 from jingxin.content.encoding import PartsInfo, count_parts
 from jingxin.content.envelope import has_signature, has_unsubscribe_route
 from jingxin.content.lexicon import Lexicon, build_lexicon
-from jingxin.content.normalise import drop_shifts, original_index
+from jingxin.content.normalise import drop_shifts
 from jingxin.content.templates import ENVIRONMENT, CompiledTemplate
 
 Verdict = Literal["pass", "needs-review", "block"]
@@ -84,9 +89,35 @@ class ReviewResult:
 
 
 def _verdict(reasons: Sequence[Reason]) -> Verdict:
-    if any(r.severity == "block" for r in reasons):
-        return "block"
-    return "needs-review" if reasons else "pass"
+    if not reasons:
+        return "pass"
+    for reason in reasons:
+        if reason.severity == "block":
+            return "block"
+    return "needs-review"
+
+
+# A frozen dataclass's __init__ sets each field through object.__setattr__, which costs
+# more than the rest of a hit; the hot path fills the slots (or __dict__) directly. The
+# objects are the same: equality, hashing, repr and immutability come from the class.
+_new = object.__new__
+_SPAN = attrgetter("span")
+_REASON_SLOTS = tuple(getattr(Reason, name).__set__ for name in Reason.__slots__)
+_MISSING_SIGNATURE = Reason(
+    "missing_signature", "block", "no 【signature】 at the start or end of the text"
+)
+
+
+def _result(
+    text: str, verdict: Verdict, reasons: tuple[Reason, ...], parts: PartsInfo
+) -> ReviewResult:
+    result = _new(ReviewResult)
+    fields = result.__dict__
+    fields["text"] = text
+    fields["verdict"] = verdict
+    fields["reasons"] = reasons
+    fields["parts"] = parts
+    return result
 
 
 def host_allowed(host: str, allowed: Sequence[str]) -> bool:
@@ -110,6 +141,17 @@ class Reviewer:
         self.allowed_domains = tuple(d.lower().strip(".") for d in allowed_domains)
         self.unsubscribe_text = unsubscribe_text
         self.max_parts = max_parts
+        # Per entry, what a hit needs: built once, so a hit looks up one tuple.
+        entries, descriptions, latin = lexicon.entries, lexicon.descriptions, lexicon.latin
+        self._details = tuple(
+            (is_latin, entry.severity, description, entry.category)
+            for entry, description, is_latin in zip(entries, descriptions, latin, strict=True)
+        )
+        self._missing_unsubscribe = Reason(
+            "missing_unsubscribe",
+            "block",
+            f"marketing text without an unsubscribe route (e.g. {unsubscribe_text})",
+        )
 
     def review(
         self,
@@ -119,58 +161,55 @@ class Reviewer:
         require_signature: bool = True,
     ) -> ReviewResult:
         """Review ``text``; ``require_signature=False`` skips the signature check."""
-        reasons: list[Reason] = []
         normalised, marked = self.normaliser.mark(text)
-        hits = self.lexicon.scan(normalised)
-        if hits:
-            reasons.extend(self._lexicon_reasons(text, marked, hits))
+        reasons = self._lexicon_reasons(text, normalised, marked)
         if _LINK_HINT.search(text):
             reasons.extend(self._link_reasons(text))
         if _NUMBER_RUN.search(text):
             reasons.extend(_phone_reasons(text))
         if require_signature and not has_signature(text):
-            reasons.append(
-                Reason(
-                    "missing_signature", "block", "no 【signature】 at the start or end of the text"
-                )
-            )
+            reasons.append(_MISSING_SIGNATURE)
         if category == "marketing" and not has_unsubscribe_route(text, self.unsubscribe_text):
-            reasons.append(
-                Reason(
-                    "missing_unsubscribe",
-                    "block",
-                    f"marketing text without an unsubscribe route (e.g. {self.unsubscribe_text})",
-                )
-            )
+            reasons.append(self._missing_unsubscribe)
         parts = count_parts(text)
         if parts.parts > self.max_parts:
-            reasons.append(
-                Reason(
-                    "too_long", "block", f"{parts.parts} parts; at most {self.max_parts} allowed"
-                )
-            )
-        return ReviewResult(text, _verdict(reasons), tuple(reasons), parts)
+            message = f"{parts.parts} parts; at most {self.max_parts} allowed"
+            reasons.append(Reason("too_long", "block", message))
+        return _result(text, _verdict(reasons), tuple(reasons), parts)
 
-    def _lexicon_reasons(
-        self, text: str, marked: str, hits: list[tuple[int, int, int]]
-    ) -> list[Reason]:
-        shifts = drop_shifts(marked)
-        lexicon = self.lexicon
-        entries, latin, descriptions = lexicon.entries, lexicon.latin, lexicon.descriptions
+    def _lexicon_reasons(self, text: str, normalised: str, marked: str) -> list[Reason]:
+        """One reason per hit, in span order; each (word, end) is reported once already."""
+        details = self._details
+        set_code, set_severity, set_message, set_span, set_category = _REASON_SLOTS
+        shifts: list[int] | None = None
         reasons = []
-        # Each (key, end) pair is reported once by the automaton: no duplicates to remove.
-        for first, end, index in hits:
-            start = original_index(shifts, first)
-            stop = original_index(shifts, end - 1) + 1
-            if latin[index] and not _word_bounded(text, start, stop):
+        for last, (octets, index) in self.lexicon.octet_hits(normalised):
+            first = last + 1 - octets
+            if first & 1:  # began mid-character: not a hit
                 continue
-            entry = entries[index]
-            reasons.append(
-                Reason(
-                    "lexicon", entry.severity, descriptions[index], (start, stop), entry.category
+            first >>= 1
+            end = (last >> 1) + 1
+            if shifts is None:  # normalised is shorter than marked iff something was dropped
+                shifts = drop_shifts(marked) if len(normalised) != len(marked) else []
+            if shifts:
+                start, stop = (
+                    first + bisect_right(shifts, first),
+                    end + bisect_right(shifts, end - 1),
                 )
-            )
-        reasons.sort(key=_span)
+            else:
+                start, stop = first, end
+            latin, severity, description, category = details[index]
+            if latin and not _word_bounded(text, start, stop):
+                continue
+            reason = _new(Reason)  # what Reason(...) builds, without its __init__
+            set_code(reason, "lexicon")
+            set_severity(reason, severity)
+            set_message(reason, description)
+            set_span(reason, (start, stop))
+            set_category(reason, category)
+            reasons.append(reason)
+        if len(reasons) > 1:  # the automaton reports by end; spans never tie (one word each)
+            reasons.sort(key=_SPAN)
         return reasons
 
     def _link_reasons(self, text: str) -> list[Reason]:
@@ -195,10 +234,6 @@ def _phone_reasons(text: str) -> list[Reason]:
             message = f"phone number {found[0]!r} in the text"
             reasons.append(Reason("phone_number", "review", message, span))
     return reasons
-
-
-def _span(reason: Reason) -> tuple[int, int]:
-    return reason.span or (0, 0)
 
 
 def _word_bounded(text: str, start: int, end: int) -> bool:

@@ -37,6 +37,21 @@ def test_known_public_file_names_map_advertising_to_review(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
+    ("stem", "severity"),
+    [("零时-Tencent", "review"), ("网易前端过滤敏感词库", "review"), ("GFW补充词库", "review")]
+    + [("补充词库", "review")]
+    + [("暴恐词库", "block"), ("涉枪涉爆", "block"), ("反动词库", "block")],
+)
+def test_platform_filter_dumps_with_everyday_words_map_to_review(
+    tmp_path: Path, stem: str, severity: str
+) -> None:
+    # Given a public list named like the big chat/forum filter dumps (订购, 电话 ... inside)
+    entry = load_wordlist(_write(tmp_path / f"{stem}.txt", "订购\n"))[0]
+    # Then a hit asks for review; the violence, weapons and reactionary lists still block
+    assert entry.severity == severity
+
+
+@pytest.mark.parametrize(
     ("name", "content", "encoding", "message"),
     [
         ("bad.txt", "# severity: maybe\n词\n", "utf-8", "line 1: severity 'maybe'"),

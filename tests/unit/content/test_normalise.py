@@ -65,3 +65,11 @@ def test_mark_lines_up_with_the_original(text: str) -> None:
 def test_normalise_is_idempotent(text: str) -> None:
     once = N.normalise(text)
     assert N.normalise(once) == once
+
+
+@given(st.text(max_size=100))
+def test_normalised_text_stays_in_the_bmp(text: str) -> None:
+    # Given any text, emoji and rare ideographs included
+    # Then nothing beyond the BMP survives: the review reads automaton hits over UTF-16
+    # octets as character index = octet index // 2, which needs one code unit a character
+    assert all(ord(ch) < 0x10000 for ch in default_normaliser().normalise(text))
