@@ -96,6 +96,37 @@ class SmscSettings(Section):
     preset: str = "happy"
 
 
+class RouteSettings(Section):
+    """One routing rule: numbers matching a prefix or a carrier go to ``channel``."""
+
+    channel: str
+    prefixes: list[str] = Field(default_factory=list)  # E.164 prefixes, e.g. "+86139"
+    carriers: list[str] = Field(default_factory=list)  # e.g. "china_mobile"
+    backup: str | None = None  # used while ``channel`` is unbound or failing
+
+
+class DispatchSettings(Section):
+    """Workers, routing, retries and tariffs of the outbox (see docs/dispatch.md)."""
+
+    worker_name: str = ""  # empty: the host name (a restarted worker recovers its own rows)
+    max_in_flight: int = Field(default=200, ge=1)
+    flush_interval: float = Field(default=0.05, gt=0)
+    stale_after: float = Field(default=120.0, gt=0)  # seconds before another worker's submit counts as unresolved
+    validity_hours: float = Field(default=24.0, gt=0)
+    retry_base: float = 1.0
+    retry_max: float = 300.0
+    max_attempts: int = Field(default=50, ge=1)
+    unresolved: dict[str, Literal["resend", "fail"]] = Field(default_factory=dict)
+    routes: list[RouteSettings] = Field(default_factory=list)
+    tps: dict[str, float] = Field(default_factory=dict)  # channel -> submits/s shared by all workers
+    tariffs: dict[str, float] = Field(default_factory=dict)  # channel -> price per part
+    receipt_grace: float = Field(default=600.0, ge=0)  # after expires_at: no receipt → expired
+    invalid_after: int = Field(default=3, ge=1)  # permanent failures before a number is invalid
+    invalid_statuses: list[str] = Field(default_factory=lambda: ["undeliverable"])
+    error_rate_limit: float = Field(default=0.5, gt=0, le=1)
+    metrics_port: int | None = None
+
+
 class Settings(BaseSettings):
     """Everything jingxin can be told. ``Settings()`` with no file and no env just works."""
 
@@ -111,10 +142,16 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     content: ContentSettings = Field(default_factory=ContentSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    # The defaults point at the built-in simulator (`jingxin smsc`): SMPP and CMPP.
     channels: list[ChannelSettings] = Field(
-        default_factory=lambda: [ChannelSettings(name="sim-smpp")]
+        default_factory=lambda: [
+            ChannelSettings(name="sim-smpp"),
+            ChannelSettings(name="sim-cmpp", protocol="cmpp", port=7890, system_id="901234",
+                            source_addr="1069012345", window=16),
+        ]
     )
     smsc: SmscSettings = Field(default_factory=SmscSettings)
+    dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
 
     @classmethod
     def settings_customise_sources(

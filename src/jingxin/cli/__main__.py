@@ -1,0 +1,5 @@
+"""``python -m jingxin.cli``: the same as the ``jingxin`` command."""
+
+from jingxin.cli import main
+
+main()
