@@ -223,6 +223,12 @@ def check_command(url: UrlOption = None) -> None:
     console.print(table)
 
 
+def _settings_zone() -> str:
+    from jingxin.config import load_settings
+
+    return load_settings().policy.default_timezone
+
+
 def why_command(
     msisdn: Annotated[str, typer.Argument(help="The number, e.g. +8613812345678.")],
     days: Annotated[int, typer.Option("--days", min=1, help="How far back.")] = 30,
@@ -240,8 +246,13 @@ def why_command(
     if not records:
         console.print(f"no decisions about {msisdn} in the last {days} days")
         return
+    from zoneinfo import ZoneInfo
+
+    # Staff read times in the operator's own zone, not UTC.
+    zone_name = _settings_zone()
+    zone = ZoneInfo(zone_name)
     table = Table(
-        "decided",
+        f"decided ({zone_name})",
         "tenant",
         "category",
         "source",
@@ -256,13 +267,13 @@ def why_command(
         if r.detail and r.detail.get("winner"):
             why += f" (winner {r.detail['winner']})"
         table.add_row(
-            f"{r.decided_at:%Y-%m-%d %H:%M}",
+            f"{r.decided_at.astimezone(zone):%Y-%m-%d %H:%M}",
             r.tenant_id,
             r.category,
             r.source,
             r.idempotency_key,
             r.outcome,
-            f"{r.send_at:%Y-%m-%d %H:%M}" if r.send_at else "-",
+            f"{r.send_at.astimezone(zone):%Y-%m-%d %H:%M}" if r.send_at else "-",
             why,
         )
     console.print(table)
