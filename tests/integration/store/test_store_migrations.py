@@ -24,6 +24,8 @@ CONTRACT_TABLES = {
     "contact_ledger",
     "audit_log",
 }
+# Added by migration 0002 (dispatch): parts on the wire, stray receipts, failing numbers.
+DISPATCH_TABLES = {"message_parts", "unmatched_receipts", "number_failures"}
 
 
 def table_names(url: str) -> set[str]:
@@ -41,8 +43,8 @@ def test_upgrade_from_empty_creates_every_table(store_url: str) -> None:
     revision = migrate.upgrade(store_url)
     # Then it is at head with the contract tables plus Alembic's version table
     assert revision == migrate.head()
-    assert table_names(store_url) == CONTRACT_TABLES | {"alembic_version"}
-    assert set(Base.metadata.tables) == CONTRACT_TABLES
+    assert table_names(store_url) == CONTRACT_TABLES | DISPATCH_TABLES | {"alembic_version"}
+    assert set(Base.metadata.tables) == CONTRACT_TABLES | DISPATCH_TABLES
 
 
 def test_upgrade_twice_changes_nothing(store_url: str) -> None:

@@ -24,6 +24,12 @@ from jingxin.data.store.models.content import (
     Campaign,
     Template,
 )
+from jingxin.data.store.models.dispatch import (
+    PART_STATES,
+    MessagePart,
+    NumberFailure,
+    UnmatchedReceipt,
+)
 from jingxin.data.store.models.messages import LANES, MESSAGE_STATES, Message, Receipt
 from jingxin.data.store.models.tenants import DEFAULT_TENANT_ID, DEFAULT_TIMEZONE, Tenant
 
@@ -38,6 +44,7 @@ __all__ = [
     "MESSAGE_STATES",
     "OPT_OUT_SOURCES",
     "OUTCOMES",
+    "PART_STATES",
     "TEMPLATE_STATUSES",
     "AuditEntry",
     "Base",
@@ -47,11 +54,14 @@ __all__ = [
     "DecisionRecord",
     "LedgerEntry",
     "Message",
+    "MessagePart",
+    "NumberFailure",
     "OptOut",
     "Receipt",
     "SubscriberState",
     "Template",
     "Tenant",
+    "UnmatchedReceipt",
     "UtcDateTime",
     "utc_now",
 ]

@@ -50,6 +50,15 @@ class Message(Base):
     cost: Mapped[float | None] = mapped_column(Float, default=None)
     # SMSC ids, one per part, in part order.
     smsc_ids: Mapped[list[str] | None] = mapped_column(JsonDoc, default=None)
+    # Added by migration 0002 (dispatch): attempts, validity, one timestamp per state.
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    unresolved: Mapped[int] = mapped_column(default=0, server_default="0")
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    worker: Mapped[str | None] = mapped_column(String(64), default=None)
+    submitting_at: Mapped[datetime | None] = mapped_column(default=None)
+    submitted_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    error_detail: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class Receipt(Base):

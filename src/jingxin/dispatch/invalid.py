@@ -1,0 +1,63 @@
+"""Invalid numbers: permanent delivery failures counted per number, marked past a threshold.
+
+A final receipt whose state is in ``statuses`` (by default ``undeliverable``: unknown
+subscriber, absent for long) adds one to the number's count in ``number_failures``; a
+delivery sets it back to zero. At ``threshold`` the number gets
+``subscriber_state.invalid_since`` (and a reason), which policy reads to keep it out -
+until the subscriber's data changes and the flag is cleared there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from jingxin.data.store.models import NumberFailure, SubscriberState
+from jingxin.dispatch.receipts import Finished
+
+
+def record_outcomes(
+    conn: Connection, *, finished: Sequence[Finished], now: datetime, threshold: int,
+    statuses: Sequence[str] = ("undeliverable",),
+) -> list[str]:  # fmt: skip
+    """Count failures and deliveries of ``finished``; returns the numbers newly marked invalid."""
+    failed = {f.msisdn: f for f in finished if f.state in statuses}
+    delivered = {f.msisdn for f in finished if f.state == "delivered"} - set(failed)
+    if delivered:
+        conn.execute(
+            update(NumberFailure).where(NumberFailure.msisdn == bindparam("m")).values(failures=0),
+            [{"m": m} for m in delivered],
+        )  # fmt: skip
+    if not failed:
+        return []
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    rows = [{"msisdn": m, "failures": 1, "last_status": f.state, "last_error": f.error_code,
+             "last_at": now} for m, f in failed.items()]  # fmt: skip
+    stmt = dialect.insert(NumberFailure)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["msisdn"],
+        set_={"failures": NumberFailure.failures + 1, "last_status": stmt.excluded.last_status,
+              "last_error": stmt.excluded.last_error, "last_at": stmt.excluded.last_at},
+    ), rows)  # fmt: skip
+    over = conn.execute(
+        select(NumberFailure.msisdn, NumberFailure.failures).where(
+            NumberFailure.msisdn.in_(list(failed)), NumberFailure.failures >= threshold
+        )
+    ).all()
+    if not over:
+        return []
+    marks = [{"msisdn": m, "invalid_since": now, "updated_at": now,
+              "invalid_reason": f"{n} permanent delivery failures (last: {failed[m].state}"
+                                f"{' ' + failed[m].error_code if failed[m].error_code else ''})"}
+             for m, n in over]  # fmt: skip
+    state = dialect.insert(SubscriberState)
+    conn.execute(state.on_conflict_do_update(
+        index_elements=["msisdn"],
+        set_={"invalid_since": state.excluded.invalid_since,
+              "invalid_reason": state.excluded.invalid_reason, "updated_at": now},
+        where=SubscriberState.invalid_since.is_(None),
+    ), marks)  # fmt: skip
+    return [m for m, _ in over]

@@ -1,0 +1,215 @@
+"""Receipts back into states: matched by SMSC id to the message *and* the part.
+
+:func:`apply_receipts` takes a batch of (channel, :class:`DeliveryReceipt`) and, in the
+caller's transaction:
+
+1. finds the part each receipt is for (``message_parts.smsc_id`` on that channel) and sets
+   the part's state - once: a repeated receipt changes nothing;
+2. keeps a receipt whose id no part carries yet in ``unmatched_receipts`` - the receipt
+   may simply have beaten the submit response to the database; it is never dropped;
+3. finishes a message when every one of its parts has a final receipt: ``delivered`` if
+   all were delivered, else the state of the first part that was not.
+
+:func:`reconcile` matches kept-aside receipts whose ids have since been recorded; the
+worker calls it right after recording submits, and on a timer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, bindparam, insert, select, update
+
+from jingxin.data.store.models import Message, MessagePart, Receipt, UnmatchedReceipt
+from jingxin.domain.sms import DeliveryReceipt, ReceiptStatus
+
+PART_STATE = {
+    ReceiptStatus.DELIVERED: "delivered",
+    ReceiptStatus.UNDELIVERABLE: "undeliverable",
+    ReceiptStatus.EXPIRED: "expired",
+    ReceiptStatus.DELETED: "expired",
+    ReceiptStatus.REJECTED: "rejected",
+    ReceiptStatus.UNKNOWN: "failed",
+}  # ACCEPTD and ENROUTE are interim: recorded, no state change
+WORST_FIRST = ("rejected", "undeliverable", "expired", "failed")
+CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A message that reached its final state through receipts."""
+
+    message_id: int
+    msisdn: str
+    state: str
+    error_code: str | None
+
+
+@dataclass
+class ReceiptOutcome:
+    matched: int = 0
+    unmatched: int = 0
+    duplicates: int = 0
+    finished: list[Finished] = field(default_factory=list)
+    latencies: list[tuple[str, float]] = field(
+        default_factory=list
+    )  # (channel, seconds)
+
+
+def apply_receipts(
+    conn: Connection, *, receipts: Sequence[tuple[str, DeliveryReceipt]], now: datetime,
+    keep_unmatched: bool = True,
+) -> ReceiptOutcome:  # fmt: skip
+    """Apply ``receipts``; see the module docstring. Returns what happened, for metrics."""
+    outcome = ReceiptOutcome()
+    touched: set[int] = set()
+    for start in range(0, len(receipts), CHUNK):
+        chunk = receipts[start : start + CHUNK]
+        parts = _parts_for(conn, chunk)
+        part_rows, receipt_rows, stray = [], [], []
+        for channel, receipt in chunk:
+            part = parts.get((channel, receipt.message_id))
+            if part is None:
+                stray.append(_stray_row(channel, receipt, now))
+                continue
+            part_id, message_id, state, submitted_at = part
+            outcome.matched += 1
+            receipt_rows.append(_receipt_row(message_id, receipt, now))
+            new_state = PART_STATE.get(receipt.status)
+            if new_state is None:
+                continue
+            if state != "submitted":
+                outcome.duplicates += 1
+                continue
+            parts[(channel, receipt.message_id)] = (
+                part_id,
+                message_id,
+                new_state,
+                submitted_at,
+            )
+            part_rows.append({"pid": part_id, "st": new_state, "err": receipt.error_code,
+                              "at": receipt.received_at or now})  # fmt: skip
+            touched.add(message_id)
+            if submitted_at is not None:
+                latency = ((receipt.received_at or now) - submitted_at).total_seconds()
+                outcome.latencies.append((channel, latency))
+        _write(conn, part_rows, receipt_rows, stray if keep_unmatched else [])
+        outcome.unmatched += len(stray)
+    outcome.finished = _finish(conn, touched, now) if touched else []
+    return outcome
+
+
+def _parts_for(conn: Connection, chunk: Sequence[tuple[str, DeliveryReceipt]]) -> dict:
+    ids = list({receipt.message_id for _, receipt in chunk})
+    query = select(
+        MessagePart.channel, MessagePart.smsc_id, MessagePart.id, MessagePart.message_id,
+        MessagePart.state, MessagePart.submitted_at,
+    ).where(MessagePart.smsc_id.in_(ids))  # fmt: skip
+    return {
+        (ch, sid): (pid, mid, st, at)
+        for ch, sid, pid, mid, st, at in conn.execute(query)
+    }
+
+
+def _stray_row(channel: str, receipt: DeliveryReceipt, now: datetime) -> dict:
+    return {
+        "channel": channel, "smsc_id": receipt.message_id, "status": receipt.status.value,
+        "error_code": receipt.error_code, "raw": receipt.raw,
+        "received_at": receipt.received_at or now, "attempts": 0,
+    }  # fmt: skip
+
+
+def _receipt_row(message_id: int, receipt: DeliveryReceipt, now: datetime) -> dict:
+    return {
+        "message_id": message_id, "smsc_message_id": receipt.message_id,
+        "status": receipt.status.value, "error_code": receipt.error_code,
+        "received_at": receipt.received_at or now, "raw": receipt.raw,
+    }  # fmt: skip
+
+
+def _write(conn: Connection, part_rows: list, receipt_rows: list, stray: list) -> None:
+    if part_rows:
+        conn.execute(
+            update(MessagePart)
+            .where(MessagePart.id == bindparam("pid"), MessagePart.state == "submitted")
+            .values(state=bindparam("st"), error_code=bindparam("err"), receipt_at=bindparam("at")),
+            part_rows,
+        )  # fmt: skip
+    if receipt_rows:
+        conn.execute(insert(Receipt), receipt_rows)
+    if stray:
+        conn.execute(insert(UnmatchedReceipt), stray)
+
+
+def _finish(
+    conn: Connection, message_ids: Iterable[int], now: datetime
+) -> list[Finished]:
+    ids = sorted(message_ids)
+    query = (
+        select(
+            Message.id,
+            Message.msisdn,
+            Message.parts,
+            MessagePart.state,
+            MessagePart.error_code,
+        )
+        .join(MessagePart, MessagePart.message_id == Message.id)
+        .where(Message.id.in_(ids), Message.state == "submitted")
+        .order_by(Message.id, MessagePart.part_no)
+    )
+    grouped: dict[int, list] = {}
+    for mid, msisdn, parts, state, code in conn.execute(query):
+        grouped.setdefault(mid, [msisdn, parts, []])[2].append((state, code))
+    finished = []
+    for mid, (msisdn, parts, states) in grouped.items():
+        if len(states) < parts or any(s == "submitted" for s, _ in states):
+            continue
+        state, code = final_of(states)
+        finished.append(Finished(mid, msisdn, state, code))
+    if finished:
+        conn.execute(
+            update(Message)
+            .where(Message.id == bindparam("mid"), Message.state == "submitted")
+            .values(state=bindparam("st"), error_code=bindparam("err"), finished_at=now,
+                    updated_at=now),
+            [{"mid": f.message_id, "st": f.state, "err": f.error_code} for f in finished],
+        )  # fmt: skip
+    return finished
+
+
+def final_of(states: Sequence[tuple[str, str | None]]) -> tuple[str, str | None]:
+    """The message's final state from its parts': all delivered, or the worst part's."""
+    for worst in WORST_FIRST:
+        for state, code in states:
+            if state == worst:
+                return state, code
+    return "delivered", None
+
+
+def reconcile(conn: Connection, *, now: datetime, limit: int = 5_000) -> ReceiptOutcome:
+    """Match kept-aside receipts whose SMSC ids have since been recorded."""
+    known = select(MessagePart.id).where(
+        and_(MessagePart.smsc_id == UnmatchedReceipt.smsc_id,
+             MessagePart.channel == UnmatchedReceipt.channel)
+    ).exists()  # fmt: skip
+    rows = conn.execute(
+        select(UnmatchedReceipt.id, UnmatchedReceipt.channel, UnmatchedReceipt.smsc_id,
+               UnmatchedReceipt.status, UnmatchedReceipt.error_code, UnmatchedReceipt.raw,
+               UnmatchedReceipt.received_at)
+        .where(UnmatchedReceipt.matched_at.is_(None), known)
+        .order_by(UnmatchedReceipt.id).limit(limit)
+    ).all()  # fmt: skip
+    if not rows:
+        return ReceiptOutcome()
+    receipts = [
+        (ch, DeliveryReceipt(sid, ReceiptStatus(st), code, raw=raw, received_at=at))
+        for _, ch, sid, st, code, raw, at in rows
+    ]
+    outcome = apply_receipts(conn, receipts=receipts, now=now, keep_unmatched=False)
+    conn.execute(
+        update(UnmatchedReceipt).where(UnmatchedReceipt.id == bindparam("uid")).values(matched_at=now),
+        [{"uid": row[0]} for row in rows],
+    )  # fmt: skip
+    return outcome

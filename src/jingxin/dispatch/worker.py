@@ -1,0 +1,422 @@
+"""The dispatch worker: claim → route → rate-limit → submit, receipts → states.
+
+One asyncio task per message in flight (at most ``max_in_flight``); the claim asks for
+exactly the free slots, so a newly queued OTP waits for one slot, never for a backlog held
+in memory. Outcomes and receipts are buffered and written by one flusher, one transaction
+every ``flush_interval`` - the per-message path does no database round trip of its own.
+Database calls run in one background thread so the event loop keeps the binds alive.
+
+Crash safety: a claimed message is ``submitting`` in the database before it is sent. A
+worker that starts (or restarts under the same name) first resolves every ``submitting``
+row it left behind by the unresolved rule (:mod:`jingxin.dispatch.retry`); rows of a
+worker that never came back are resolved by any worker once older than ``stale_after``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from jingxin.channels.base import Channel
+from jingxin.data.store.engine import Store, store_errors
+from jingxin.data.store.models import utc_now
+from jingxin.dispatch import claim as claims
+from jingxin.dispatch import outbox
+from jingxin.dispatch.inbox import ReceiptInbox
+from jingxin.dispatch.invalid import record_outcomes
+from jingxin.dispatch.metrics import DispatchMetrics
+from jingxin.dispatch.ratelimit import LocalTokenBucket, RateLimiter
+from jingxin.dispatch.receipts import apply_receipts, reconcile
+from jingxin.dispatch.retry import Failure, RetryPolicy, classify, error_code
+from jingxin.dispatch.routing import Router
+from jingxin.domain.sms import OutboundSms
+from jingxin.errors import JingxinError
+
+log = logging.getLogger(__name__)
+__all__ = ["ReceiptInbox", "Tally", "Worker", "WorkerConfig", "mask"]
+
+
+def mask(msisdn: str) -> str:
+    """A number fit for logs: the last four digits hidden."""
+    return msisdn[:-4] + "****" if len(msisdn) > 6 else "****"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    name: str = field(default_factory=socket.gethostname)
+    max_in_flight: int = 200
+    lanes: tuple[int, ...] = (0, 1, 2)
+    flush_interval: float = 0.05
+    idle_sleep: float = 0.05
+    stale_after: timedelta = timedelta(seconds=120)
+    no_receipt_grace: timedelta = timedelta(minutes=10)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    tps: Mapping[str, float] = field(default_factory=dict)
+    tariffs: Mapping[str, float] = field(default_factory=dict)
+    invalid_after: int = 3
+    invalid_statuses: tuple[str, ...] = ("undeliverable",)
+
+
+@dataclass
+class Tally:
+    """What one worker did (``jingxin worker --once`` prints it)."""
+
+    claimed: int = 0
+    submitted: int = 0
+    retried: int = 0
+    failed: int = 0
+    expired: int = 0
+    unresolved: int = 0
+    receipts: int = 0
+    unmatched: int = 0
+    finished: int = 0
+    invalid_marked: int = 0
+
+
+class Worker:
+    def __init__(
+        self, *, store: Store, channels: Mapping[str, Channel], router: Router,
+        inbox: ReceiptInbox, config: WorkerConfig | None = None,
+        limiter: RateLimiter | None = None, metrics: DispatchMetrics | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:  # fmt: skip
+        self.store = store
+        self.channels = dict(channels)
+        self.router = router
+        self.inbox = inbox
+        self.config = config or WorkerConfig()
+        self.limiter = limiter or LocalTokenBucket()
+        self.metrics = metrics or DispatchMetrics()
+        self.clock = clock
+        self.tally = Tally()
+        self._submitted: list[outbox.Submitted] = []
+        self._moved: list[outbox.Moved] = []
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jingxin-db")
+        # PostgreSQL: claims get their own thread (and connection), so an OTP's claim never
+        # queues behind a write-back. SQLite has one writer anyway: one thread for both.
+        self._claim_db = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="jingxin-claim")
+            if store.engine.dialect.name == "postgresql"
+            else self._db
+        )
+        self._writing = 0  # rows taken out of the buffers and being written back
+        self._in_flight: set[asyncio.Task] = set()
+        self._untariffed: set[str] = set()
+
+    async def _call(self, fn: Callable[..., Any], /, _pool=None, **kwargs: Any) -> Any:
+        pool = _pool or self._db
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, lambda: fn(**kwargs)
+        )
+
+    # ------------------------------------------------------------------ main loop
+
+    async def run(self, *, stop: asyncio.Event | None = None, once: bool = False,
+                  linger: float = 10.0) -> Tally:  # fmt: skip
+        """Work until ``stop`` is set; with ``once``, until nothing is due, in flight or
+        awaiting a receipt (waiting at most ``linger`` seconds without progress)."""
+        stop = stop or asyncio.Event()
+        await self._call(self.recover, own=True)
+        flusher = asyncio.create_task(self._flush_loop(stop))
+        idle_since: float | None = None
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                got = await self._fill()
+                if got:
+                    idle_since = None
+                elif once and not self._in_flight:
+                    idle_since = idle_since or loop.time()
+                    if await self._settled(linger) or loop.time() - idle_since > linger:
+                        break
+                await self._wait(got)
+        finally:
+            if self._in_flight:
+                await asyncio.gather(*self._in_flight, return_exceptions=True)
+            stop.set()
+            await flusher
+            self._db.shutdown(wait=True)
+            self._claim_db.shutdown(wait=True)
+        return self.tally
+
+    async def _fill(self) -> int:
+        # Answered but not yet written counts as in flight: at most max_in_flight rows are
+        # ever 'submitting', which bounds the duplicates a kill -9 can cause.
+        free = self.config.max_in_flight - len(self._in_flight) - len(self._submitted)
+        free -= len(self._moved) + self._writing
+        if free <= 0:
+            return 0
+        got = await self._call(
+            claims.claim, _pool=self._claim_db, store=self.store, worker=self.config.name, limit=free,
+            now=self.clock(), lanes=self.config.lanes,
+        )  # fmt: skip
+        self.tally.claimed += len(got)
+        for message in got:
+            task = asyncio.create_task(self._send(message))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+        return len(got)
+
+    async def _wait(self, got: int) -> None:
+        if self._in_flight and (
+            not got or len(self._in_flight) >= self.config.max_in_flight
+        ):
+            await asyncio.wait(self._in_flight, timeout=self.config.idle_sleep,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        elif not got:
+            await asyncio.sleep(self.config.idle_sleep)
+
+    async def _settled(self, linger: float) -> bool:
+        if self._submitted or self._moved or self.inbox.items:
+            return False
+        return await self._call(
+            self._nothing_left, horizon=self.clock() + timedelta(seconds=linger)
+        )
+
+    def _nothing_left(self, *, horizon: datetime) -> bool:
+        from sqlalchemy import func, or_, select
+
+        from jingxin.data.store.models import Message
+
+        query = select(func.count()).where(or_(
+            Message.state.in_(("submitting", "submitted")),
+            (Message.state == "queued") & (Message.scheduled_at <= horizon)
+            & Message.lane.in_(self.config.lanes),
+        ))  # fmt: skip
+        with store_errors("checking for work left"), self.store.sessions() as session:
+            return session.execute(query).scalar_one() == 0
+
+    # ------------------------------------------------------------------ one message
+
+    async def _send(self, message: claims.Claimed) -> None:
+        now = self.clock()
+        if message.expires_at is not None and message.expires_at <= now:
+            self._moved.append(outbox.Moved(message.id, "expired", "validity"))
+            self.tally.expired += 1
+            return
+        channel_name = None
+        try:
+            channel_name = self.router.route(message.msisdn, preferred=message.channel)
+            await self.limiter.acquire(channel_name, rate=self.config.tps.get(channel_name, 0.0),
+                                       tokens=message.parts)  # fmt: skip
+            result = await self.channels[channel_name].submit(
+                self._outbound(message, now)
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a state; none may kill the worker
+            self._failed(message, channel_name, exc)
+            return
+        self.router.record(channel_name, ok=True)
+        self.metrics.submits.labels(channel_name, "ok").inc()
+        tariff = self.config.tariffs.get(channel_name)
+        if (
+            tariff is None
+            and self.config.tariffs
+            and channel_name not in self._untariffed
+        ):
+            self._untariffed.add(channel_name)
+            log.error(
+                "no tariff for channel %s: its messages are sent with cost NULL",
+                channel_name,
+            )
+        cost = None if tariff is None else round(tariff * len(result.message_ids), 4)
+        self._submitted.append(outbox.Submitted(
+            message.id, channel_name, result.message_ids, result.submitted_at, cost
+        ))  # fmt: skip
+        self.tally.submitted += 1
+
+    def _outbound(self, message: claims.Claimed, now: datetime) -> OutboundSms:
+        validity = None
+        if message.expires_at is not None:
+            validity = max(60, int((message.expires_at - now).total_seconds()))
+        return OutboundSms(
+            destination=message.msisdn.lstrip("+"), text=message.text,
+            reference=str(message.id), validity_seconds=validity,
+            priority=1 if message.lane == 0 else 0,
+        )  # fmt: skip
+
+    def _failed(
+        self, message: claims.Claimed, channel: str | None, exc: BaseException
+    ) -> None:
+        failure = classify(exc)
+        if not isinstance(exc, JingxinError):
+            log.exception("unexpected error submitting message %s", message.id)
+        label = channel or "none"
+        if channel is not None and failure is not Failure.TEMPORARY:
+            # Throttling and link-down retries are not the channel's error rate: the first is
+            # the SMSC pacing us, the second is bind state, which routing reads directly.
+            self.router.record(channel, ok=False)
+        self.metrics.errors.labels(label, failure.value).inc()
+        self.metrics.submits.labels(label, failure.value).inc()
+        verdict = self.config.retry.after(
+            failure=failure, attempts=message.attempts, category=message.category,
+            now=self.clock(), expires_at=message.expires_at, asked=getattr(exc, "delay", 0.0),
+        )  # fmt: skip
+        unresolved = failure is Failure.UNRESOLVED
+        if unresolved:
+            self.tally.unresolved += 1
+            self.metrics.unresolved.labels(label).inc()
+        self._count(verdict.state)
+        log.info("message %s to %s: %s (%s) -> %s", message.id, mask(message.msisdn),
+                 failure.value, exc, verdict.state)  # fmt: skip
+        self._moved.append(outbox.Moved(
+            message.id, verdict.state, error_code(exc), str(exc)[:500], verdict.retry_at,
+            unresolved, channel,
+        ))  # fmt: skip
+
+    def _count(self, state: str) -> None:
+        if state == "queued":
+            self.tally.retried += 1
+        elif state == "expired":
+            self.tally.expired += 1
+        else:
+            self.tally.failed += 1
+
+    # ------------------------------------------------------------------ writing back
+
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        last_sweep = 0.0
+        failures = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            stopping = stop.is_set()
+            sweep = loop.time() - last_sweep > 5.0
+            # Buffers are swapped here, on the loop thread that fills them (no lock needed);
+            # only the swapped-out lists go to the database thread.
+            batch = self._take()
+            self._writing = len(batch[0]) + len(batch[1])
+            try:
+                await self._call(self.write_back, batch=batch, sweep=sweep)
+                if sweep:
+                    last_sweep = loop.time()
+                    self._observe_binds()
+                failures = 0
+            except (
+                JingxinError
+            ) as exc:  # the database went away: keep buffers, try again
+                self._put_back(batch)
+                failures += 1
+                log.error("flush failed (will retry): %s", exc)
+            finally:
+                self._writing = 0
+            if stopping and not (self._submitted or self._moved or self.inbox.items):
+                return
+            if stopping and failures >= 20:
+                # Rows stay 'submitting': the next start resolves them by the unresolved rule.
+                log.error(
+                    "giving up writing back after %d failures; restart resolves them",
+                    failures,
+                )
+                return
+            await asyncio.sleep(self.config.flush_interval)
+
+    def _take(self) -> tuple[list, list, list]:
+        batch = (self._submitted, self._moved, self.inbox.take())
+        self._submitted, self._moved = [], []
+        return batch
+
+    def _put_back(self, batch: tuple[list, list, list]) -> None:
+        submitted, moved, receipts = batch
+        self._submitted[:0], self._moved[:0] = submitted, moved
+        self.inbox.items[:0] = receipts
+
+    def flush(self, *, sweep: bool = False) -> None:
+        """Write what is buffered now (for callers on the loop thread, and tests)."""
+        batch = self._take()
+        try:
+            self.write_back(batch=batch, sweep=sweep)
+        except JingxinError:
+            self._put_back(batch)
+            raise
+
+    def write_back(
+        self, *, batch: tuple[list, list, list], sweep: bool = False
+    ) -> None:
+        """Write one batch of outcomes and receipts in one transaction (the db thread)."""
+        submitted, moved, receipts = batch
+        now = self.clock()
+        with (
+            store_errors("recording submits and receipts"),
+            self.store.engine.begin() as conn,
+        ):
+            outbox.record_submitted(conn, submitted=submitted, now=now)
+            outbox.record_moved(conn, moved=moved, now=now)
+            outcome = apply_receipts(conn, receipts=receipts, now=now)
+            late = reconcile(conn, now=now) if submitted or sweep else None
+            finished = outcome.finished + (late.finished if late else [])
+            marked = record_outcomes(
+                conn, finished=finished, now=now, threshold=self.config.invalid_after,
+                statuses=self.config.invalid_statuses,
+            )  # fmt: skip
+            if sweep:
+                outbox.expire_unreceipted(
+                    conn, now=now, grace=self.config.no_receipt_grace
+                )
+        self._observe(receipts, outcome, late, finished, marked)
+        if sweep:
+            self.recover(own=False)
+            self._observe_queue(now)
+
+    def _observe(self, receipts, outcome, late, finished, marked) -> None:
+        for channel, receipt in receipts:
+            self.metrics.receipts.labels(channel, receipt.status.value).inc()
+        for channel, seconds in outcome.latencies + (late.latencies if late else []):
+            self.metrics.latency.labels(channel).observe(max(seconds, 0.0))
+        self.metrics.unmatched.inc(outcome.unmatched)
+        self.tally.receipts += len(receipts)
+        self.tally.unmatched += outcome.unmatched - (late.matched if late else 0)
+        self.tally.finished += len(finished)
+        self.tally.invalid_marked += len(marked)
+        for msisdn in marked:
+            log.warning(
+                "number %s marked invalid after repeated permanent failures",
+                mask(msisdn),
+            )
+
+    def _observe_queue(self, now: datetime) -> None:
+        for row in outbox.stats(self.store):
+            if row.state == "queued":
+                self.metrics.queue_depth.labels(row.lane).set(row.count)
+                age = (now - row.oldest).total_seconds() if row.oldest else 0.0
+                self.metrics.queue_age.labels(row.lane).set(max(age, 0.0))
+
+    def _observe_binds(self) -> None:
+        for name in self.channels:
+            self.metrics.bound.labels(name).set(1 if self.router.bound(name) else 0)
+
+    def recover(self, *, own: bool) -> int:
+        """Resolve ``submitting`` rows whose submit may never have been answered.
+
+        ``own``: every row this worker's name left behind (at start-up nothing of ours is
+        in flight); otherwise rows of any worker older than ``stale_after``.
+        """
+        now = self.clock()
+        rows = claims.stale_submitting(
+            self.store, now=now, older_than=self.config.stale_after,
+            worker=self.config.name if own else None,
+        )  # fmt: skip
+        moved = []
+        for message_id, category, expires_at in rows:
+            verdict = self.config.retry.after(
+                failure=Failure.UNRESOLVED, attempts=1, category=category, now=now,
+                expires_at=expires_at,
+            )  # fmt: skip
+            moved.append(outbox.Moved(message_id, verdict.state, "unresolved",
+                                      "worker stopped before the submit response", now, True))  # fmt: skip
+        if moved:
+            log.warning(
+                "resolving %d unanswered submits left in 'submitting'", len(moved)
+            )
+            with (
+                store_errors("resolving unanswered submits"),
+                self.store.engine.begin() as conn,
+            ):
+                outbox.record_moved(conn, moved=moved, now=now)
+            self.tally.unresolved += len(moved)
+            self.metrics.unresolved.labels("recovered").inc(len(moved))
+        return len(moved)

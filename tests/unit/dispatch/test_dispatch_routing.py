@@ -1,0 +1,80 @@
+"""Routing by range and carrier, health, fail-over; token buckets."""
+
+from __future__ import annotations
+
+import pytest
+from dispatch_fakes import HappyChannel, UnboundChannel, entries, make_worker, states
+
+from jingxin.dispatch.ratelimit import LocalTokenBucket
+from jingxin.dispatch.routing import Router, RouteRule
+from jingxin.errors import ConfigError, Retry
+
+RULES = [
+    RouteRule("cmpp-cm", carriers=("china_mobile",), backup="smpp-main"),
+    RouteRule("smpp-vip", prefixes=("+86133",)),
+    RouteRule("smpp-main"),
+]
+CHANNELS = ["cmpp-cm", "smpp-vip", "smpp-main"]
+
+
+@pytest.mark.parametrize(
+    ("msisdn", "channel"),
+    [
+        ("+8613800000000", "cmpp-cm"),  # 138: China Mobile
+        ("+8613300000000", "smpp-vip"),  # 133: China Telecom, by prefix
+        ("+8618600000000", "smpp-main"),  # 186: China Unicom, the catch-all
+    ],
+)
+def test_rules_pick_by_carrier_then_prefix(msisdn: str, channel: str) -> None:
+    assert Router(rules=RULES, channels=CHANNELS).route(msisdn) == channel
+
+
+def test_an_unbound_channel_fails_over_to_its_backup() -> None:
+    bound = {"cmpp-cm": False, "smpp-vip": True, "smpp-main": True}
+    router = Router(rules=RULES, channels=CHANNELS, bound=bound.__getitem__)
+    assert router.route("+8613800000000") == "smpp-main"
+    bound["smpp-main"] = False
+    with pytest.raises(Retry, match="cmpp-cm is down and so is smpp-main"):
+        router.route("+8613800000000")
+
+
+def test_a_high_error_rate_fails_over_then_recovers_after_cooldown() -> None:
+    now = [0.0]
+    router = Router(rules=RULES, channels=CHANNELS, clock=lambda: now[0])
+    for _ in range(20):
+        router.record("cmpp-cm", ok=False)
+    assert router.route("+8613800000000") == "smpp-main"
+    now[0] = 11.0  # past the cool-down: tried again
+    assert router.route("+8613800000000") == "cmpp-cm"
+
+
+def test_an_unknown_channel_in_a_rule_is_a_config_error() -> None:
+    with pytest.raises(
+        ConfigError, match=r"dispatch.routes\[0\]: unknown channel 'nope'"
+    ):
+        Router(rules=[RouteRule("nope")], channels=["a"])
+
+
+async def test_the_worker_sends_through_the_backup_while_the_primary_is_down(
+    store,
+) -> None:
+    enqueue_rules = [RouteRule("down", backup="up")]
+    from jingxin.dispatch.outbox import enqueue
+
+    enqueue(store, entries=entries(5))
+    worker, ch = make_worker(
+        store,
+        {"down": (UnboundChannel, {}), "up": (HappyChannel, {})},
+        rules=enqueue_rules,
+    )
+    await worker.run(once=True, linger=2)
+    assert states(store) == {"delivered": 5}
+    assert len(ch["up"].sent) == 5
+
+
+def test_the_local_bucket_allows_a_burst_then_paces() -> None:
+    bucket = LocalTokenBucket()
+    waits = [bucket.wait_for("c", rate=10, tokens=1, now=0.0) for _ in range(12)]
+    assert waits[:10] == [0.0] * 10
+    assert waits[10] == pytest.approx(0.1) and waits[11] == pytest.approx(0.2)
+    assert bucket.wait_for("c", rate=10, tokens=1, now=5.0) == 0.0
