@@ -25,16 +25,16 @@ app = typer.Typer(
 
 # One module per command group; each exposes register(app).
 COMMAND_MODULES = (
-    "jingxin.cli.db",
-    "jingxin.cli.data",
-    "jingxin.cli.synth",
     "jingxin.cli.demo",
-    "jingxin.cli.bench",
-    "jingxin.cli.channels",
+    "jingxin.cli.synth",
+    "jingxin.cli.data",
+    "jingxin.cli.audience",
     "jingxin.cli.content",
     "jingxin.cli.policy",
-    "jingxin.cli.audience",
     "jingxin.cli.dispatch",
+    "jingxin.cli.channels",
+    "jingxin.cli.db",
+    "jingxin.cli.bench",
 )
 
 for _name in COMMAND_MODULES:

@@ -13,7 +13,7 @@ from jingxin.config import load_settings
 from jingxin.errors import ChannelError
 
 smsc_app = typer.Typer(
-    help="Run the SMSC simulator (SMPP, CMPP when available, MO endpoint); `smsc mo` injects MO.",
+    help="Run the SMSC simulator (SMPP, CMPP and an MO endpoint); `smsc mo` injects MO.",
     invoke_without_command=True,
 )
 

@@ -95,8 +95,7 @@ def import_file(
     warehouse: WarehouseOption = None,
     allow_foreign: ForeignOption = False,
 ) -> None:
-    """Validate FILE against TABLE's schema and load its good rows; bad rows go to a
-    rejects file with their line and reason."""
+    """Validate FILE against TABLE's schema; load the good rows, reject the bad with line and reason."""
     from jingxin.data.warehouse.importer import import_table
 
     with _open(warehouse) as wh, _progress() as say:

@@ -48,8 +48,7 @@ def synth(
         "--force", help="Overwrite the tables of a non-empty --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Generate a synthetic operator: subscribers, plans, usage, cells, location events,
-    products, holdings, contacts, complaints, offers and churn labels."""
+    """Generate a synthetic operator as Parquet: subscribers, plans, usage, cells, events, labels."""
     from jingxin.data.synth import SynthParams, synthesize
 
     try:
