@@ -6,7 +6,7 @@ type within one tier of theirs (monthly fee + overage at the plan's tariffs), th
 such plan (a cross join of subscribers × candidate plans and an argmin), and a sentence a
 renewal SMS can use:
 
-* saving ≥ ``min_saving`` → ``按您近三个月平均用量，改用畅享38套餐每月可省20.0元``;
+* saving ≥ ``min_saving`` → ``按您近三个月平均用量，改用畅享38套餐，每月可省20.0元``;
 * otherwise, if the plan one tier up costs at most ``max_extra`` more → the extra value:
   ``按您近三个月平均用量，每月多付4.3元改用全球通59套餐，可多得14GB流量、200分钟通话``;
 * otherwise no message (the current plan is the right one).
@@ -81,14 +81,19 @@ def candidates(*, subscribers: ir.Table, plans: ir.Table, averages: ir.Table,
     return pairs.mutate(cost=monthly_cost(pairs).round(2))
 
 
+def _plan_words(name: ir.StringValue) -> ir.StringValue:
+    """A plan's name as a renewal SMS says it: catalogue names mostly carry 套餐 already."""
+    return ibis.ifelse(name.contains("套餐"), name, name + "套餐")
+
+
 def _message(t: ir.Table, params: PlanFitParams) -> ir.StringValue:
     head = ibis.literal("按您近三个月平均用量，")
-    save = head + "改用" + t.best_plan_name + "套餐每月可省" + t.saving.round(1).cast(
+    save = head + "改用" + _plan_words(t.best_plan_name) + "，每月可省" + t.saving.round(1).cast(
         "string") + "元"
     more_gb = ((t.up_data_mb - t.current_data_mb) / 1024).round(0).cast("int64")
     more_min = (t.up_voice_min - t.current_voice_min).cast("int64")
-    extra = (head + "每月多付" + t.extra.round(1).cast("string") + "元改用" + t.up_plan_name
-             + "套餐，可多得" + more_gb.cast("string") + "GB流量、" + more_min.cast("string")
+    extra = (head + "每月多付" + t.extra.round(1).cast("string") + "元改用" + _plan_words(t.up_plan_name)
+             + "，可多得" + more_gb.cast("string") + "GB流量、" + more_min.cast("string")
              + "分钟通话")
     return ibis.cases(
         (t.saving >= params.min_saving, save),

@@ -167,6 +167,7 @@ def features(as_of: str | None = AsOfOpt, warehouse: Path | None = WarehouseOpt,
 def planfit(as_of: str | None = AsOfOpt,
             report: bool = typer.Option(False, "--report", help="Mismatches by plan."),
             show: int = typer.Option(5, "--show", help="Recommendations to print."),
+            top: int = typer.Option(20, "--top", help="Rows of the report (0: all)."),
             warehouse: Path | None = WarehouseOpt, spark: bool = SparkOpt) -> None:
     """Best plan per subscriber for the last three months' usage (table plan_fit)."""
     from jingxin.audience.planfit import build_plan_fit, mismatch_report
@@ -181,9 +182,14 @@ def planfit(as_of: str | None = AsOfOpt,
     if show:
         sample = t.order_by("subscriber_id").limit(show).select(
             "subscriber_id", "plan_id", "best_plan_id", "saving", "message").to_pandas()
-        _table(sample, title="recommendations")
+        # One line each: the renewal wording is the point, so it is never truncated.
+        for row in sample.itertuples():
+            console.print(f"  subscriber {row.subscriber_id}: {row.plan_id} → {row.best_plan_id} "
+                          f"({row.saving:.2f} 元/月)  {row.message}", highlight=False)
     if report:
-        _table(mismatch_report(wh, as_of=day).to_pandas(), title="mismatched by plan")
+        frame = mismatch_report(wh, as_of=day).to_pandas()
+        title = "mismatched by plan" + (f" (top {top} of {len(frame)})" if top and len(frame) > top else "")
+        _table(frame.head(top) if top else frame, title=title)
 
 
 def _print_trained(trained, path: Path) -> None:

@@ -85,6 +85,7 @@ def demo_environment(workspace: Workspace, extra: dict[str, str]) -> Iterator[No
     wanted = {
         "JINGXIN_STORE__URL": workspace.store_url,
         "JINGXIN_WAREHOUSE__PATH": str(workspace.warehouse),
+        "JINGXIN_HOME": str(workspace.root),  # models and other var/ files
         **extra,
     }
     saved = {key: os.environ.get(key) for key in wanted}

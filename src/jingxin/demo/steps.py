@@ -30,6 +30,32 @@ def _import(ws: Workspace) -> None:
     ws.run("summary", "--as-of", AS_OF)
 
 
+COMPOSITE = """\
+name: city-centre-data-lovers
+# The source documents' composite model: resident cell in the area + product preference
+# + price sensitivity under a threshold + channel preference - complaint-sensitive users.
+composite:
+  area: {districts: [浦东新区, 徐汇区, 静安区, 黄浦区]}
+  preference: data_heavy
+  max_price_sensitivity: 0.5
+  channel: any
+"""
+
+
+def _audience(ws: Workspace) -> None:
+    ws.heading("Audience: features, the composite model, plan fit, churn propensity",
+               "Resident cells from location events, price sensitivity, channel preference, "
+               "complaint sensitivity; then the precise few instead of everyone.")
+    ws.run("audience", "features", "--as-of", AS_OF)
+    ws.path("composite.yaml").write_text(COMPOSITE, encoding="utf-8")
+    ws.run("audience", "count", str(ws.path("composite.yaml")))
+    ws.run("audience", "preview", str(ws.path("composite.yaml")))
+    ws.run("audience", "planfit", "--as-of", AS_OF, "--report", "--show", "3", "--top", "8")
+    ws.run("audience", "train-churn")
+    ws.run("audience", "export", str(ws.path("composite.yaml")),
+           "--out", str(ws.path("audience.parquet")))
+
+
 def _content(ws: Workspace) -> None:
     ws.heading("Templates and content review",
                "The starter library (care and industry templates) is loaded, reviewed and "
@@ -83,6 +109,7 @@ def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7) -> None:
     steps = [
         lambda: _synthesise(ws, subscribers, seed),
         lambda: _import(ws),
+        lambda: _audience(ws),
         lambda: _content(ws),
         lambda: _policy(ws),
         lambda: _channels(ws),

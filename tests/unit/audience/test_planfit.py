@@ -37,8 +37,8 @@ def test_tier_step_and_payment_are_kept(fit):
 
 
 def test_messages(fit):
-    assert fit.loc[1, "message"] == "按您近三个月平均用量，改用畅享38套餐每月可省20.0元"
-    assert fit.loc[2, "message"].endswith("改用全球通59套餐每月可省75.7元")
+    assert fit.loc[1, "message"] == "按您近三个月平均用量，改用畅享38套餐，每月可省20.0元"
+    assert fit.loc[2, "message"].endswith("改用全球通59套餐，每月可省75.7元")
     # 3 fits; the tier up costs 29 yuan more, above the 15-yuan extra-value limit
     assert fit.loc[3, "message"] is None or fit.loc[3, "message"] != fit.loc[3, "message"]
 
