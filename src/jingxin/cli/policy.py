@@ -348,6 +348,9 @@ def blacklist_add(
     ] = None,
     reason: Annotated[str, typer.Option("--reason")] = "",
     by: Annotated[str, typer.Option("--by", help="Who adds it.")] = "console",
+    at: Annotated[
+        str | None, typer.Option("--at", help="In force from this ISO instant (default: now).")
+    ] = None,
     url: UrlOption = None,
 ) -> None:
     """Blacklist a number for everyone (or one tenant), whatever the category."""
@@ -355,7 +358,9 @@ def blacklist_add(
 
     _with_store(
         url,
-        lambda s: add_to_blacklist(s, msisdn=msisdn, added_by=by, reason=reason, tenant_id=tenant),
+        lambda s: add_to_blacklist(
+            s, msisdn=msisdn, added_by=by, reason=reason, tenant_id=tenant, at=_instant(at)
+        ),
     )
     console.print(f"blacklisted: {msisdn} for {tenant or 'everyone'}")
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select, update
 
 from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.models import Campaign, Message, utc_now
+from jingxin.data.store.models import DEFAULT_TENANT_ID, Campaign, Message, utc_now
 from jingxin.dispatch.outbox import OutboxEntry, enqueue
 from jingxin.errors import ImportFileError, SpecError, TemplateError
 
@@ -50,7 +50,7 @@ class CampaignSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    tenant: str = "default"
+    tenant: str = DEFAULT_TENANT_ID  # the operator itself, created on first use
     category: str = "marketing"
     template: TemplateSpec
     audience: AudienceSpec

@@ -76,6 +76,18 @@ def test_blacklist_subscriber_and_check(run):
     assert "operator" in run("policy", "check")
 
 
+def test_a_blacklist_entry_dated_with_at_holds_from_then(run):
+    # Given a number blacklisted as of 10:00 UTC
+    run("blacklist", "add", "--msisdn", NUMBER, "--at", "2030-06-05T10:00Z")
+    # When staff check a notification an hour before, and at AT (14:30)
+    earlier = run("policy", "decide", "--msisdn", NUMBER, "--category", "notification",
+                  "--at", "2030-06-05T09:00Z")  # fmt: skip
+    later = run("policy", "decide", "--msisdn", NUMBER, "--category", "notification", "--at", AT)
+    # Then only the later check sees it
+    assert "blacklisted" not in earlier and "outcome: send" in earlier
+    assert "outcome: reject" in later and "blacklisted" in later
+
+
 def test_batch_file_is_decided_and_audited(run, tmp_path):
     # Given a Parquet file of three candidates for one subscriber and one broken row
     path = tmp_path / "candidates.parquet"

@@ -11,14 +11,13 @@ from jingxin.data.store import Store, transaction
 from jingxin.data.store.audit import list_actions, record_action
 from jingxin.data.store.contact import (
     add_to_blacklist,
-    load_contact_states,
     record_consent,
     record_opt_out,
     remove_from_blacklist,
     revoke_consent,
     update_subscriber_state,
 )
-from jingxin.data.store.models import Consent, LedgerEntry, Message, Template
+from jingxin.data.store.models import Consent, LedgerEntry, Message, Template, utc_now
 from jingxin.data.store.tenants import (
     create_tenant,
     ensure_default_tenant,
@@ -29,6 +28,29 @@ from jingxin.errors import StoreError
 
 A, B, C = "13800000001", "13800000002", "13800000003"
 BEIJING = timezone(timedelta(hours=8))
+
+
+def facts(store: Store, numbers: list[str], *, tenant: str, category: str = "marketing",
+          now: datetime | None = None) -> dict[str, dict]:  # fmt: skip
+    """What policy reads back about ``numbers`` for one tenant and category, as of ``now``
+    (default: a minute from now), through the loader campaigns and ``policy batch`` use."""
+    import pyarrow as pa
+
+    from jingxin.policy.columns import CANDIDATE_FIELDS
+    from jingxin.policy.state_store import load_batch
+
+    n = len(numbers)
+    candidates = pa.table({
+        "msisdn": numbers, "tenant_id": [tenant] * n, "category": [category] * n,
+        "source": ["campaign"] * n, "source_id": [1] * n, "priority": [0] * n,
+        "score": [0.0] * n, "wanted_at": [None] * n,
+        "idempotency_key": [f"k:{m}" for m in numbers],
+    }, schema=pa.schema(CANDIDATE_FIELDS))  # fmt: skip
+    with store.sessions() as session:
+        table, _ = load_batch(
+            session, candidates=candidates, now=now or utc_now() + timedelta(minutes=1)
+        )
+    return {row["msisdn"]: row for row in table.to_pylist()}
 
 
 @pytest.fixture
@@ -99,28 +121,27 @@ def test_contact_state_round_trip(tenants: Store) -> None:
             last_complaint_at=complained,
             roaming_country="JP",
         )
-    # When their states are loaded in bulk (with a number the store never saw)
-    with tenants.sessions() as session:
-        states = load_contact_states(session, msisdns=[A, B, C, "13999999999"])
+    # When policy reads them back for the shop and for the operator (with a number the
+    # store never saw)
+    numbers = [A, B, C, "13999999999"]
+    shop = facts(tenants, numbers, tenant="shop")
+    operator = facts(tenants, numbers, tenant="operator")
     # Then each answers policy's questions from what was recorded
-    a, b, c, unknown = (states[m] for m in (A, B, C, "13999999999"))
-    assert a.has_consent(tenant_id="shop", category="marketing")
-    assert not b.has_consent(tenant_id="shop", category="marketing")  # revoked
-    assert a.opted_out(tenant_id="operator", category="marketing")
-    assert not a.opted_out(tenant_id="shop", category="marketing")
-    assert c.blacklisted(tenant_id="shop") and not a.blacklisted(tenant_id="shop")
-    assert a.complaint_sensitive and a.roaming_country == "JP"
-    assert a.last_complaint_at == complained and a.last_complaint_at.tzinfo is UTC
-    assert unknown.in_service and not unknown.consents
+    assert shop[A]["has_consent"] and not shop[B]["has_consent"]  # B's was revoked
+    assert operator[A]["opted_out"] and not shop[A]["opted_out"]
+    assert shop[C]["blacklisted"] and operator[C]["blacklisted"] and not shop[A]["blacklisted"]
+    assert shop[A]["complaint_sensitive"] and shop[A]["roaming_country"] == "JP"
+    assert shop[A]["last_complaint_at"] == complained
+    unknown = shop["13999999999"]
+    assert unknown["in_service"] and not (unknown["has_consent"] or unknown["opted_out"])
 
 
-def test_contact_state_for_one_tenant_skips_other_tenants_rows(tenants: Store) -> None:
+def test_an_opt_out_for_one_tenant_does_not_reach_another(tenants: Store) -> None:
     with transaction(tenants.sessions) as session:
         record_opt_out(session, msisdn=A, source="hotline", tenant_id="operator")
         record_opt_out(session, msisdn=A, source="api", tenant_id=None, category="notification")
-    with tenants.sessions() as session:
-        state = load_contact_states(session, msisdns=[A], tenant_id="shop")[A]
-    assert state.opt_outs == ((None, "notification"),)
+    assert not facts(tenants, [A], tenant="shop")[A]["opted_out"]
+    assert facts(tenants, [A], tenant="shop", category="notification")[A]["opted_out"]
 
 
 def test_bulk_load_crosses_chunk_boundaries(tenants: Store) -> None:
@@ -128,10 +149,21 @@ def test_bulk_load_crosses_chunk_boundaries(tenants: Store) -> None:
     with transaction(tenants.sessions) as session:
         for number in numbers[::100]:
             add_to_blacklist(session, msisdn=number, added_by="import", tenant_id="shop")
-    with tenants.sessions() as session:
-        states = load_contact_states(session, msisdns=numbers)
-    assert len(states) == len(numbers)
-    assert [n for n in numbers if states[n].blacklisted(tenant_id="shop")] == numbers[::100]
+    found = facts(tenants, numbers, tenant="shop")
+    assert len(found) == len(numbers)
+    assert [n for n in numbers if found[n]["blacklisted"]] == numbers[::100]
+
+
+@pytest.mark.parametrize(("minutes", "applies"), [(-1, False), (0, True), (1, True)])
+def test_a_blacklist_entry_holds_from_its_at(tenants: Store, minutes: int, applies: bool) -> None:
+    # Given an entry dated at noon
+    noon = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)
+    with transaction(tenants.sessions) as session:
+        add_to_blacklist(session, msisdn=A, added_by="ops", at=noon)
+    # When policy looks a minute before, at, or a minute after it
+    seen = facts(tenants, [A], tenant="shop", now=noon + timedelta(minutes=minutes))
+    # Then it applies from its instant on, not before
+    assert seen[A]["blacklisted"] is applies
 
 
 @pytest.mark.parametrize("tenant_id", ["shop", None])
@@ -155,8 +187,8 @@ def test_blacklist_removal(tenants: Store) -> None:
         add_to_blacklist(session, msisdn=A, added_by="ops", tenant_id="shop")
     with transaction(tenants.sessions) as session:
         assert remove_from_blacklist(session, msisdn=A) == 1
-    with tenants.sessions() as session:
-        assert load_contact_states(session, msisdns=[A])[A].blacklisted_by == frozenset({"shop"})
+    assert facts(tenants, [A], tenant="shop")[A]["blacklisted"]
+    assert not facts(tenants, [A], tenant="operator")[A]["blacklisted"]
 
 
 def test_consent_for_an_unknown_tenant_violates_the_foreign_key(tenants: Store) -> None:

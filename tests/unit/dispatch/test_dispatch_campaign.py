@@ -27,9 +27,8 @@ def spec_for(tmp_path, rows, *, body="{{ name }}您好，账单已出。", categ
 def test_state_in_the_store_rejects_with_its_reason(store, tmp_path) -> None:
     # Given one opted-out number, one marked invalid, and two clean ones
     with store.transaction() as s:
-        record_opt_out(
-            s, msisdn="+8613900000001", source="sms_reply", category="notification"
-        )
+        record_opt_out(s, msisdn="+8613900000001", source="sms_reply",
+                       category="notification", at=NOON - timedelta(days=1))  # fmt: skip
         update_subscriber_state(
             s, msisdn="+8613900000002", invalid_since=NOON - timedelta(days=1)
         )
@@ -111,3 +110,78 @@ def test_a_second_marketing_campaign_the_same_day_hits_the_daily_cap(
     # Then both are rejected by the daily cap, because the first was counted in the ledger
     assert second.accepted == 0
     assert dict(second.rejected) == {"cap_day": 2}
+
+
+def test_campaign_and_policy_batch_agree_on_when_an_opt_out_applies(store, tmp_path) -> None:
+    from jingxin.data.store.tenants import ensure_default_tenant
+    from jingxin.dispatch.admission import candidate_table
+    from jingxin.policy.batch import decide_batch
+    from jingxin.policy.state_store import load_batch, load_config
+
+    # Given opt-outs recorded an hour before and an hour after the decision time, and a
+    # third number with none
+    before, after, clean = "+8613900000001", "+8613900000002", "+8613900000003"
+    with store.transaction() as s:
+        for msisdn, at in ((before, NOON - timedelta(hours=1)), (after, NOON + timedelta(hours=1))):
+            record_opt_out(s, msisdn=msisdn, source="sms_reply", category="notification", at=at)
+    spec = spec_for(tmp_path, [f"{m[3:]},n" for m in (before, after, clean)])
+    # When `policy batch`'s path (state_store + decide_batch) decides the same candidates
+    # as of the same instant, and then the campaign runs
+    with store.transaction() as s:
+        ensure_default_tenant(s)  # as `jingxin policy batch` does
+        config = load_config(s)
+        candidates = candidate_table(spec, 1, [before, after, clean])
+        table, ledger = load_batch(s, candidates=candidates, now=NOON)
+    batch = decide_batch(table, now=NOON, config=config, ledger=ledger)
+    summary = run_campaign(store, spec=spec, now=NOON)
+    # Then only the earlier opt-out applies, for both
+    assert batch.column("outcome").to_pylist() == ["reject", "send", "send"]
+    assert batch.column("reasons").to_pylist()[0] == "opted_out"
+    assert (summary.accepted, dict(summary.rejected)) == (2, {"opted_out": 1})
+    assert sorted(queued_numbers(store)) == [after, clean]
+
+
+def test_the_default_tenant_is_the_operator(store, tmp_path) -> None:
+    from sqlalchemy import select
+
+    from jingxin.data.store.models import DEFAULT_TENANT_ID, Campaign, Message, Tenant
+
+    # Given a spec that names no tenant, in an empty store
+    spec = spec_for(tmp_path, ["13900000000,a"])
+    assert spec.tenant == DEFAULT_TENANT_ID == "operator"
+    # When it runs, the operator's tenant is created and carried by campaign and messages
+    run_campaign(store, spec=spec, now=NOON)
+    with store.sessions() as s:
+        assert s.scalars(select(Tenant.id)).all() == ["operator"]
+        assert s.scalars(select(Campaign.tenant_id)).all() == ["operator"]
+        assert s.scalars(select(Message.tenant_id)).all() == ["operator"]
+
+
+def test_a_tenant_that_does_not_exist_is_a_spec_error(store, tmp_path) -> None:
+    # "default" is not special: like any other id, it must exist
+    spec = spec_for(tmp_path, ["13900000000,a"])
+    spec.tenant = "default"
+    with pytest.raises(SpecError, match=r"tenant: unknown tenant 'default'"):
+        run_campaign(store, spec=spec, now=NOON)
+
+
+def queued_numbers(store) -> list[str]:
+    from sqlalchemy import select
+
+    from jingxin.data.store.models import Message
+
+    with store.sessions() as s:
+        return list(s.scalars(select(Message.msisdn)))
+
+
+def test_a_number_repeated_in_a_later_chunk_is_a_duplicate(store, tmp_path, monkeypatch) -> None:
+    from jingxin.dispatch import campaign
+
+    # Given chunks of two rows, and the first number again in the second chunk
+    monkeypatch.setattr(campaign, "CHUNK", 2)
+    spec = spec_for(tmp_path, ["13900000000,a", "13900000001,b", "13900000000,c"])
+    # When the campaign runs
+    summary = run_campaign(store, spec=spec, now=NOON)
+    # Then the repeat is rejected as a duplicate (its key is in the ledger), sent once
+    assert (summary.accepted, dict(summary.rejected)) == (2, {"duplicate": 1})
+    assert sorted(queued_numbers(store)) == ["+8613900000000", "+8613900000001"]

@@ -1,19 +1,18 @@
-"""Recording who may be contacted, and loading it in bulk for policy.
+"""Recording who may be contacted: consent, opt-outs, the blacklist, subscriber state.
 
 Consent, opt-outs and the blacklist are evidence: rows are added (and consents revoked),
-never edited. :func:`load_contact_states` reads everything policy needs about many
-numbers in a few queries and returns plain :class:`ContactState` values.
+never edited, each with the instant it took effect (``at=``; default now) so a decision
+as of an earlier instant does not see it. Policy reads them back, as of its decision
+time, through :mod:`jingxin.policy.state_store`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from jingxin.data.store.engine import store_errors
@@ -29,42 +28,9 @@ from jingxin.data.store.models import (
 )
 from jingxin.errors import InputError
 
-# Bounded IN lists: SQLite caps bound parameters, and huge lists plan badly anywhere.
-CHUNK = 500
 STATE_FIELDS = frozenset(
     c.key for c in SubscriberState.__table__.columns if c.key not in ("msisdn", "updated_at")
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ContactState:
-    """What the store knows about one number, as policy needs it."""
-
-    msisdn: str
-    consents: frozenset[tuple[str, str]] = frozenset()  # active (tenant_id, category)
-    opt_outs: tuple[tuple[str | None, str | None], ...] = ()  # (tenant_id, category)
-    blacklisted_by: frozenset[str | None] = frozenset()  # None: blacklisted for everyone
-    in_service: bool = True
-    complaint_sensitive: bool = False
-    last_complaint_at: datetime | None = None
-    roaming_country: str | None = None
-    timezone: str | None = None
-    invalid_since: datetime | None = None
-
-    def has_consent(self, *, tenant_id: str, category: str) -> bool:
-        return (tenant_id, category) in self.consents
-
-    def opted_out(self, *, tenant_id: str, category: str) -> bool:
-        """True if an opt-out covers this tenant and category (NULL category: marketing)."""
-        for out_tenant, out_category in self.opt_outs:
-            if out_tenant is not None and out_tenant != tenant_id:
-                continue
-            if out_category == category or (out_category is None and category == "marketing"):
-                return True
-        return False
-
-    def blacklisted(self, *, tenant_id: str) -> bool:
-        return None in self.blacklisted_by or tenant_id in self.blacklisted_by
 
 
 def _require(value: str | None, allowed: Sequence[str], field: str) -> None:
@@ -158,9 +124,12 @@ def add_to_blacklist(
     added_by: str,
     reason: str = "",
     tenant_id: str | None = None,
+    at: datetime | None = None,
 ) -> BlacklistEntry:
-    """Blacklist ``msisdn`` for one tenant (or everyone); a second entry raises StoreError."""
-    entry = BlacklistEntry(msisdn=msisdn, tenant_id=tenant_id, reason=reason, added_by=added_by)
+    """Blacklist ``msisdn`` for one tenant (or everyone) from ``at`` (default: now); a
+    second entry raises StoreError."""
+    entry = BlacklistEntry(msisdn=msisdn, tenant_id=tenant_id, reason=reason,
+                           added_by=added_by, added_at=at or utc_now())  # fmt: skip
     scope = f"tenant {tenant_id!r}" if tenant_id else "everyone"
     with store_errors(f"adding {msisdn} to the blacklist for {scope}"):
         session.add(entry)
@@ -201,71 +170,3 @@ def update_subscriber_state(session: Session, *, msisdn: str, **changes: Any) ->
         state.updated_at = utc_now()
         session.flush()
     return state
-
-
-def load_contact_states(
-    session: Session, *, msisdns: Iterable[str], tenant_id: str | None = None
-) -> dict[str, ContactState]:
-    """Contact state of every number given (numbers the store never saw get defaults).
-
-    With ``tenant_id``, only that tenant's and the global rows are read.
-    """
-    wanted = list(dict.fromkeys(msisdns))
-    rows: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"consents": set(), "opt_outs": [], "blacklisted_by": set()}
-    )
-    with store_errors("loading contact states"):
-        for start in range(0, len(wanted), CHUNK):
-            _load_chunk(session, wanted[start : start + CHUNK], tenant_id, rows)
-    return {msisdn: _state(msisdn, rows.get(msisdn)) for msisdn in wanted}
-
-
-def _load_chunk(
-    session: Session, chunk: list[str], tenant_id: str | None, rows: dict[str, dict[str, Any]]
-) -> None:
-    consents = select(Consent.msisdn, Consent.tenant_id, Consent.category).where(
-        Consent.msisdn.in_(chunk), Consent.revoked_at.is_(None)
-    )
-    opt_outs = select(OptOut.msisdn, OptOut.tenant_id, OptOut.category).where(
-        OptOut.msisdn.in_(chunk)
-    )
-    blacklist = select(BlacklistEntry.msisdn, BlacklistEntry.tenant_id).where(
-        BlacklistEntry.msisdn.in_(chunk)
-    )
-    if tenant_id is not None:
-        consents = consents.where(Consent.tenant_id == tenant_id)
-        opt_outs = opt_outs.where(or_(OptOut.tenant_id.is_(None), OptOut.tenant_id == tenant_id))
-        blacklist = blacklist.where(
-            or_(BlacklistEntry.tenant_id.is_(None), BlacklistEntry.tenant_id == tenant_id)
-        )
-    for msisdn, tenant, category in session.execute(consents):
-        rows[msisdn]["consents"].add((tenant, category))
-    for msisdn, tenant, category in session.execute(opt_outs):
-        rows[msisdn]["opt_outs"].append((tenant, category))
-    for msisdn, tenant in session.execute(blacklist):
-        rows[msisdn]["blacklisted_by"].add(tenant)
-    for state in session.scalars(select(SubscriberState).where(SubscriberState.msisdn.in_(chunk))):
-        rows[state.msisdn]["state"] = state
-
-
-def _state(msisdn: str, found: dict[str, Any] | None) -> ContactState:
-    if found is None:
-        return ContactState(msisdn=msisdn)
-    state: SubscriberState | None = found.get("state")
-    extra: dict[str, Any] = {}
-    if state is not None:
-        extra = {
-            "in_service": state.in_service,
-            "complaint_sensitive": state.complaint_sensitive,
-            "last_complaint_at": state.last_complaint_at,
-            "roaming_country": state.roaming_country,
-            "timezone": state.timezone,
-            "invalid_since": state.invalid_since,
-        }
-    return ContactState(
-        msisdn=msisdn,
-        consents=frozenset(found["consents"]),
-        opt_outs=tuple(sorted(found["opt_outs"], key=lambda o: (o[0] or "", o[1] or ""))),
-        blacklisted_by=frozenset(found["blacklisted_by"]),
-        **extra,
-    )
