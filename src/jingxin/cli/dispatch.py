@@ -91,6 +91,8 @@ def outbox_stats() -> None:
 
 def campaign_run(
     spec: Annotated[Path, typer.Argument(help="Campaign spec (YAML).")],
+    at: Annotated[str | None, typer.Option(
+        "--at", help="Decide as of this ISO instant (default: now), e.g. to replay a day.")] = None,
 ) -> None:
     """Audience → render → policy → outbox; prints the summary as JSON."""
     from rich.progress import Progress
@@ -99,17 +101,37 @@ def campaign_run(
 
     settings, store = _store()
     loaded = load_spec(spec)
+    now = _instant(at)
+    policy = settings.policy
+    defaults = {"quiet_start": policy.quiet_start, "quiet_end": policy.quiet_end,
+                "default_timezone": policy.default_timezone}  # fmt: skip
     try:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"campaign {loaded.name}", total=None)
             summary = run_campaign(
-                store, spec=loaded, unsubscribe_text=settings.content.unsubscribe_text,
-                max_parts=settings.content.max_parts,
-                progress=lambda n: bar.advance(task, n),
+                store, spec=loaded, now=now, unsubscribe_text=settings.content.unsubscribe_text,
+                max_parts=settings.content.max_parts, policy_defaults=defaults,
+                content=settings.content, progress=lambda n: bar.advance(task, n),
             )  # fmt: skip
     finally:
         store.dispose()
     console.print(json.dumps(summary.as_dict(), ensure_ascii=False))
+
+
+def _instant(text: str | None):
+    """An ISO instant with its zone (a bare one is Beijing time), or None for the clock."""
+    if text is None:
+        return None
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from jingxin.errors import InputError
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--at {text!r} is not an ISO date-time (2026-10-08T10:00:00+08:00)") from None
+    return when if when.tzinfo else when.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
 def _control(action: str):

@@ -8,9 +8,9 @@ the caps can reach), then :func:`jingxin.policy.batch.decide_batch`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -22,23 +22,25 @@ if TYPE_CHECKING:
     from jingxin.policy.config import PolicyConfig
 
 
-def policy_for(store: Store, *, spec: CampaignSpec) -> tuple[PolicyConfig, str | None]:
-    """The tenant's rules and signature; an unknown tenant is a SpecError (the operator's
-    own tenant, :data:`DEFAULT_TENANT_ID`, is created on first use)."""
+def policy_for(
+    store: Store, *, spec: CampaignSpec, defaults: Mapping[str, Any] | None = None
+) -> tuple[PolicyConfig, str | None]:
+    """Every tenant's rules (``defaults`` = the ``[policy]`` settings, then each tenant's
+    own: the same config ``jingxin policy batch`` decides with) and the campaign's
+    signature. An unknown tenant is a SpecError; the operator's own tenant,
+    :data:`DEFAULT_TENANT_ID`, is created on first use."""
     from jingxin.data.store.models import DEFAULT_TENANT_ID
     from jingxin.data.store.tenants import ensure_default_tenant, get_tenant
-    from jingxin.policy.config import PolicyConfig
+    from jingxin.policy.state_store import load_config
 
     with store.transaction() as session:
         tenant = (ensure_default_tenant(session) if spec.tenant == DEFAULT_TENANT_ID
                   else get_tenant(session, tenant_id=spec.tenant))  # fmt: skip
         if tenant is None:
             raise SpecError(f"tenant: unknown tenant {spec.tenant!r} (create it first)")
-        own = dict(tenant.settings.get("policy", {})) if tenant.settings else {}
-        defaults = {"implied_consent": tenant.implied_consent,
-                    "default_timezone": tenant.timezone}  # fmt: skip
         signature = spec.signature if spec.signature is not None else tenant.signature
-    return PolicyConfig.build({spec.tenant: own}, defaults=defaults), signature
+        config = load_config(session, defaults=defaults)
+    return config, signature
 
 
 def decide_chunk(

@@ -14,14 +14,14 @@ campaigns, and cancel also ends the queued messages as ``rejected`` / ``cancelle
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import func, select, update
 
 from jingxin.data.store.engine import Store, store_errors
@@ -29,14 +29,28 @@ from jingxin.data.store.models import DEFAULT_TENANT_ID, Campaign, Message, utc_
 from jingxin.dispatch.outbox import OutboxEntry, enqueue
 from jingxin.errors import ImportFileError, SpecError, TemplateError
 
+if TYPE_CHECKING:
+    from jingxin.config import ContentSettings
+
 CHUNK = 50_000
 OPEN_STATES = {"queued", "submitting", "submitted"}
 
 
 class TemplateSpec(BaseModel):
+    """Either ``code`` — the approved version of a catalogue template (the normal way: it has
+    been through review and approval) — or an inline ``body`` with its ``variables``, which
+    must pass the automatic content review before anything is queued."""
+
     model_config = ConfigDict(extra="forbid")
-    body: str
+    code: str | None = None
+    body: str | None = None
     variables: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TemplateSpec:
+        if (self.code is None) == (self.body is None):
+            raise ValueError("give either code (an approved catalogue template) or body")
+        return self
 
 
 class AudienceSpec(BaseModel):
@@ -120,20 +134,56 @@ def read_audience(spec: AudienceSpec) -> Iterator[pa.Table]:
         yield table.slice(start, CHUNK)
 
 
+def resolve_template(store: Store, *, spec: CampaignSpec, signature: str | None,
+                     content: ContentSettings | None) -> Any:  # fmt: skip
+    """The compiled template the campaign sends: the approved catalogue version of
+    ``template.code``, or the inline body once it passes the content review."""
+    from jingxin.content.templates import compile_template
+
+    if spec.template.code is not None:
+        from jingxin.content.catalog import approved_version
+
+        with store.transaction() as session:
+            template = approved_version(session, tenant_id=spec.tenant, code=spec.template.code)
+            body, variables = template.body, dict(template.variables or {})
+        return compile_template(body, variables, where=f"template {spec.template.code}")
+    compiled = compile_template(spec.template.body, spec.template.variables, where="template.body")
+    _review_inline(compiled, spec=spec, signature=signature, content=content)
+    return compiled
+
+
+def _review_inline(compiled: Any, *, spec: CampaignSpec, signature: str | None,
+                   content: ContentSettings | None) -> None:  # fmt: skip
+    """An inline body skipped the approval workflow, so the automatic review must pass its
+    fixed text, as sent: with the signature and the unsubscribe route."""
+    from jingxin.config import ContentSettings
+    from jingxin.content.review import build_reviewer, static_text
+    from jingxin.content.templates import compose
+
+    reviewer = build_reviewer(content or ContentSettings())
+    text = compose(static_text(compiled), category=spec.category, signature=signature,
+                   unsubscribe_text=reviewer.unsubscribe_text)  # fmt: skip
+    result = reviewer.review(text, category=spec.category, require_signature=bool(signature))
+    if result.verdict == "block":
+        why = "; ".join(r.describe() for r in result.reasons)
+        raise SpecError(f"template.body is blocked by the content review: {why}")
+
+
 def run_campaign(
     store: Store, *, spec: CampaignSpec, now: datetime | None = None,
     unsubscribe_text: str = "回T退订", max_parts: int = 6,
+    policy_defaults: Mapping[str, Any] | None = None,
+    content: ContentSettings | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Summary:  # fmt: skip
-    """Create the campaign and put its accepted messages in the outbox."""
-    from jingxin.content.templates import compile_template
+    """Create the campaign and put its accepted messages in the outbox. ``now`` is the
+    decision time (default: the clock); ``policy_defaults`` are the ``[policy]`` settings,
+    the same ones ``jingxin policy batch`` applies."""
     from jingxin.dispatch.admission import decide_chunk, policy_for
 
     now = now or utc_now()
-    compiled = compile_template(
-        spec.template.body, spec.template.variables, where="template.body"
-    )
-    config, signature = policy_for(store, spec=spec)
+    config, signature = policy_for(store, spec=spec, defaults=policy_defaults)
+    compiled = resolve_template(store, spec=spec, signature=signature, content=content)
     chunks = read_audience(spec.audience)  # opens the file before anything is written
     first = next(chunks, None)
     campaign_id = _create(store, spec, now)
@@ -214,7 +264,7 @@ def _render(chunk: pa.Table, spec: CampaignSpec, compiled, signature, unsubscrib
     numbers = normalise_msisdns(
         chunk.column(spec.audience.msisdn_column)
     ).e164.to_pylist()
-    names = [n for n in spec.template.variables if n in chunk.column_names]
+    names = [n for n in compiled.variables if n in chunk.column_names]
     columns = {n: chunk.column(n).to_pylist() for n in names}
     rejected: Counter[str] = Counter()
     out = []

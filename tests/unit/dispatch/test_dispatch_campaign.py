@@ -185,3 +185,65 @@ def test_a_number_repeated_in_a_later_chunk_is_a_duplicate(store, tmp_path, monk
     # Then the repeat is rejected as a duplicate (its key is in the ledger), sent once
     assert (summary.accepted, dict(summary.rejected)) == (2, {"duplicate": 1})
     assert sorted(queued_numbers(store)) == ["+8613900000000", "+8613900000001"]
+
+
+def _approved(store, code: str, body: str, *, approve: bool = True) -> None:
+    from jingxin.content import catalog
+    from jingxin.content.library import TemplateDocument
+    from jingxin.data.store.tenants import ensure_default_tenant
+
+    with store.transaction() as s:
+        ensure_default_tenant(s)
+        doc = TemplateDocument(code=code, category="notification", body=body,
+                               variables={"name": "str"})  # fmt: skip
+        catalog.seed_library(s, documents=[doc], approve_as="reviewer" if approve else None,
+                             reviewer=None)  # fmt: skip
+
+
+def test_a_catalogue_template_is_sent_only_once_approved(store, tmp_path) -> None:
+    from sqlalchemy import select
+
+    from jingxin.data.store.models import Message
+    from jingxin.errors import TemplateError
+
+    # Given an approved catalogue template and an audience file
+    _approved(store, "bill.ready", "{{ name }}您好，本月账单已出。")
+    spec = spec_for(tmp_path, ["13900000000,王"])
+    spec.template = spec.template.model_validate({"code": "bill.ready"})
+    # When the campaign names it by code
+    summary = run_campaign(store, spec=spec, now=NOON)
+    # Then its approved text (with the tenant's signature) is queued
+    assert summary.accepted == 1
+    with store.sessions() as s:
+        assert s.scalar(select(Message.text)).startswith("【中国移动】王您好，本月账单已出。")
+    # And a code with no approved version is refused before anything is queued
+    _approved(store, "bill.draft", "{{ name }}您好。", approve=False)
+    spec.template = spec.template.model_validate({"code": "bill.draft"})
+    with pytest.raises(TemplateError, match="no approved version"):
+        run_campaign(store, spec=spec, now=NOON)
+
+
+def test_an_inline_body_must_pass_the_content_review(store, tmp_path) -> None:
+    # Given an inline body with a public URL shortener and a fraud phrase
+    spec = spec_for(tmp_path, ["13900000000,王"], body="{{ name }}，低息贷款秒批 http://bit.ly/x")
+    # When the campaign runs, Then the review blocks it and nothing is queued
+    with pytest.raises(SpecError, match="blocked by the content review"):
+        run_campaign(store, spec=spec, now=NOON)
+    assert states(store) == {}
+
+
+def test_a_spec_gives_either_a_code_or_a_body() -> None:
+    with pytest.raises(ValueError, match="either code"):
+        CampaignSpec(name="t", template={"code": "x", "body": "y"}, audience={"path": "a.csv"})
+    with pytest.raises(ValueError, match="either code"):
+        CampaignSpec(name="t", template={}, audience={"path": "a.csv"})
+
+
+def test_the_policy_settings_apply_to_campaigns_as_to_policy_batch(store, tmp_path) -> None:
+    # Given [policy] settings whose quiet hours cover noon in Shanghai
+    spec = spec_for(tmp_path, ["13900000000,a"], category="marketing")
+    defaults = {"quiet_start": "11:00", "quiet_end": "13:00", "default_timezone": "Asia/Shanghai"}
+    # When a marketing campaign runs at 12:00 with those settings
+    summary = run_campaign(store, spec=spec, now=NOON, policy_defaults=defaults)
+    # Then it is deferred, as `jingxin policy batch` would defer it
+    assert (summary.accepted, summary.deferred) == (0, 1)
