@@ -26,11 +26,14 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0, out[-4000:]
     assert "demo finished" in out
     for command in ("$ jingxin synth", "$ jingxin import-dir", "$ jingxin summary",
+                    "$ jingxin audience features", "$ jingxin audience planfit",
                     "$ jingxin template seed-library", "$ jingxin policy batch",
+                    "$ jingxin campaign run", "$ jingxin worker --once",
                     "$ jingxin send --channel sim-smpp", "$ jingxin send --channel sim-cmpp"):
         assert command in out, command
     # And the messages really went through the simulator and came back with receipts
     assert out.count("receipt ") >= 3
+    assert '"submitted": 0' not in out and '"receipts": 0' not in out
     # And the demo kept to its own workspace
     assert (tmp_path / "demo" / "jingxin.db").exists()
     assert not (tmp_path / "var").exists()

@@ -43,6 +43,7 @@ def worker(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks are not news
     settings, store = _store()
     wanted = lanes_of(lanes.split(",") if lanes else None)
 
@@ -79,11 +80,11 @@ def outbox_stats() -> None:
     now = utc_now()
     console.print(f"{'lane':<13}{'state':<15}{'count':>10}  oldest")
     for row in rows:
-        age = (
-            f"{(now - row.oldest).total_seconds():.0f}s"
-            if row.oldest and row.state == "queued"
-            else ""
-        )
+        age = ""
+        if row.oldest and row.state == "queued":
+            seconds = (now - row.oldest).total_seconds()
+            # Deferred messages (quiet hours, blackout days) are not late: say when they are due.
+            age = f"{seconds:.0f}s" if seconds >= 0 else f"all deferred, next due in {-seconds / 60:.0f} min"
         console.print(f"{row.lane:<13}{row.state:<15}{row.count:>10}  {age}")
     if not rows:
         console.print("the outbox is empty")

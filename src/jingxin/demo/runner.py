@@ -139,8 +139,11 @@ def simulator_process(workspace: Workspace) -> Iterator[dict[str, str]]:
             {"name": "sim-cmpp", "protocol": "cmpp", "port": cmpp, "system_id": "901234",
              "source_addr": "1069012345", "window": 16},
         ]
+        from jingxin.demo.steps import ROUTES
+
         yield {
             "JINGXIN_CHANNELS": json.dumps(channels),
+            "JINGXIN_DISPATCH__ROUTES": json.dumps(ROUTES),
             "JINGXIN_SMSC__SMPP_PORT": str(smpp),
             "JINGXIN_SMSC__CMPP_PORT": str(cmpp),
             "JINGXIN_SMSC__HTTP_PORT": str(http),

@@ -100,6 +100,66 @@ def _channels(ws: Workspace) -> None:
            "--text", "【中国移动】您的验证码是 482913，5分钟内有效。", "--wait", "5")
 
 
+RENEWAL_SPEC = """\
+name: renewal-by-plan-fit
+tenant: operator
+category: marketing
+template: {code: care.plan_fit}     # the approved catalogue version
+audience: {path: renewal.parquet}
+validity_hours: 24
+tariff: 0.05
+"""
+
+USAGE_SPEC = """\
+name: usage-alert
+tenant: operator
+category: notification
+template: {code: care.usage_near}
+audience: {path: usage.parquet}
+validity_hours: 6
+tariff: 0.03
+"""
+
+ROUTES = [  # China Mobile numbers over CMPP, everyone else over SMPP
+    {"channel": "sim-cmpp", "carriers": ["china_mobile"], "backup": "sim-smpp"},
+    {"channel": "sim-smpp"},
+]
+
+
+def _template_id(ws: Workspace, code: str) -> int:
+    from jingxin.content.catalog import approved_version
+    from jingxin.data.store import open_store
+
+    store = open_store(ws.store_url)
+    try:
+        with store.transaction() as session:
+            return approved_version(session, tenant_id="operator", code=code).id
+    finally:
+        store.dispose()
+
+
+def _campaigns(ws: Workspace) -> None:
+    import pyarrow.parquet as pq
+
+    from jingxin.demo.audience import renewal_audience, usage_alert_audience
+
+    ws.heading("Campaigns through the outbox to the SMS centres",
+               "Approved templates rendered per subscriber, decided by policy at the real "
+               "time of day (marketing waits out quiet hours), queued durably, then a worker "
+               "routes China Mobile numbers over CMPP and the rest over SMPP.")
+    pq.write_table(renewal_audience(ws, as_of=AS_OF), ws.path("renewal.parquet"))
+    pq.write_table(usage_alert_audience(ws, month="2026-09-01", limit=300), ws.path("usage.parquet"))
+    ws.path("renewal.yaml").write_text(RENEWAL_SPEC, encoding="utf-8")
+    ws.path("usage.yaml").write_text(USAGE_SPEC, encoding="utf-8")
+    ws.run("template", "render", str(_template_id(ws, "care.plan_fit")), "--sample")
+    ws.run("campaign", "run", str(ws.path("renewal.yaml")))
+    ws.run("campaign", "run", str(ws.path("usage.yaml")))
+    ws.run("outbox", "stats")
+    ws.run("worker", "--once")
+    ws.run("outbox", "stats")
+    ws.run("campaign", "status", "2")
+
+
 def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7) -> None:
     """Run every step in a fresh workspace under ``root``."""
     if root.exists():
@@ -112,15 +172,17 @@ def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7) -> None:
         lambda: _audience(ws),
         lambda: _content(ws),
         lambda: _policy(ws),
+        lambda: _campaigns(ws),
         lambda: _channels(ws),
     ]
     ws.steps = len(steps)
     began = time.perf_counter()
     with demo_environment(ws, {}):
-        for step in steps[:-1]:
+        for step in steps[:-2]:
             step()
         with simulator_process(ws) as channel_env, demo_environment(ws, channel_env):
-            steps[-1]()
+            for step in steps[-2:]:
+                step()
     ws.console.print()
     ws.console.print(f"[bold]demo finished in {time.perf_counter() - began:.0f} s[/]; "
                      f"its files are in {root} (store, warehouse, synthetic data, decisions)")

@@ -237,7 +237,9 @@ def record_submitted(conn, *, submitted: list[Submitted], now: datetime) -> None
         update(Message)
         .where(Message.id == bindparam("mid"), Message.state == "submitting")
         .values(state="submitted", submitted_at=bindparam("at"), smsc_ids=bindparam("ids"),
-                parts=bindparam("n"), channel=bindparam("ch"), cost=bindparam("cost"),
+                parts=bindparam("n"), channel=bindparam("ch"),
+                # No channel tariff: keep the estimate the message was queued with.
+                cost=func.coalesce(bindparam("cost"), Message.cost),
                 updated_at=now),
         [{"mid": s.message_id, "at": s.at, "ids": list(s.smsc_ids), "n": len(s.smsc_ids),
           "ch": s.channel, "cost": s.cost} for s in submitted],

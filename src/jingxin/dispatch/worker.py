@@ -221,7 +221,7 @@ class Worker:
         ):
             self._untariffed.add(channel_name)
             log.error(
-                "no tariff for channel %s: its messages are sent with cost NULL",
+                "no tariff for channel %s: its messages keep the cost they were queued with (or NULL)",
                 channel_name,
             )
         cost = None if tariff is None else round(tariff * len(result.message_ids), 4)
