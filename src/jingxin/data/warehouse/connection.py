@@ -31,6 +31,14 @@ class Warehouse:
         except Exception as exc:  # each backend raises its own "no such table"
             from jingxin.data.warehouse.schema import TABLES
 
+            from ibis.common.exceptions import TableNotFound
+
+            text = str(exc)
+            missing = isinstance(exc, TableNotFound) or any(
+                words in text.lower() for words in ("not found", "does not exist", "cannot be found"))
+            if not missing:
+                # Not a missing table (a busy connection, a broken file): say what it was.
+                raise WarehouseError(f"cannot open warehouse table {name!r}: {text}") from exc
             hint = " (run `jingxin import` or `jingxin synth` first)" if name in TABLES else ""
             raise WarehouseError(f"warehouse table {name!r} is missing{hint}") from exc
 
