@@ -142,16 +142,25 @@ def _value(v: Any) -> Any:
     return ibis.literal(v, "date") if isinstance(v, dt.date) else v
 
 
-def predicate_expr(t: ir.Table, node: Any) -> ir.BooleanValue:
+def predicate_expr(t: ir.Table, node: Any, *, exact: bool = False) -> ir.BooleanValue:
+    """The filter for ``node``. Two-valued logic (a condition on a missing value is false)
+    only matters under a ``not``: outside one, AND/OR are monotone and a filter drops NULL
+    as it drops FALSE, so the leaves stay plain comparisons there. That keeps them
+    null-rejecting, which lets the engine turn the features LEFT JOIN into an inner join
+    and push the filters down (the composite segment ran 10x slower than hand-written SQL
+    with every leaf wrapped in COALESCE). Inside a ``not`` (``exact``), every leaf is
+    two-valued."""
     if isinstance(node, AllOf):
-        return ibis.and_(*(predicate_expr(t, c) for c in node.all))
+        return ibis.and_(*(predicate_expr(t, c, exact=exact) for c in node.all))
     if isinstance(node, AnyOf):
-        return ibis.or_(*(predicate_expr(t, c) for c in node.any))
+        return ibis.or_(*(predicate_expr(t, c, exact=exact) for c in node.any))
     if isinstance(node, NotOf):
-        return ~predicate_expr(t, node.not_)
+        return ~predicate_expr(t, node.not_, exact=True)
     assert isinstance(node, Predicate)
     col = t[lookup(node.field).column]
     if node.op in ("is_null", "not_null"):
+        return _leaf(col, node)
+    if not exact:
         return _leaf(col, node)
     return (col.notnull() & _leaf(col, node)).fill_null(False)
 

@@ -56,15 +56,27 @@ def _averages(usage: ir.Table, w: AsOf) -> ir.Table:
     return g.filter(g.months == 3).drop("months")
 
 
-def _pick(t: ir.Table, order: list[str], prefix: str) -> ir.Table:
-    w = ibis.window(group_by=t.subscriber_id, order_by=[t[c] for c in order])
-    r = t.mutate(_rank=ibis.row_number().over(w))
-    r = r.filter(r._rank == 0)
-    return r.select("subscriber_id", **{f"{prefix}_plan_id": r.c_plan_id,
-                                        f"{prefix}_plan_name": r.c_name,
-                                        f"{prefix}_cost": r.cost,
-                                        f"{prefix}_data_mb": r.c_data_mb,
-                                        f"{prefix}_voice_min": r.c_voice_min})
+def _pick(t: ir.Table, key: ir.IntegerValue, prefix: str) -> ir.Table:
+    """Per subscriber, the candidate with the smallest ``key``: one hash aggregation of
+    arg-mins (no window over tens of millions of rows: that sort was most of the time)."""
+    g = t.group_by("subscriber_id").aggregate(**{
+        f"{prefix}_plan_id": t.c_plan_id.argmin(key),
+        f"{prefix}_plan_name": t.c_name.argmin(key),
+        f"{prefix}_cost": t.cost.argmin(key),
+        f"{prefix}_data_mb": t.c_data_mb.argmin(key),
+        f"{prefix}_voice_min": t.c_voice_min.argmin(key),
+    })
+    return g
+
+
+def _order_key(t: ir.Table, *, by_fee: bool) -> ir.IntegerValue:
+    """One integer that sorts like (cost, [monthly fee,] catalogue order): costs and fees
+    are whole fen (cost < 10^7 fen, fee < 10^6 fen) and the catalogue has < 1000 plans."""
+    cost = (t.cost * 100).round(0).cast("int64")
+    key = cost * 1_000_000_000
+    if by_fee:
+        key = key + (t.c_monthly_fee * 100).round(0).cast("int64") * 1_000
+    return key + t.c_rank
 
 
 def candidates(*, subscribers: ir.Table, plans: ir.Table, averages: ir.Table,
@@ -73,7 +85,8 @@ def candidates(*, subscribers: ir.Table, plans: ir.Table, averages: ir.Table,
     cur = subscribers.select("subscriber_id", "plan_id").inner_join(averages, "subscriber_id")
     cur = cur.inner_join(plans.select("plan_id", cur_tier=plans.tier,
                                       cur_payment=plans.payment), "plan_id")
-    c = plans.rename({f"c_{n}": n for n in plans.columns})
+    ranked = plans.mutate(rank=ibis.row_number().over(order_by=plans.plan_id))  # tiny table
+    c = ranked.rename({f"c_{n}": n for n in ranked.columns})
     pairs = cur.inner_join(
         c, [cur.cur_payment == c.c_payment,
             c.c_tier >= cur.cur_tier - params.tier_step,
@@ -116,9 +129,9 @@ def plan_fit_expr(warehouse: Warehouse, *, as_of: dt.date,
     current = held.select("subscriber_id", current_plan_id=held.c_plan_id,
                           current_plan_name=held.c_name, current_cost=held.cost,
                           current_data_mb=held.c_data_mb, current_voice_min=held.c_voice_min)
-    best = _pick(pairs, ["cost", "c_monthly_fee", "c_plan_id"], "best")
+    best = _pick(pairs, _order_key(pairs, by_fee=True), "best")
     ups = pairs.filter(pairs.c_tier == pairs.cur_tier + 1)
-    up = _pick(ups, ["cost", "c_plan_id"], "up")
+    up = _pick(ups, _order_key(ups, by_fee=False), "up")
     t = current.inner_join(best, "subscriber_id").left_join(up, "subscriber_id")
     t = t.drop(*[c for c in t.columns if c.endswith("_right")])
     fit = plan_fit(usage=usage, plans=plans, window=w, params=UsageParams())
