@@ -34,7 +34,7 @@ from jingxin.channels.cmpp.fields import VERSION_20, CommandId, MsgFmt
 from jingxin.channels.cmpp.framer import Framer
 from jingxin.channels.cmpp.msgid import MsgIdGenerator
 from jingxin.channels.cmpp.report import StatusReport
-from jingxin.channels.smpp.token_bucket import TokenBucket
+from jingxin.channels.throttle import TokenBucket
 from jingxin.errors import ProtocolError
 from jingxin.smsc.behaviour import Behaviour
 from jingxin.smsc.record import Received, Record

@@ -40,7 +40,7 @@ from jingxin.channels.cmpp.results import (
     connect_status_text,
     submit_result_text,
 )
-from jingxin.channels.smpp.token_bucket import TokenBucket
+from jingxin.channels.throttle import TokenBucket
 from jingxin.domain.sms import MobileOriginated, OutboundSms, SubmitResult
 from jingxin.errors import ChannelError, ConfigError, ProtocolError, Retry
 

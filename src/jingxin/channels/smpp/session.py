@@ -29,7 +29,7 @@ from jingxin.channels.smpp import codec
 from jingxin.channels.smpp import pdu as p
 from jingxin.channels.smpp import status as st
 from jingxin.channels.smpp.framer import Framer
-from jingxin.channels.smpp.token_bucket import TokenBucket
+from jingxin.channels.throttle import TokenBucket
 from jingxin.channels.smpp.writer import BatchedWriter
 from jingxin.errors import ChannelError, ProtocolError, Retry
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jingxin.channels.smpp import status as st
-from jingxin.channels.smpp.token_bucket import TokenBucket
+from jingxin.channels.throttle import TokenBucket
 
 
 @pytest.mark.parametrize(

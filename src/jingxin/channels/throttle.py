@@ -1,4 +1,5 @@
-"""An in-memory token bucket: the per-bind submit rate limit (TPS).
+"""An in-memory token bucket: the per-bind submit rate limit (TPS), shared by the SMPP and
+CMPP clients and the simulator.
 
 ``rate`` tokens per second, at most ``burst`` saved up. :meth:`delay` takes a token and
 says how long the caller must wait before using it (0.0 when one was available), so a
