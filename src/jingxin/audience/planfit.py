@@ -56,41 +56,63 @@ def _averages(usage: ir.Table, w: AsOf) -> ir.Table:
     return g.filter(g.months == 3).drop("months")
 
 
-def _pick(t: ir.Table, key: ir.IntegerValue, prefix: str) -> ir.Table:
-    """Per subscriber, the candidate with the smallest ``key``: one hash aggregation of
-    arg-mins (no window over tens of millions of rows: that sort was most of the time)."""
-    g = t.group_by("subscriber_id").aggregate(**{
-        f"{prefix}_plan_id": t.c_plan_id.argmin(key),
-        f"{prefix}_plan_name": t.c_name.argmin(key),
-        f"{prefix}_cost": t.cost.argmin(key),
-        f"{prefix}_data_mb": t.c_data_mb.argmin(key),
-        f"{prefix}_voice_min": t.c_voice_min.argmin(key),
-    })
-    return g
+def _decode(t: ir.Table, ranked: ir.Table, prefix: str) -> ir.Table:
+    """Columns of the plan a ``{prefix}_key`` won: the key's low digits are the plan's
+    catalogue rank and its high digits the cost in fen (see :func:`_order_key`). Picking
+    the minimum integer key and decoding it is a plain ``min`` per subscriber; arg-mins of
+    string columns over tens of millions of pairs were most of the time."""
+    key = t[f"{prefix}_key"]
+    t = t.mutate(**{f"{prefix}_rank": key % RANKS,
+                    f"{prefix}_cost": (key // COST_UNIT).cast("float64") / 100})
+    plan = ranked.select(**{f"{prefix}_rank_p": ranked.rank,
+                            f"{prefix}_plan_id": ranked.plan_id,
+                            f"{prefix}_plan_name": ranked.name,
+                            f"{prefix}_data_mb": ranked.data_mb,
+                            f"{prefix}_voice_min": ranked.voice_min})
+    t = t.left_join(plan, t[f"{prefix}_rank"] == plan[f"{prefix}_rank_p"])
+    return t.drop(f"{prefix}_rank", f"{prefix}_rank_p", f"{prefix}_key")
+
+
+RANKS = 1_000  # the catalogue has fewer plans than this
+COST_UNIT = 1_000_000_000  # key = cost in fen * COST_UNIT + fee in fen * RANKS + rank
 
 
 def _order_key(t: ir.Table, *, by_fee: bool) -> ir.IntegerValue:
-    """One integer that sorts like (cost, [monthly fee,] catalogue order): costs and fees
-    are whole fen (cost < 10^7 fen, fee < 10^6 fen) and the catalogue has < 1000 plans."""
+    """One integer that sorts like (cost, [monthly fee,] catalogue order) and can be
+    decoded back (:func:`_decode`): costs and fees are whole fen (cost < 10^7 fen, fee <
+    10^6 fen, so the key stays below 2^63)."""
     cost = (t.cost * 100).round(0).cast("int64")
-    key = cost * 1_000_000_000
+    key = cost * COST_UNIT
     if by_fee:
-        key = key + (t.c_monthly_fee * 100).round(0).cast("int64") * 1_000
+        key = key + (t.c_monthly_fee * 100).round(0).cast("int64") * RANKS
     return key + t.c_rank
+
+
+def ranked_plans(plans: ir.Table) -> ir.Table:
+    """The catalogue with each plan's rank in plan_id order (0, 1, ...)."""
+    return plans.mutate(rank=ibis.row_number().over(order_by=plans.plan_id))
+
+
+def candidate_map(plans: ir.Table, params: PlanFitParams) -> ir.Table:
+    """(plan_id, candidate plan c_*): every catalogue plan of the same payment type within
+    ``tier_step`` tiers of it, itself included. Catalogue-sized (plans²), so subscribers
+    reach their candidates through a plain equi-join on plan_id instead of a range join
+    over tens of millions of rows."""
+    ranked = ranked_plans(plans)
+    c = ranked.rename({f"c_{n}": n for n in ranked.columns})
+    held = plans.select("plan_id", cur_tier=plans.tier, cur_payment=plans.payment)
+    m = held.inner_join(
+        c, [held.cur_payment == c.c_payment,
+            c.c_tier >= held.cur_tier - params.tier_step,
+            c.c_tier <= held.cur_tier + params.tier_step])
+    return m.drop("cur_payment")
 
 
 def candidates(*, subscribers: ir.Table, plans: ir.Table, averages: ir.Table,
                params: PlanFitParams) -> ir.Table:
     """One row per (subscriber, candidate plan) with ``cost``; the current plan is one."""
     cur = subscribers.select("subscriber_id", "plan_id").inner_join(averages, "subscriber_id")
-    cur = cur.inner_join(plans.select("plan_id", cur_tier=plans.tier,
-                                      cur_payment=plans.payment), "plan_id")
-    ranked = plans.mutate(rank=ibis.row_number().over(order_by=plans.plan_id))  # tiny table
-    c = ranked.rename({f"c_{n}": n for n in ranked.columns})
-    pairs = cur.inner_join(
-        c, [cur.cur_payment == c.c_payment,
-            c.c_tier >= cur.cur_tier - params.tier_step,
-            c.c_tier <= cur.cur_tier + params.tier_step])
+    pairs = cur.inner_join(candidate_map(plans, params), "plan_id")
     return pairs.mutate(cost=monthly_cost(pairs).round(2))
 
 
@@ -124,16 +146,18 @@ def plan_fit_expr(warehouse: Warehouse, *, as_of: dt.date,
     usage = read(warehouse, "usage_monthly")
     pairs = candidates(subscribers=subs, plans=plans, averages=_averages(usage, w),
                        params=params)
-    # The held plan is one row per subscriber: no ranking needed.
-    held = pairs.filter(pairs.c_plan_id == pairs.plan_id)
-    current = held.select("subscriber_id", current_plan_id=held.c_plan_id,
-                          current_plan_name=held.c_name, current_cost=held.cost,
-                          current_data_mb=held.c_data_mb, current_voice_min=held.c_voice_min)
-    best = _pick(pairs, _order_key(pairs, by_fee=True), "best")
-    ups = pairs.filter(pairs.c_tier == pairs.cur_tier + 1)
-    up = _pick(ups, _order_key(ups, by_fee=False), "up")
-    t = current.inner_join(best, "subscriber_id").left_join(up, "subscriber_id")
-    t = t.drop(*[c for c in t.columns if c.endswith("_right")])
+    # One aggregation gives the held plan, the cheapest candidate and the cheapest one a
+    # tier up (the held plan is exactly one pair per subscriber).
+    held = pairs.c_plan_id == pairs.plan_id
+    t = pairs.group_by("subscriber_id").aggregate(
+        current_key=_order_key(pairs, by_fee=False).min(where=held),
+        best_key=_order_key(pairs, by_fee=True).min(),
+        up_key=_order_key(pairs, by_fee=False).min(where=pairs.c_tier == pairs.cur_tier + 1),
+    )
+    t = t.filter(t.current_key.notnull())
+    ranked = ranked_plans(plans)
+    for prefix in ("current", "best", "up"):
+        t = _decode(t, ranked, prefix)
     fit = plan_fit(usage=usage, plans=plans, window=w, params=UsageParams())
     t = t.left_join(fit, "subscriber_id").drop("subscriber_id_right")
     t = t.mutate(saving=(t.current_cost - t.best_cost).round(2),
