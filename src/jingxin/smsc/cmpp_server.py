@@ -35,6 +35,7 @@ from jingxin.channels.cmpp.framer import Framer
 from jingxin.channels.cmpp.msgid import MsgIdGenerator
 from jingxin.channels.cmpp.report import StatusReport
 from jingxin.channels.throttle import TokenBucket
+from jingxin.channels.writer import BatchedWriter
 from jingxin.errors import ProtocolError
 from jingxin.smsc.behaviour import Behaviour
 from jingxin.smsc.record import Received, Record
@@ -138,14 +139,14 @@ class CmppConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._bucket = TokenBucket(self.behaviour.tps, burst=max(1.0, self.behaviour.tps / 10))
         self._sequence = itertools.count(1)
-        self._out: list[bytes] = []
-        self._flush_scheduled = False
+        self._writer = BatchedWriter(flush_at=16)  # the CMPP window
         self._held: list[bytes] = []
         self.unacked = 0
 
     # -- transport ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        self._writer.attach(self._transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -154,18 +155,10 @@ class CmppConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.smsc.connections.discard(self)
         self._transport = None
+        self._writer.attach(None)
 
     def send(self, data: bytes) -> None:
-        self._out.append(data)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._out and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(self._out))
-        self._out.clear()
+        self._writer.write(data)
 
     def send_request(self, request: p.Pdu) -> None:
         self.unacked += 1
@@ -173,7 +166,7 @@ class CmppConnection(asyncio.Protocol):
 
     def close(self) -> None:
         if self._transport is not None:
-            self._flush()
+            self._writer.flush()
             self._transport.close()
 
     # -- receiving ---------------------------------------------------------------------

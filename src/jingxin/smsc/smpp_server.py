@@ -24,7 +24,7 @@ from jingxin.channels.smpp import status as st
 from jingxin.channels.smpp.concat import UDHI
 from jingxin.channels.smpp.framer import Framer
 from jingxin.channels.throttle import TokenBucket
-from jingxin.channels.smpp.writer import BatchedWriter
+from jingxin.channels.writer import BatchedWriter
 from jingxin.domain.sms import ReceiptStatus
 from jingxin.smsc.behaviour import Behaviour
 from jingxin.smsc.record import Record

@@ -32,6 +32,7 @@ from jingxin.channels.cmpp.pdu import (
 )
 from jingxin.channels.cmpp.results import SubmitError
 from jingxin.channels.cmpp.window import Window
+from jingxin.channels.writer import BatchedWriter
 from jingxin.errors import ChannelError, ProtocolError, Retry
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,13 @@ class Link(asyncio.Protocol):
         self._close_reason = "connection lost"
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self._keepalive: asyncio.Task[None] | None = None
-        self._out: list[bytes] = []
-        self._flush_scheduled = False
+        self._writer = BatchedWriter(flush_at=options.window)
 
     # -- asyncio.Protocol ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._writer.attach(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -137,7 +138,7 @@ class Link(asyncio.Protocol):
         elif isinstance(pdu, Terminate):
             self._answer(TerminateResp(sequence_id=pdu.sequence_id))
             self._close_reason = "the ISMG sent CMPP_TERMINATE"
-            self._flush()  # the answer must leave before the socket closes
+            self._writer.flush()  # the answer must leave before the socket closes
             if self._transport is not None:
                 self._transport.close()
         else:
@@ -161,16 +162,7 @@ class Link(asyncio.Protocol):
         """Queue ``pdu``; everything queued in one loop turn goes out in one write."""
         if self._transport is None or self._transport.is_closing():
             raise LinkDown(f"{self._error or f'CMPP link to {self.peer} is not open'} before sending")
-        self._out.append(encode(pdu, sequence_id=sequence_id))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if self._out and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(self._out))
-        self._out.clear()
+        self._writer.write(encode(pdu, sequence_id=sequence_id))
 
     async def request(self, pdu: Pdu, *, windowed: bool = True, timeout: float | None = None) -> Pdu:
         """Send ``pdu`` with a fresh Sequence_Id and wait for its response."""
@@ -249,7 +241,7 @@ class Link(asyncio.Protocol):
                 )
             except ChannelError as exc:
                 log.info("%s: TERMINATE not acknowledged: %s", self.peer, exc)
-        self._flush()
+        self._writer.flush()
         if self._transport is not None:
             self._transport.close()
         try:

@@ -30,7 +30,7 @@ from jingxin.channels.smpp import pdu as p
 from jingxin.channels.smpp import status as st
 from jingxin.channels.smpp.framer import Framer
 from jingxin.channels.throttle import TokenBucket
-from jingxin.channels.smpp.writer import BatchedWriter
+from jingxin.channels.writer import BatchedWriter
 from jingxin.errors import ChannelError, ProtocolError, Retry
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ class SmppSession(asyncio.Protocol):
     # ------------------------------------------------------------------ writing
 
     def send(self, data: bytes) -> None:
-        """Queue PDU bytes (see :class:`~.writer.BatchedWriter`)."""
+        """Queue PDU bytes (see :class:`jingxin.channels.writer.BatchedWriter`)."""
         self._writer.write(data)
 
     def pause_writing(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from jingxin.channels.smpp.writer import BatchedWriter
+from jingxin.channels.writer import BatchedWriter
 
 
 class Recorder(asyncio.WriteTransport):

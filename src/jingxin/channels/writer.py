@@ -1,6 +1,6 @@
 """Batched PDU writes: everything queued in one event-loop iteration leaves in one write.
 
-Used by the ESME session and by the simulator's server. ``transport.write`` is already
+Used by the SMPP session, the CMPP link and both of the simulator's servers. ``transport.write`` is already
 non-blocking and buffered, so nobody awaits a drain per PDU; coalescing saves a system
 call per PDU when a window's worth of submits (or responses) is produced at once. A batch
 also leaves early once ``flush_at`` PDUs are queued, so the peer can start on them.
