@@ -11,19 +11,11 @@ from jingxin.demo.runner import Workspace
 
 def campaign_candidates(ws: Workspace, *, limit: int) -> pa.Table:
     """Marketing candidates: active subscribers whose contract ends within 90 days."""
-    import duckdb
-
-    con = duckdb.connect(str(ws.warehouse), read_only=True)
-    try:
-        rows = con.sql(
-            f"""
-            SELECT msisdn FROM subscribers
-            WHERE status = 'active' AND contract_end BETWEEN DATE '2026-10-01' AND DATE '2026-12-31'
-            ORDER BY subscriber_id LIMIT {int(limit)}
-            """
-        ).to_arrow_table()
-    finally:
-        con.close()
+    rows = _query(ws, f"""
+        SELECT msisdn FROM subscribers
+        WHERE status = 'active' AND contract_end BETWEEN DATE '2026-10-01' AND DATE '2026-12-31'
+        ORDER BY subscriber_id LIMIT {int(limit)}
+    """)
     n = rows.num_rows
     wanted = dt.datetime(2026, 10, 8, 12, 50, tzinfo=dt.UTC)
     return pa.table({
