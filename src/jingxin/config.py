@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -45,6 +45,9 @@ class WarehouseSettings(Section):
     path: str = "var/warehouse.duckdb"
     threads: int | None = None
     memory_limit: str | None = None
+    # PySpark (``--spark``, backend "pyspark") reads ``<table>.parquet`` from here; unset,
+    # the DuckDB warehouse is exported to Parquet under var/spark/ on first use.
+    parquet_dir: str | None = None
 
 
 class RedisSettings(Section):
@@ -127,6 +130,18 @@ class DispatchSettings(Section):
     metrics_port: int | None = None
 
 
+class LogSettings(Section):
+    """``[log]``: how every ``jingxin`` command logs; numbers are masked in either format."""
+
+    format: Literal["text", "json"] = "text"  # json: one object per line
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
 class Settings(BaseSettings):
     """Everything jingxin can be told. ``Settings()`` with no file and no env just works."""
 
@@ -152,6 +167,7 @@ class Settings(BaseSettings):
     )
     smsc: SmscSettings = Field(default_factory=SmscSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -49,8 +49,26 @@ def main() -> None:
     Click (in standalone mode) handles usage errors, ``typer.Exit`` codes and Ctrl-C; our
     own errors arrive here and become one clean line and exit code 2.
     """
+    _configure_logging()
     try:
         app()
     except JingxinError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
+
+
+def _configure_logging() -> None:
+    """Every command logs as ``[log]`` says (text or JSON, numbers masked).
+
+    Done here, in the console script, not in an app callback: tests that call ``app``
+    in-process keep the logging set-up of their test runner. A settings error is left for
+    the command to report; meanwhile the defaults log it.
+    """
+    from jingxin.config import LogSettings, load_settings
+    from jingxin.logs import configure
+
+    try:
+        log_settings = load_settings().log
+    except JingxinError:
+        log_settings = LogSettings()
+    configure(log_settings)

@@ -49,15 +49,10 @@ def _store(url: str | None):
 
 
 def _instant(text: str | None, field: str = "--at") -> datetime:
-    if text is None:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise InputError(
-            f"{field}: {text!r} is not an ISO date-time (2026-06-01T20:30+08:00)"
-        ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """The instant an option names (bare times in the operator's zone), or now."""
+    from jingxin.cli.instants import parse_instant
+
+    return datetime.now(UTC) if text is None else parse_instant(text, option=field)
 
 
 def _config(session):
