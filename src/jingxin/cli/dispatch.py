@@ -34,16 +34,12 @@ def worker(
 ) -> None:
     """Run a dispatch worker: claim, route, submit; receipts back into states."""
     import asyncio
-    import logging
     import signal
 
     from jingxin.dispatch.bootstrap import build_worker, close_channels, start_channels
     from jingxin.dispatch.claim import lanes_of
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks are not news
+    # Logging ([log]: text or JSON, numbers masked) is set up by the console script.
     settings, store = _store()
     wanted = lanes_of(lanes.split(",") if lanes else None)
 
@@ -120,19 +116,10 @@ def campaign_run(
 
 
 def _instant(text: str | None):
-    """An ISO instant with its zone (a bare one is Beijing time), or None for the clock."""
-    if text is None:
-        return None
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
+    """An ISO instant (a bare one in the operator's zone), or None for the clock."""
+    from jingxin.cli.instants import parse_instant
 
-    from jingxin.errors import InputError
-
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"--at {text!r} is not an ISO date-time (2026-10-08T10:00:00+08:00)") from None
-    return when if when.tzinfo else when.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return None if text is None else parse_instant(text)
 
 
 def _control(action: str):

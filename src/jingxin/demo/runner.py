@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -100,29 +99,21 @@ def demo_environment(workspace: Workspace, extra: dict[str, str]) -> Iterator[No
                 os.environ[key] = value
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _wait_listening(port: int, process: subprocess.Popen) -> None:
+    from jingxin.smsc.spawn import wait_listening
 
-
-def _wait_listening(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise DemoError(f"the SMSC simulator exited early with {process.returncode}")
-        with socket.socket() as sock:
-            sock.settimeout(0.2)
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise DemoError(f"the SMSC simulator did not listen on port {port} within {timeout:.0f} s")
+    try:
+        wait_listening(port, process)
+    except RuntimeError as exc:
+        raise DemoError(str(exc)) from None
 
 
 @contextmanager
 def simulator_process(workspace: Workspace) -> Iterator[dict[str, str]]:
     """Start ``python -m jingxin.smsc`` on free loopback ports; yield the channel settings
     (as ``JINGXIN_*`` variables) that point at it."""
+    from jingxin.smsc.spawn import free_port, stop
+
     smpp, cmpp, http = free_port(), free_port(), free_port()
     log = open(workspace.path("smsc.log"), "w", encoding="utf-8")  # noqa: SIM115
     command = [sys.executable, "-m", "jingxin.smsc", "--smpp-port", str(smpp),
@@ -149,10 +140,5 @@ def simulator_process(workspace: Workspace) -> Iterator[dict[str, str]]:
             "JINGXIN_SMSC__HTTP_PORT": str(http),
         }
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()

@@ -8,7 +8,8 @@ the caps can reach), then :func:`jingxin.policy.batch.decide_batch`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,32 +45,21 @@ def policy_for(
 
 
 def decide_chunk(
-    store: Store, *, spec: CampaignSpec, campaign_id: int,
-    rows: Sequence[tuple[str, str, int]], config: PolicyConfig, now: datetime,
-) -> list[tuple[str, datetime | None, str]]:  # fmt: skip
-    """(outcome, send_at, reasons) for each (msisdn, text, parts) row, in order."""
+    store: Store, *, spec: CampaignSpec, campaign_id: int, msisdns: Sequence[str],
+    config: PolicyConfig, now: datetime,
+    timing: Callable[[str], AbstractContextManager[None]] = lambda _stage: nullcontext(),
+) -> pa.Table:  # fmt: skip
+    """The decision (``outcome``, ``send_at``, ``reasons``, ...) of each number, in order.
+    ``timing(stage)`` wraps the contact-state load (``state``) and the decision
+    (``decide``), so the campaign summary can say where its time went."""
     from jingxin.policy.batch import decide_batch
     from jingxin.policy.state_store import load_batch
 
-    if not rows:
-        return []
-    candidates = candidate_table(spec, campaign_id, [r[0] for r in rows])
-    with store.sessions() as session:
+    candidates = candidate_table(spec, campaign_id, msisdns)
+    with timing("state"), store.sessions() as session:
         table, ledger = load_batch(session, candidates=candidates, now=now)
-    decided = decide_batch(table, now=now, config=config, ledger=ledger)
-    return list(zip(decided.column("outcome").to_pylist(), _instants(decided.column("send_at")),
-                    decided.column("reasons").to_pylist(), strict=True))  # fmt: skip
-
-
-def _instants(column: pa.ChunkedArray) -> list[datetime | None]:
-    """A UTC timestamp column as datetimes. Arrow's own to_pylist goes through the time
-    zone database per value (most of the chunk's decision time); a campaign has few
-    distinct send instants, so each is built once."""
-    from jingxin.policy.localtime import from_us
-
-    made: dict[int, datetime] = {}
-    return [None if us is None else made.get(us) or made.setdefault(us, from_us(us))
-            for us in column.cast(pa.int64()).to_pylist()]  # fmt: skip
+    with timing("decide"):
+        return decide_batch(table, now=now, config=config, ledger=ledger)
 
 
 def candidate_table(spec: CampaignSpec, campaign_id: int, msisdns: Sequence[str]) -> pa.Table:

@@ -18,10 +18,12 @@ Every state has its timestamp: ``created_at`` (queued), ``submitting_at``,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
 
 from jingxin.data.store.engine import Store, store_errors
@@ -76,18 +78,14 @@ class EnqueueResult:
 def enqueue(
     store: Store, *, entries: Iterable[OutboxEntry], now: datetime | None = None
 ) -> EnqueueResult:
-    """Write ``entries`` as queued messages; existing idempotency keys are skipped."""
+    """Write ``entries`` as queued messages; existing idempotency keys are skipped. The
+    entries go to :func:`enqueue_table` as columns, a chunk at a time: one insert path."""
     now = now or utc_now()
     inserted = total = 0
-    postgres = store.engine.dialect.name == "postgresql"
-    for chunk in _chunks(entries, CHUNK if not postgres else 50_000):
-        rows = [_row(entry, now, index=total + i) for i, entry in enumerate(chunk)]
-        total += len(rows)
-        with (
-            store_errors(f"enqueueing {len(rows)} messages"),
-            store.engine.begin() as conn,
-        ):
-            inserted += _copy_pg(conn, rows) if postgres else _insert_sqlite(conn, rows)
+    for chunk in _chunks(entries, CHUNK):
+        inserted += _enqueue(store, _entries_table(chunk, first=total), now=now,
+                             first=total).inserted  # fmt: skip
+        total += len(chunk)
     return EnqueueResult(inserted=inserted, duplicates=total - inserted)
 
 
@@ -102,74 +100,142 @@ def _chunks(entries: Iterable[OutboxEntry], size: int) -> Iterator[list[OutboxEn
         yield chunk
 
 
-def _row(entry: OutboxEntry, now: datetime, *, index: int) -> tuple:
-    lane = LANES.get(entry.category)
-    if lane is None:
-        raise InputError(
-            f"outbox entry #{index + 1} ({entry.idempotency_key}): unknown category "
-            f"{entry.category!r} (use {', '.join(LANES)})"
-        )
-    if not entry.idempotency_key or not entry.msisdn:
-        raise InputError(
-            f"outbox entry #{index + 1}: msisdn and idempotency_key are required"
-        )
-    scheduled = entry.scheduled_at or now
-    expires = entry.expires_at or scheduled + DEFAULT_VALIDITY
-    return (
-        entry.tenant_id, entry.campaign_id, entry.msisdn, entry.category, lane, entry.text,
-        entry.parts, entry.channel, entry.idempotency_key, "queued", scheduled, now, now,
-        entry.cost, 0, 0, expires,
-    )  # fmt: skip
+_ENTRY_TYPES = {
+    "tenant_id": pa.string(), "msisdn": pa.string(), "category": pa.string(),
+    "text": pa.string(), "idempotency_key": pa.string(), "parts": pa.int32(),
+    "scheduled_at": pa.timestamp("us", tz="UTC"), "expires_at": pa.timestamp("us", tz="UTC"),
+    "campaign_id": pa.int64(), "channel": pa.string(), "cost": pa.float64(),
+}  # fmt: skip
 
 
-def _insert_sqlite(conn, rows: list[tuple]) -> int:
+def _entries_table(chunk: list[OutboxEntry], *, first: int) -> pa.Table:
+    """The entries as the columns :func:`enqueue_table` takes; a naive instant is refused
+    (it would be read as UTC), naming the entry."""
+    for i, entry in enumerate(chunk):
+        for name in ("scheduled_at", "expires_at"):
+            moment = getattr(entry, name)
+            if moment is not None and moment.tzinfo is None:
+                raise InputError(f"outbox entry #{first + i + 1} ({entry.idempotency_key}): "
+                                 f"{name} has no time zone")  # fmt: skip
+    return pa.table({name: pa.array([getattr(e, name) for e in chunk], kind)
+                     for name, kind in _ENTRY_TYPES.items()})  # fmt: skip
+
+
+def _insert_sqlite_text(conn, rows: list[tuple]) -> int:
+    """``rows`` (timestamps already as SQLite text) with INSERT OR IGNORE; how many new."""
     names = ", ".join(COLUMNS)
     marks = ", ".join("?" for _ in COLUMNS)
     raw = conn.connection.driver_connection
-    cache: dict[datetime, str] = {}
     before = raw.total_changes
-    # The driver takes datetimes as ISO text: the store's UtcDateTime reads them back aware.
-    raw.executemany(
-        f"INSERT OR IGNORE INTO messages ({names}) VALUES ({marks})",
-        [_sqlite_row(row, cache) for row in rows],
-    )
+    raw.executemany(f"INSERT OR IGNORE INTO messages ({names}) VALUES ({marks})", rows)
     return raw.total_changes - before
 
 
-# Positions of the timestamp columns in COLUMNS; a campaign's rows share a few distinct
-# times, so each is formatted once per chunk (strftime was most of the insert time).
-_TIMES = tuple(i for i, name in enumerate(COLUMNS) if name.endswith("_at"))
+# PostgreSQL loads go through a temporary table, then one INSERT that skips known keys.
+_LOAD_TABLE = ("CREATE TEMP TABLE IF NOT EXISTS outbox_load "
+               "(LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")  # fmt: skip
+_MERGE_LOAD = (f"INSERT INTO messages ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} "
+               "FROM outbox_load ON CONFLICT (idempotency_key) DO NOTHING")  # fmt: skip
 
 
-def _sqlite_row(row: tuple, cache: dict[datetime, str]) -> tuple:
-    values = list(row)
-    for i in _TIMES:
-        moment = values[i]
-        if moment is not None:
-            text_value = cache.get(moment)
-            if text_value is None:
-                text_value = cache[moment] = moment.astimezone(UTC).strftime(
-                    "%Y-%m-%d %H:%M:%S.%f"
-                )
-            values[i] = text_value
-    return tuple(values)
+# --------------------------------------------------------------------------- columnar
 
 
-def _copy_pg(conn, rows: list[tuple]) -> int:
-    names = ", ".join(COLUMNS)
-    conn.execute(text(
-        "CREATE TEMP TABLE IF NOT EXISTS outbox_load "
-        "(LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    ))  # fmt: skip
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY outbox_load ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-    result = conn.execute(text(
-        f"INSERT INTO messages ({names}) SELECT {names} FROM outbox_load "
-        "ON CONFLICT (idempotency_key) DO NOTHING"
-    ))  # fmt: skip
-    return result.rowcount
+def enqueue_table(store: Store, *, table: pa.Table, now: datetime | None = None) -> EnqueueResult:
+    """:func:`enqueue` for a whole table of entries (one column per :class:`OutboxEntry`
+    field; ``parts``, ``scheduled_at``, ``expires_at``, ``campaign_id``, ``channel`` and
+    ``cost`` may be left out), without a Python object per row: the campaign runner's path.
+    Errors name the row; PostgreSQL gets the rows as CSV written by Arrow, SQLite as tuples."""
+    return _enqueue(store, table, now=now or utc_now(), first=0)
+
+
+def _enqueue(store: Store, table: pa.Table, *, now: datetime, first: int) -> EnqueueResult:
+    """Insert ``table``'s rows (``first``: the number of the row before its first, for
+    errors), skipping idempotency keys already there, a transaction per chunk."""
+    from jingxin.data.store import bulk
+
+    postgres = store.engine.dialect.name == "postgresql"
+    rows = _table_columns(table, now=now, first=first)
+    inserted = 0
+    size = 50_000 if postgres else CHUNK
+    for start in range(0, rows.num_rows, size):
+        chunk = rows.slice(start, size)
+        with (
+            store_errors(f"enqueueing {chunk.num_rows} messages"),
+            store.engine.begin() as conn,
+        ):
+            if postgres:
+                conn.execute(text(_LOAD_TABLE))
+                bulk.copy_csv(conn.connection.driver_connection, into="outbox_load", table=chunk)
+                inserted += conn.execute(text(_MERGE_LOAD)).rowcount
+            else:
+                inserted += _insert_sqlite_text(conn, bulk.python_rows(chunk, as_text=bulk.sqlite_time))
+    return EnqueueResult(inserted=inserted, duplicates=rows.num_rows - inserted)
+
+
+def _table_columns(table: pa.Table, *, now: datetime, first: int = 0) -> pa.Table:
+    """The stored columns, in ``COLUMNS`` order, defaults filled in."""
+    import pyarrow.compute as pc
+
+    from jingxin.data.store import bulk
+
+    _check_table(table, first=first)
+    n = table.num_rows
+    now_scalar = pa.scalar(now, bulk.US)
+    scheduled = bulk.instant_column(table, "scheduled_at")
+    scheduled = (pa.array([now] * n, bulk.US) if scheduled is None
+                 else scheduled.fill_null(now_scalar))  # fmt: skip
+    expires = bulk.instant_column(table, "expires_at")
+    default_expiry = pc.add(scheduled, pa.scalar(DEFAULT_VALIDITY, pa.duration("us")))
+    expires = default_expiry if expires is None else pc.coalesce(expires, default_expiry)
+    category = table.column("category")
+    lane = pc.take(pa.array(list(LANES.values()), pa.int32()),
+                   pc.index_in(category, pa.array(list(LANES))))  # fmt: skip
+
+    def given(name: str, kind: pa.DataType, default: object = None) -> pa.Array:
+        if name in table.column_names:
+            column = table.column(name).cast(kind)
+            return column if default is None else column.fill_null(default)
+        return pa.array([default] * n, kind)
+
+    columns = {
+        "tenant_id": table.column("tenant_id"), "campaign_id": given("campaign_id", pa.int64()),
+        "msisdn": table.column("msisdn"), "category": category, "lane": lane,
+        "text": table.column("text"), "parts": given("parts", pa.int32(), 1),
+        "channel": given("channel", pa.string()),
+        "idempotency_key": table.column("idempotency_key"),
+        "state": pa.array(["queued"] * n, pa.string()), "scheduled_at": scheduled,
+        "created_at": pa.array([now] * n, bulk.US), "updated_at": pa.array([now] * n, bulk.US),
+        "cost": given("cost", pa.float64()), "attempts": pa.array([0] * n, pa.int32()),
+        "unresolved": pa.array([0] * n, pa.int32()), "expires_at": expires,
+    }  # fmt: skip
+    return pa.table({name: columns[name] for name in COLUMNS})
+
+
+def _check_table(table: pa.Table, *, first: int = 0) -> None:
+    """Required values and known categories; an error names the first bad row."""
+    import pyarrow.compute as pc
+
+    from jingxin.data.store import bulk
+
+    for name in ("msisdn", "idempotency_key"):
+        index = bulk.first_missing(table, name)
+        if index is not None:
+            raise InputError(
+                f"outbox entry #{first + index + 1}: msisdn and idempotency_key are required"
+            )
+    for name in ("category", "text", "tenant_id"):
+        if name not in table.column_names:
+            raise InputError(f"outbox table: no column {name!r}")
+    unknown = pc.invert(pc.is_in(table.column("category"), pa.array(list(LANES))))
+    index = pc.index(unknown.fill_null(True), True).as_py()
+    if index >= 0:
+        category = table.column("category")[index].as_py()
+        key = table.column("idempotency_key")[index].as_py()
+        raise InputError(
+            f"outbox entry #{first + index + 1} ({key}): unknown category "
+            f"{category!r} (use {', '.join(LANES)})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +299,9 @@ def record_submitted(conn, *, submitted: list[Submitted], now: datetime) -> None
     """Mark messages submitted and write one ``message_parts`` row per SMSC id."""
     if not submitted:
         return
+    if conn.dialect.name == "postgresql":
+        _record_submitted_pg(conn, submitted, now)
+        return
     conn.execute(
         update(Message)
         .where(Message.id == bindparam("mid"), Message.state == "submitting")
@@ -251,6 +320,45 @@ def record_submitted(conn, *, submitted: list[Submitted], now: datetime) -> None
     ]  # fmt: skip
     if parts:
         conn.execute(insert(MessagePart), parts)
+
+
+# PostgreSQL: one statement per batch over json_to_recordset(one JSON parameter), instead
+# of one statement per row: json.dumps and PostgreSQL's JSON parser are C, where binding
+# per-row (or per-array-element) parameters was most of the worker's write-back time.
+_SUBMITTED_PG = text("""
+    UPDATE messages AS m SET state = 'submitted', submitted_at = v.at, smsc_ids = v.ids,
+        parts = v.n, channel = v.ch, cost = coalesce(v.cost, m.cost), updated_at = :now
+    FROM json_to_recordset(CAST(:rows AS json))
+        AS v(mid bigint, at timestamptz, ids jsonb, n int, ch text, cost float8)
+    WHERE m.id = v.mid AND m.state = 'submitting'
+    RETURNING m.id
+""")
+_PARTS_PG = text("""
+    INSERT INTO message_parts (message_id, part_no, channel, smsc_id, state, submitted_at)
+    SELECT mid, no, ch, sid, 'submitted', at
+    FROM json_to_recordset(CAST(:rows AS json))
+        AS v(mid bigint, no int, ch text, sid text, at timestamptz)
+""")
+
+
+def json_rows(rows: list[dict]) -> str:
+    """``rows`` as the one JSON parameter the ``json_to_recordset`` statements take."""
+    return json.dumps(rows, default=datetime.isoformat, ensure_ascii=False)
+
+
+def _record_submitted_pg(conn, submitted: list[Submitted], now: datetime) -> None:
+    # Parts only for the messages this moved to 'submitted': writing the same batch again
+    # (a retried flush) or a message another worker resolved meanwhile adds no stray parts.
+    moved = conn.execute(_SUBMITTED_PG, {"now": now, "rows": json_rows([
+        {"mid": s.message_id, "at": s.at, "ids": s.smsc_ids, "n": len(s.smsc_ids),
+         "ch": s.channel, "cost": s.cost} for s in submitted
+    ])})  # fmt: skip
+    recorded = set(moved.scalars())
+    parts = [{"mid": s.message_id, "no": i, "ch": s.channel, "sid": sid, "at": s.at}
+             for s in submitted if s.message_id in recorded
+             for i, sid in enumerate(s.smsc_ids, start=1)]  # fmt: skip
+    if parts:
+        conn.execute(_PARTS_PG, {"rows": json_rows(parts)})
 
 
 def record_moved(conn, *, moved: list[Moved], now: datetime) -> None:

@@ -16,13 +16,14 @@ so a month window never starts more than :data:`LEDGER_REACH_DAYS` days before i
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import select
+from sqlalchemy import Column, ColumnElement, MetaData, String, Table, select, text
 from sqlalchemy.orm import Session
 
 from jingxin.data.store.engine import store_errors
@@ -173,11 +174,12 @@ def _raw_tables(session: Session, msisdns: list[str], cutoff: date) -> dict[str,
     }
     tables = {}
     with store_errors("loading contact state for a batch"):
+        numbers = _numbers_filter(session, msisdns)
         for name, query in queries.items():
             table_model = query.get_final_froms()[0]
             rows: list[tuple] = []
-            for chunk in _chunks(msisdns):
-                rows.extend(session.execute(query.where(table_model.c.msisdn.in_(chunk))).all())
+            for where in numbers(table_model.c.msisdn):
+                rows.extend(session.execute(query.where(where)).all())
             columns = list(query.selected_columns.keys())
             tables[name] = pa.table(
                 {
@@ -186,6 +188,42 @@ def _raw_tables(session: Session, msisdns: list[str], cutoff: date) -> dict[str,
                 }
             )
     return tables
+
+
+NumbersFilter = Callable[[ColumnElement[str]], list[ColumnElement[bool]]]
+
+
+def _numbers_filter(session: Session, msisdns: list[str]) -> NumbersFilter:
+    """How each state query is restricted to the batch's numbers: a few numbers as one IN
+    list; a campaign chunk (tens of thousands) as a semi-join to a temporary table of the
+    numbers, filled once per batch (COPY on PostgreSQL). Chunked IN lists of 500 made a
+    query per 500 numbers per table: most of the load time."""
+    if len(msisdns) <= CHUNK:
+        return lambda column: [column.in_(msisdns)]
+    from jingxin.data.store import bulk
+
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    if session.get_bind().dialect.name == "postgresql":
+        connection.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {_NUMBERS.name} "
+                                "(msisdn TEXT PRIMARY KEY) ON COMMIT DELETE ROWS"))  # fmt: skip
+        connection.execute(text(f"TRUNCATE {_NUMBERS.name}"))
+        bulk.copy_csv(driver, into=_NUMBERS.name, table=pa.table({"msisdn": msisdns}))
+        connection.execute(text(f"ANALYZE {_NUMBERS.name}"))
+    else:
+        connection.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {_NUMBERS.name} "
+                                "(msisdn TEXT PRIMARY KEY)"))  # fmt: skip
+        connection.execute(_NUMBERS.delete())
+        # One JSON array parameter, unpacked by SQLite: 4x faster than executemany.
+        driver.execute(f"INSERT OR IGNORE INTO {_NUMBERS.name} SELECT value FROM json_each(?)",
+                       (json.dumps(msisdns),))  # fmt: skip
+    numbers = select(_NUMBERS.c.msisdn)
+    return lambda column: [column.in_(numbers)]
+
+
+# The batch's numbers; a TEMP table lives in the connection (and session) that made it.
+_NUMBERS = Table("policy_batch_numbers", MetaData(), Column("msisdn", String, primary_key=True),
+                 prefixes=["TEMPORARY"])  # fmt: skip
 
 
 def _arrow_type(column: str) -> pa.DataType:

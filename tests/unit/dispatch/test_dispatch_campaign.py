@@ -247,3 +247,73 @@ def test_the_policy_settings_apply_to_campaigns_as_to_policy_batch(store, tmp_pa
     summary = run_campaign(store, spec=spec, now=NOON, policy_defaults=defaults)
     # Then it is deferred, as `jingxin policy batch` would defer it
     assert (summary.accepted, summary.deferred) == (0, 1)
+
+
+def test_each_distinct_tuple_of_values_is_rendered_once(store, tmp_path, monkeypatch) -> None:
+    from jingxin.content import templates
+
+    calls: list[dict] = []
+    real = templates.render
+
+    def counting(compiled, values, **kwargs):
+        calls.append(dict(values))
+        return real(compiled, values, **kwargs)
+
+    monkeypatch.setattr(templates, "render", counting)
+    # Given six rows with three distinct names, one of which does not render as an int
+    spec = spec_for(tmp_path, [f"1390000000{i},{v}" for i, v in enumerate("112x2x")],
+                    body="您的积分：{{ name }}")  # fmt: skip
+    spec.template.variables = {"name": "int"}
+    # When the campaign runs
+    summary = run_campaign(store, spec=spec, now=NOON)
+    # Then each distinct value was rendered once, and every row got its own outcome
+    assert sorted(c["name"] for c in calls) == ["1", "2", "x"]
+    assert (summary.accepted, dict(summary.rejected)) == (4, {"render_error": 2})
+    assert summary.parts == 4 and round(summary.cost, 2) == 0.4
+
+
+def test_start_at_moves_the_schedule_expiry_and_ledger_day(store, tmp_path) -> None:
+    from sqlalchemy import select
+
+    from jingxin.data.store.models import LedgerEntry, Message
+
+    # Given a spec that starts two days after the decision time, valid for 6 hours
+    spec = spec_for(tmp_path, ["13900000000,a"])
+    spec.start_at = NOON + timedelta(days=2)
+    spec.validity_hours = 6
+    # When the campaign runs
+    summary = run_campaign(store, spec=spec, now=NOON)
+    # Then the message waits for the start, expires 6 hours later, and the ledger counts it
+    # on the start's local day; the summary says where the time went
+    with store.sessions() as s:
+        scheduled, expires = s.execute(select(Message.scheduled_at, Message.expires_at)).one()
+        day = s.scalar(select(LedgerEntry.local_date))
+    assert (scheduled, expires - scheduled) == (spec.start_at, timedelta(hours=6))
+    assert day == (NOON + timedelta(days=2)).date()
+    assert {"render", "state", "decide", "enqueue", "ledger"} <= set(summary.stages)
+
+
+def test_an_enqueue_failure_in_the_writer_thread_stops_the_campaign(
+    store, tmp_path, monkeypatch
+) -> None:
+    from jingxin.dispatch import campaign
+    from jingxin.errors import StoreError
+
+    # Given chunks of one row, and an outbox that fails on the second chunk
+    monkeypatch.setattr(campaign, "CHUNK", 1)
+    real, calls = campaign.enqueue_table, []
+
+    def failing(store, *, table, now):
+        calls.append(table.num_rows)
+        if len(calls) == 2:
+            raise StoreError("the outbox is gone")
+        return real(store, table=table, now=now)
+
+    monkeypatch.setattr(campaign, "enqueue_table", failing)
+    spec = spec_for(tmp_path, [f"1390000000{i},n" for i in range(4)])
+    # When the campaign runs, Then the writer's error reaches the caller, and no chunk
+    # after the failed one was written
+    with pytest.raises(StoreError, match="the outbox is gone"):
+        run_campaign(store, spec=spec, now=NOON)
+    assert calls == [1, 1]
+    assert states(store) == {"queued": 1}

@@ -28,7 +28,8 @@ class Message(Base):
 
     __tablename__ = "messages"
     __table_args__ = (
-        Index("ix_messages_state_lane_scheduled_at", "state", "lane", "scheduled_at"),
+        # The claim's order, one index range scan per lane (migration 0003).
+        Index("ix_messages_queue", "state", "lane", "scheduled_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

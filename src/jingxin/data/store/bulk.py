@@ -1,0 +1,122 @@
+"""Arrow columns as the Python values a bulk insert binds, one list per column.
+
+The columnar bulk paths (:func:`jingxin.dispatch.outbox.enqueue_table`,
+:func:`jingxin.data.store.ledger.record_contact_table`) take a table of a whole chunk
+instead of an object per row. A chunk has few distinct instants and dates, and Arrow's
+own ``to_pylist`` goes through the time zone database per value, so each distinct value
+is converted (and, for SQLite, formatted as its text) once.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jingxin.errors import InputError
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+US = pa.timestamp("us", tz="UTC")
+
+
+def sqlite_time(moment: datetime) -> str:
+    """An aware instant as the UTC text SQLite keeps (what the store's UtcDateTime binds):
+    the ``as_text`` of :func:`python_rows` for SQLite."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def first_missing(table: pa.Table, name: str) -> int | None:
+    """Index of the first row whose ``name`` is null or empty text (None: every row has
+    one; a table without the column has none)."""
+    if name not in table.column_names:
+        return 0 if table.num_rows else None
+    column = table.column(name)
+    bad = pc.is_null(column)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        bad = pc.or_(bad, pc.equal(pc.utf8_length(column), 0))
+    index = pc.index(bad, True).as_py()
+    return None if index < 0 else index
+
+
+def column_values(table: pa.Table, name: str, default: Any = None) -> list[Any]:
+    """The column as Python values, or ``default`` for every row if it is absent."""
+    if name not in table.column_names:
+        return [default] * table.num_rows
+    return table.column(name).to_pylist()
+
+
+def instant_column(table: pa.Table, name: str) -> pa.ChunkedArray | None:
+    """The column as UTC microsecond timestamps (None if absent); a column without a time
+    zone is refused, as the store refuses naive datetimes."""
+    if name not in table.column_names:
+        return None
+    column = table.column(name)
+    if not pa.types.is_timestamp(column.type) or column.type.tz is None:
+        raise InputError(f"{name}: expected a timestamp column with a time zone, got {column.type}")
+    return column.cast(US)
+
+
+def instants(
+    column: pa.ChunkedArray | pa.Array, *, as_text: Callable[[datetime], str] | None = None
+) -> list[datetime | str | None]:
+    """Aware UTC datetimes (or their ``as_text``), each distinct instant built once."""
+    return _decoded(column.cast(US), lambda us: _instant(us, as_text))
+
+
+def dates(column: pa.ChunkedArray | pa.Array, *, as_text: bool = False) -> list[date | str | None]:
+    """Dates (or ISO text, as SQLite keeps them), each distinct date built once."""
+    return _decoded(column.cast(pa.date32()), lambda days: _date(days, as_text))
+
+
+def python_rows(
+    table: pa.Table, *, as_text: Callable[[datetime], str] | None = None
+) -> list[tuple[Any, ...]]:
+    """The table as row tuples for a DB-API ``executemany``; with ``as_text`` (SQLite),
+    instants and dates become the text the store's column types would bind."""
+    columns = []
+    for column in table.columns:
+        if pa.types.is_timestamp(column.type):
+            columns.append(instants(column, as_text=as_text))
+        elif pa.types.is_date(column.type):
+            columns.append(dates(column, as_text=as_text is not None))
+        else:
+            columns.append(column.to_pylist())
+    return list(zip(*columns, strict=True))
+
+
+def copy_csv(driver_connection: Any, *, into: str, table: pa.Table) -> None:
+    """``COPY into (columns) FROM STDIN`` on a psycopg connection, the rows written as CSV
+    by Arrow (quoted text, so an empty string stays one; an unquoted empty field is NULL):
+    far faster than psycopg's ``write_row`` per row. Instants go as ISO text with ``Z``."""
+    import pyarrow.csv as pcsv
+
+    buffer = io.BytesIO()
+    pcsv.write_csv(table, buffer, pcsv.WriteOptions(include_header=False, quoting_style="needed"))
+    columns = ", ".join(table.column_names)
+    with driver_connection.cursor() as cursor, cursor.copy(
+        f"COPY {into} ({columns}) FROM STDIN (FORMAT csv)"
+    ) as copy:
+        copy.write(buffer.getbuffer())
+
+
+def _instant(us: int, as_text: Callable[[datetime], str] | None) -> datetime | str:
+    moment = EPOCH + timedelta(microseconds=us)
+    return as_text(moment) if as_text else moment
+
+
+def _date(days: int, as_text: bool) -> date | str:
+    day = date(1970, 1, 1) + timedelta(days=days)
+    return day.isoformat() if as_text else day
+
+
+def _decoded(column: pa.ChunkedArray | pa.Array, make: Callable[[int], Any]) -> list[Any]:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    encoded = column.dictionary_encode()
+    physical = pa.int64() if pa.types.is_timestamp(column.type) else pa.int32()
+    made = [make(v) for v in encoded.dictionary.cast(physical).to_pylist()]
+    return [None if i is None else made[i] for i in encoded.indices.to_pylist()]
