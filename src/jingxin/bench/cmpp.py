@@ -24,6 +24,7 @@ from typing import Any
 import typer
 
 from jingxin.bench import Figures, benchmark, emit
+from jingxin.smsc.spawn import stop
 
 _SP, _SECRET = "901234", "bench-secret"
 _RESULT = re.compile(r"Result (\d+)")
@@ -180,8 +181,7 @@ def _start_simulator() -> tuple[subprocess.Popen[str], int]:
         match = re.match(r"cmpp listening on [^:]+:(\d+)", line.strip())
         if match:
             return child, int(match.group(1))
-    child.kill()
-    child.wait(5)
+    stop(child)
     raise RuntimeError("the simulator did not announce a CMPP port within 30 s")
 
 
@@ -198,10 +198,5 @@ def cmpp_loopback(scale: int) -> Figures:
             window=16, receipts=True,
         ))  # fmt: skip
     finally:
-        child.terminate()
-        try:
-            child.wait(5)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(5)
+        stop(child)
     return figures

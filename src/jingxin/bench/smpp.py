@@ -13,7 +13,6 @@ import collections
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import typer
 
 from jingxin.bench import benchmark, emit
+from jingxin.smsc.spawn import free_port
 
 Figures = dict[str, Any]
 
@@ -161,12 +161,6 @@ def smpplib_loop(*, host: str, port: int, messages: int) -> Figures:
             "cpu_us_per_message": round(cpu / messages * 1e6, 2)}  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _server(command: list[str], ready: str, timeout: float = 20.0) -> Iterator[subprocess.Popen]:
     """Start a server process and wait for its ``ready`` line on stdout."""
@@ -197,7 +191,7 @@ def smpp_loopback(scale: int) -> Figures:
     import asyncio
 
     figures: Figures = {}
-    port = _free_port()
+    port = free_port()
     with simulator_process(port):
         figures["ours"] = asyncio.run(run_load(host="127.0.0.1", port=port, messages=scale))
         figures["ours_receipts"] = asyncio.run(run_load(host="127.0.0.1", port=port, messages=scale, receipts=True))
@@ -209,7 +203,7 @@ def smpp_loopback(scale: int) -> Figures:
     peer = Path(__file__).resolve().parents[3] / "tests" / "peers"
     node = shutil.which("node")
     if node and (peer / "node_modules" / "smpp").exists():
-        npm_port = _free_port()
+        npm_port = free_port()
         with _server([node, str(peer / "smpp_server.js"), str(npm_port)], "listening"):
             figures["ours_vs_npm_smpp"] = asyncio.run(run_load(host="127.0.0.1", port=npm_port, messages=scale))
     print(f"ours {ours}/s vs smpplib {theirs}/s: x{figures['ratio_vs_smpplib']}", file=sys.stderr, flush=True)

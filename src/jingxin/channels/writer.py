@@ -9,6 +9,7 @@ also leaves early once ``flush_at`` PDUs are queued, so the peer can start on th
 from __future__ import annotations
 
 import asyncio
+import socket
 
 
 class BatchedWriter:
@@ -22,7 +23,12 @@ class BatchedWriter:
         self.flush_at = max(1, flush_at)
 
     def attach(self, transport: asyncio.WriteTransport | None) -> None:
+        """Write to ``transport`` from now on (None: the link is gone, drop writes). A
+        batch is already one write, so Nagle's delay would only add latency: it is off."""
         self._transport = transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def write(self, data: bytes) -> None:
         out = self._out

@@ -44,6 +44,7 @@ def worker_config(
         tariffs=dict(d.tariffs),
         invalid_after=d.invalid_after,
         invalid_statuses=tuple(d.invalid_statuses),
+        windows={c.name: c.window for c in settings.channels},
     )
 
 

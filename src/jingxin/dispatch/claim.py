@@ -2,7 +2,7 @@
 
 A claim moves up to ``limit`` queued, due messages to ``submitting`` and returns them.
 Lanes are tried in priority order (OTP, notification, marketing) with the remaining room,
-each one an index range scan of ``(state, lane, scheduled_at)``, so an OTP queued behind a
+each one an index range scan of ``(state, lane, scheduled_at, id)``, so an OTP queued behind a
 million marketing messages is in the very next claim. On PostgreSQL the inner select is
 ``FOR UPDATE SKIP LOCKED``: any number of workers on any number of hosts claim disjoint
 rows without waiting on each other. SQLite has one writer at a time, which makes the
@@ -13,11 +13,12 @@ Messages of paused or cancelled campaigns are left where they are.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import TextualSelect, or_, select, text, update
 
 from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.models import LANES, Campaign, Message
@@ -70,17 +71,24 @@ def claim(
     limit: int,
     now: datetime,
     lanes: Sequence[int] = (0, 1, 2),
+    reserve: int = 0,
 ) -> list[Claimed]:
-    """Claim up to ``limit`` due messages, higher-priority lanes first."""
-    postgres = store.engine.dialect.name == "postgresql"
+    """Claim up to ``limit`` due messages, higher-priority lanes first.
+
+    ``reserve``: room only the first lane may use - a worker full of marketing keeps a few
+    slots for the next OTP instead of making it wait for a marketing submit to finish.
+    """
+    if store.engine.dialect.name == "postgresql":
+        return _claim_pg(store, worker=worker, limit=limit, now=now, lanes=tuple(lanes),
+                         reserve=reserve)  # fmt: skip
     held = select(Campaign.id).where(Campaign.status.in_(HELD_CAMPAIGN_STATUSES))
     out: list[Claimed] = []
     with (
         store_errors(f"claiming messages for worker {worker}"),
         store.engine.begin() as conn,
     ):
-        for lane in lanes:
-            room = limit - len(out)
+        for rank, lane in enumerate(lanes):
+            room = limit - len(out) - (reserve if rank else 0)
             if room <= 0:
                 break
             due = (
@@ -93,8 +101,6 @@ def claim(
                 .order_by(Message.scheduled_at, Message.id)
                 .limit(room)
             )
-            if postgres:
-                due = due.with_for_update(skip_locked=True)
             moved = conn.execute(
                 update(Message)
                 .where(Message.id.in_(due))
@@ -106,17 +112,64 @@ def claim(
     return out
 
 
+def _claim_pg(
+    store: Store, *, worker: str, limit: int, now: datetime, lanes: tuple[int, ...],
+    reserve: int,
+) -> list[Claimed]:  # fmt: skip
+    """The same claim as one statement (one round trip, not one per lane): each lane's
+    ``FOR UPDATE SKIP LOCKED`` select is limited to the room the lanes before it left.
+    Ordered by ``(scheduled_at, id)``, which the ``(state, lane, scheduled_at, id)`` index
+    yields as it is: without ``id`` in the index, PostgreSQL read and sorted every queued
+    row of the lane on each claim (all of a million-message campaign); without ``id`` in
+    the order, a message resent after a crash went behind the rest of its campaign.
+    """
+    if not lanes:
+        return []
+    with (
+        store_errors(f"claiming messages for worker {worker}"),
+        store.engine.begin() as conn,
+    ):
+        rows = conn.execute(_pg_claim_statement(lanes), {
+            "now": now, "worker": worker, "limit": limit, "reserve": reserve,
+            "held": list(HELD_CAMPAIGN_STATUSES),
+        }).all()  # fmt: skip
+    rank = {lane: i for i, lane in enumerate(lanes)}
+    return sorted((Claimed(*row) for row in rows), key=lambda c: (rank[c.lane], c.id))
+
+
+@functools.cache
+def _pg_claim_statement(lanes: tuple[int, ...]) -> TextualSelect:
+    ctes, taken = [], []
+    for i, lane in enumerate(lanes):
+        room = "CAST(:limit AS int)" + (" - CAST(:reserve AS int)" if i else "")
+        room += "".join(f" - (SELECT count(*) FROM l{j})" for j in range(i))
+        ctes.append(
+            f"l{i} AS (SELECT id FROM messages WHERE state = 'queued' AND lane = {int(lane)}"
+            " AND scheduled_at <= :now AND (campaign_id IS NULL OR campaign_id NOT IN"
+            " (SELECT id FROM campaigns WHERE status = ANY(CAST(:held AS text[]))))"
+            f" ORDER BY scheduled_at, id LIMIT GREATEST(0, {room}) FOR UPDATE SKIP LOCKED)"
+        )
+        taken.append(f"SELECT id FROM l{i}")
+    returned = ", ".join(f"m.{column.key}" for column in _RETURNED)
+    return text(
+        f"WITH {', '.join(ctes)} UPDATE messages AS m SET state = 'submitting',"
+        " submitting_at = :now, updated_at = :now, worker = :worker,"
+        f" attempts = m.attempts + 1 FROM ({' UNION ALL '.join(taken)}) AS c"
+        f" WHERE m.id = c.id RETURNING {returned}"
+    ).columns(*_RETURNED)
+
+
 def stale_submitting(
     store: Store, *, now: datetime, older_than: timedelta, worker: str | None = None
-) -> list[tuple[int, str, datetime | None]]:
-    """Messages stuck in ``submitting``: (id, category, expires_at).
+) -> list[tuple[int, str, datetime | None, datetime]]:
+    """Messages stuck in ``submitting``: (id, category, expires_at, scheduled_at).
 
     With ``worker``, every message that worker left behind (it restarted, so nothing of
     its own is in flight); otherwise those whose submit started before ``now - older_than``.
     """
-    query = select(Message.id, Message.category, Message.expires_at).where(
-        Message.state == "submitting"
-    )
+    query = select(
+        Message.id, Message.category, Message.expires_at, Message.scheduled_at
+    ).where(Message.state == "submitting")
     if worker is not None:
         query = query.where(Message.worker == worker)
     else:

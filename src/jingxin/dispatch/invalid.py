@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, String, any_, bindparam, cast, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from jingxin.data.store.models import NumberFailure, SubscriberState
 from jingxin.dispatch.receipts import Finished
@@ -26,11 +27,25 @@ def record_outcomes(
     """Count failures and deliveries of ``finished``; returns the numbers newly marked invalid."""
     failed = {f.msisdn: f for f in finished if f.state in statuses}
     delivered = {f.msisdn for f in finished if f.state == "delivered"} - set(failed)
-    if delivered:
+    # A few statements, not one per number: most have no count to reset. PostgreSQL takes
+    # the numbers as one array parameter; SQLite in chunks below its variable limit.
+    numbers = sorted(delivered)
+    postgres = conn.dialect.name == "postgresql"
+    step = len(numbers) if postgres else 500
+    for start in range(0, len(numbers), max(step, 1)):
+        chunk = numbers[start : start + step]
+        if postgres:
+            array = ARRAY(String)
+            among = NumberFailure.msisdn == any_(
+                cast(bindparam(None, chunk, type_=array), array)
+            )
+        else:
+            among = NumberFailure.msisdn.in_(chunk)
         conn.execute(
-            update(NumberFailure).where(NumberFailure.msisdn == bindparam("m")).values(failures=0),
-            [{"m": m} for m in delivered],
-        )  # fmt: skip
+            update(NumberFailure)
+            .where(among, NumberFailure.failures != 0)
+            .values(failures=0)
+        )
     if not failed:
         return []
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite

@@ -4,7 +4,8 @@
 caller's transaction:
 
 1. finds the part each receipt is for (``message_parts.smsc_id`` on that channel) and sets
-   the part's state - once: a repeated receipt changes nothing;
+   the part's state - once: a repeated final receipt changes nothing and is not logged
+   again (SMSCs re-deliver receipts whose acknowledgement they never got);
 2. keeps a receipt whose id no part carries yet in ``unmatched_receipts`` - the receipt
    may simply have beaten the submit response to the database; it is never dropped;
 3. finishes a message when every one of its parts has a final receipt: ``delivered`` if
@@ -19,10 +20,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from jingxin.data.store.models import Message, MessagePart, Receipt, UnmatchedReceipt
+from jingxin.dispatch.outbox import json_rows
 from jingxin.domain.sms import DeliveryReceipt, ReceiptStatus
 
 PART_STATE = {
@@ -76,12 +90,14 @@ def apply_receipts(
                 continue
             part_id, message_id, state, submitted_at = part
             outcome.matched += 1
-            receipt_rows.append(_receipt_row(message_id, receipt, now))
             new_state = PART_STATE.get(receipt.status)
-            if new_state is None:
-                continue
-            if state != "submitted":
+            if new_state is not None and state != "submitted":
+                # Final already: an SMSC re-delivering an unacknowledged receipt (or one
+                # it sends twice). Nothing changes, not even the receipts log.
                 outcome.duplicates += 1
+                continue
+            receipt_rows.append(_receipt_row(message_id, receipt, now))
+            if new_state is None:
                 continue
             parts[(channel, receipt.message_id)] = (
                 part_id,
@@ -106,11 +122,19 @@ def _parts_for(conn: Connection, chunk: Sequence[tuple[str, DeliveryReceipt]]) -
     query = select(
         MessagePart.channel, MessagePart.smsc_id, MessagePart.id, MessagePart.message_id,
         MessagePart.state, MessagePart.submitted_at,
-    ).where(MessagePart.smsc_id.in_(ids))  # fmt: skip
+    ).where(_among(conn, MessagePart.smsc_id, ids))  # fmt: skip
     return {
         (ch, sid): (pid, mid, st, at)
         for ch, sid, pid, mid, st, at in conn.execute(query)
     }
+
+
+def _among(conn: Connection, column: Any, values: list) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter, not thousands."""
+    if conn.dialect.name != "postgresql":
+        return column.in_(values)
+    array = ARRAY(column.type)
+    return column == any_(cast(bindparam(None, values, type_=array), array))
 
 
 def _stray_row(channel: str, receipt: DeliveryReceipt, now: datetime) -> dict:
@@ -129,7 +153,35 @@ def _receipt_row(message_id: int, receipt: DeliveryReceipt, now: datetime) -> di
     }  # fmt: skip
 
 
+# PostgreSQL: one statement per batch over json_to_recordset (see outbox.json_rows).
+_PARTS_PG = text("""
+    UPDATE message_parts AS p SET state = v.st, error_code = v.err, receipt_at = v.at
+    FROM json_to_recordset(CAST(:rows AS json)) AS v(pid bigint, st text, err text, at timestamptz)
+    WHERE p.id = v.pid AND p.state = 'submitted'
+""")
+_RECEIPTS_PG = text("""
+    INSERT INTO receipts (message_id, smsc_message_id, status, error_code, received_at, raw)
+    SELECT message_id, smsc_message_id, status, error_code, received_at, raw
+    FROM json_to_recordset(CAST(:rows AS json)) AS v(message_id bigint, smsc_message_id text,
+        status text, error_code text, received_at timestamptz, raw text)
+""")
+_FINISH_PG = text("""
+    UPDATE messages AS m SET state = v.st, error_code = v.err, finished_at = :now,
+        updated_at = :now
+    FROM json_to_recordset(CAST(:rows AS json)) AS v(mid bigint, st text, err text)
+    WHERE m.id = v.mid AND m.state = 'submitted'
+""")
+
+
 def _write(conn: Connection, part_rows: list, receipt_rows: list, stray: list) -> None:
+    if conn.dialect.name == "postgresql":
+        if part_rows:
+            conn.execute(_PARTS_PG, {"rows": json_rows(part_rows)})
+        if receipt_rows:
+            conn.execute(_RECEIPTS_PG, {"rows": json_rows(receipt_rows)})
+        if stray:
+            conn.execute(insert(UnmatchedReceipt), stray)
+        return
     if part_rows:
         conn.execute(
             update(MessagePart)
@@ -156,7 +208,7 @@ def _finish(
             MessagePart.error_code,
         )
         .join(MessagePart, MessagePart.message_id == Message.id)
-        .where(Message.id.in_(ids), Message.state == "submitted")
+        .where(_among(conn, Message.id, ids), Message.state == "submitted")
         .order_by(Message.id, MessagePart.part_no)
     )
     grouped: dict[int, list] = {}
@@ -168,7 +220,11 @@ def _finish(
             continue
         state, code = final_of(states)
         finished.append(Finished(mid, msisdn, state, code))
-    if finished:
+    if finished and conn.dialect.name == "postgresql":
+        conn.execute(_FINISH_PG, {"now": now, "rows": json_rows([
+            {"mid": f.message_id, "st": f.state, "err": f.error_code} for f in finished
+        ])})  # fmt: skip
+    elif finished:
         conn.execute(
             update(Message)
             .where(Message.id == bindparam("mid"), Message.state == "submitted")

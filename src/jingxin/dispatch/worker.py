@@ -2,21 +2,28 @@
 
 One asyncio task per message in flight (at most ``max_in_flight``); the claim asks for
 exactly the free slots, so a newly queued OTP waits for one slot, never for a backlog held
-in memory. Outcomes and receipts are buffered and written by one flusher, one transaction
-every ``flush_interval`` - the per-message path does no database round trip of its own.
-Database calls run in one background thread so the event loop keeps the binds alive.
+in memory; ``reserve`` of those slots only the first lane (OTP) may claim, and lower lanes
+wait for a channel's ``window`` in the worker, not inside the channel, so an OTP is not
+queued behind everything in flight. Outcomes and receipts are buffered and written by one
+flusher, one transaction every ``flush_interval`` - the per-message path does no database
+round trip of its own. Database calls run in background threads (claims in their own on
+PostgreSQL) so the event loop keeps the binds alive.
 
 Crash safety: a claimed message is ``submitting`` in the database before it is sent. A
 worker that starts (or restarts under the same name) first resolves every ``submitting``
 row it left behind by the unresolved rule (:mod:`jingxin.dispatch.retry`); rows of a
 worker that never came back are resolved by any worker once older than ``stale_after``.
+A receipt is acknowledged to the SMSC only after the transaction that wrote it commits
+(:mod:`jingxin.dispatch.inbox`): one the worker dies holding is delivered again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,16 +42,14 @@ from jingxin.dispatch.ratelimit import LocalTokenBucket, RateLimiter
 from jingxin.dispatch.receipts import apply_receipts, reconcile
 from jingxin.dispatch.retry import Failure, RetryPolicy, classify, error_code
 from jingxin.dispatch.routing import Router
-from jingxin.domain.sms import OutboundSms
+from jingxin.domain.sms import OutboundSms, SubmitResult
 from jingxin.errors import JingxinError
+from jingxin.logs import mask
 
 log = logging.getLogger(__name__)
 __all__ = ["ReceiptInbox", "Tally", "Worker", "WorkerConfig", "mask"]
 
-
-def mask(msisdn: str) -> str:
-    """A number fit for logs: the last four digits hidden."""
-    return msisdn[:-4] + "****" if len(msisdn) > 6 else "****"
+CLAIM_RETRY_S = 0.5  # pause between claims while the database cannot be reached
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,11 @@ class WorkerConfig:
     tariffs: Mapping[str, float] = field(default_factory=dict)
     invalid_after: int = 3
     invalid_statuses: tuple[str, ...] = ("undeliverable",)
+    # Slots of max_in_flight only the first lane (OTP) may claim.
+    reserve: int = 20
+    # Channel -> its window: at most this many lower-lane submits wait inside a channel at
+    # once, so an OTP queues behind a window of marketing, never behind all max_in_flight.
+    windows: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,6 +118,14 @@ class Worker:
         self._writing = 0  # rows taken out of the buffers and being written back
         self._in_flight: set[asyncio.Task] = set()
         self._untariffed: set[str] = set()
+        self._outage_since: float | None = None  # monotonic time no channel was bound from
+        self._claim_failures = 0  # claims failed in a row (the database is away)
+        self._gates = {name: asyncio.Semaphore(size) for name, size in self.config.windows.items()
+                       if size > 0}  # fmt: skip
+        self._submits_ok: dict[str, Any] = {}
+        self._reserve = min(self.config.reserve, self.config.max_in_flight // 2)
+        # Free slots worth a claim when busy: the reserve plus a tenth of max_in_flight.
+        self._batch = self._reserve + max(1, self.config.max_in_flight // 10)
 
     async def _call(self, fn: Callable[..., Any], /, _pool=None, **kwargs: Any) -> Any:
         pool = _pool or self._db
@@ -145,17 +163,38 @@ class Worker:
             self._claim_db.shutdown(wait=True)
         return self.tally
 
-    async def _fill(self) -> int:
+    def _free(self) -> int:
         # Answered but not yet written counts as in flight: at most max_in_flight rows are
         # ever 'submitting', which bounds the duplicates a kill -9 can cause.
-        free = self.config.max_in_flight - len(self._in_flight) - len(self._submitted)
-        free -= len(self._moved) + self._writing
-        if free <= 0:
+        used = (
+            len(self._in_flight)
+            + len(self._submitted)
+            + len(self._moved)
+            + self._writing
+        )
+        return self.config.max_in_flight - used
+
+    async def _fill(self) -> int:
+        free = self._free()
+        if free <= 0 or not self._any_bound():
             return 0
-        got = await self._call(
-            claims.claim, _pool=self._claim_db, store=self.store, worker=self.config.name, limit=free,
-            now=self.clock(), lanes=self.config.lanes,
-        )  # fmt: skip
+        try:
+            got = await self._call(
+                claims.claim, _pool=self._claim_db, store=self.store, worker=self.config.name,
+                limit=free, now=self.clock(), lanes=self.config.lanes, reserve=self._reserve,
+            )  # fmt: skip
+        except JingxinError as exc:
+            # The database went away (a restart, a failover): what is in flight goes on,
+            # the flusher keeps its buffers, and claiming resumes when it is back. A claim
+            # that failed moved nothing (its transaction rolled back).
+            self._claim_failures += 1
+            if self._claim_failures == 1:
+                log.error("claiming failed, retrying every %.1f s: %s", CLAIM_RETRY_S, exc)
+            await asyncio.sleep(CLAIM_RETRY_S)
+            return 0
+        if self._claim_failures:
+            log.warning("claiming again after %d failed attempts", self._claim_failures)
+            self._claim_failures = 0
         self.tally.claimed += len(got)
         for message in got:
             task = asyncio.create_task(self._send(message))
@@ -163,14 +202,40 @@ class Worker:
             task.add_done_callback(self._in_flight.discard)
         return len(got)
 
+    def _any_bound(self) -> bool:
+        """Whether any channel can take a submit. With none bound (the SMSC went away, every
+        bind refused) nothing is claimed: claimed, each message would fail, count an attempt
+        and back off - thousands in a few seconds of outage, failed for good in a long one.
+        Held back, they wait ``queued`` until a channel binds again (logged once per outage)."""
+        if any(self.router.bound(name) for name in self.channels):
+            if self._outage_since is not None:
+                log.warning("a channel is bound again after %.1f s without one; claiming",
+                            time.monotonic() - self._outage_since)  # fmt: skip
+                self._outage_since = None
+            return True
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.warning("no channel is bound (%s): holding due messages queued until one binds",
+                        ", ".join(sorted(self.channels)) or "none configured")  # fmt: skip
+        return False
+
     async def _wait(self, got: int) -> None:
-        if self._in_flight and (
-            not got or len(self._in_flight) >= self.config.max_in_flight
-        ):
-            await asyncio.wait(self._in_flight, timeout=self.config.idle_sleep,
-                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-        elif not got:
+        if got and len(self._in_flight) < self.config.max_in_flight:
+            return  # more may be due: claim again at once
+        if not self._in_flight:
             await asyncio.sleep(self.config.idle_sleep)
+            return
+        # Busy: wait for a batch's worth of free slots, at most idle_sleep. Each claim is a
+        # database round trip; claiming a slot or two at a time cost more than it sent.
+        # An OTP waits at most idle_sleep for the next claim.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.idle_sleep
+        while self._in_flight and self._free() < self._batch:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            await asyncio.wait(self._in_flight, timeout=remaining,
+                               return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
 
     async def _settled(self, linger: float) -> bool:
         if self._submitted or self._moved or self.inbox.items:
@@ -205,14 +270,19 @@ class Worker:
             channel_name = self.router.route(message.msisdn, preferred=message.channel)
             await self.limiter.acquire(channel_name, rate=self.config.tps.get(channel_name, 0.0),
                                        tokens=message.parts)  # fmt: skip
-            result = await self.channels[channel_name].submit(
-                self._outbound(message, now)
-            )
+            result = await self._submit(channel_name, message, now)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a state; none may kill the worker
             self._failed(message, channel_name, exc)
             return
         self.router.record(channel_name, ok=True)
-        self.metrics.submits.labels(channel_name, "ok").inc()
+        ok = self._submits_ok.get(channel_name)
+        if (
+            ok is None
+        ):  # labels() is a lookup under a lock: once per channel, not per message
+            ok = self._submits_ok[channel_name] = self.metrics.submits.labels(
+                channel_name, "ok"
+            )
+        ok.inc()
         tariff = self.config.tariffs.get(channel_name)
         if (
             tariff is None
@@ -229,6 +299,20 @@ class Worker:
             message.id, channel_name, result.message_ids, result.submitted_at, cost
         ))  # fmt: skip
         self.tally.submitted += 1
+
+    async def _submit(
+        self, channel_name: str, message: claims.Claimed, now: datetime
+    ) -> SubmitResult:
+        channel = self.channels[channel_name]
+        gate = (
+            self._gates.get(channel_name)
+            if message.lane != self.config.lanes[0]
+            else None
+        )
+        if gate is None:
+            return await channel.submit(self._outbound(message, now))
+        async with gate:
+            return await channel.submit(self._outbound(message, now))
 
     def _outbound(self, message: claims.Claimed, now: datetime) -> OutboundSms:
         validity = None
@@ -288,10 +372,12 @@ class Worker:
             sweep = loop.time() - last_sweep > 5.0
             # Buffers are swapped here, on the loop thread that fills them (no lock needed);
             # only the swapped-out lists go to the database thread.
-            batch = self._take()
+            batch, waiter = self._take()
             self._writing = len(batch[0]) + len(batch[1])
             try:
                 await self._call(self.write_back, batch=batch, sweep=sweep)
+                # Only now may the channels acknowledge the receipts to the SMSC.
+                self.inbox.committed(waiter)
                 if sweep:
                     last_sweep = loop.time()
                     self._observe_binds()
@@ -299,7 +385,7 @@ class Worker:
             except (
                 JingxinError
             ) as exc:  # the database went away: keep buffers, try again
-                self._put_back(batch)
+                self._put_back(batch, waiter)
                 failures += 1
                 log.error("flush failed (will retry): %s", exc)
             finally:
@@ -315,24 +401,28 @@ class Worker:
                 return
             await asyncio.sleep(self.config.flush_interval)
 
-    def _take(self) -> tuple[list, list, list]:
-        batch = (self._submitted, self._moved, self.inbox.take())
+    def _take(self) -> tuple[tuple[list, list, list], asyncio.Future | None]:
+        receipts, waiter = self.inbox.take()
+        batch = (self._submitted, self._moved, receipts)
         self._submitted, self._moved = [], []
-        return batch
+        return batch, waiter
 
-    def _put_back(self, batch: tuple[list, list, list]) -> None:
+    def _put_back(
+        self, batch: tuple[list, list, list], waiter: asyncio.Future | None
+    ) -> None:
         submitted, moved, receipts = batch
         self._submitted[:0], self._moved[:0] = submitted, moved
-        self.inbox.items[:0] = receipts
+        self.inbox.put_back(receipts, waiter)
 
     def flush(self, *, sweep: bool = False) -> None:
         """Write what is buffered now (for callers on the loop thread, and tests)."""
-        batch = self._take()
+        batch, waiter = self._take()
         try:
             self.write_back(batch=batch, sweep=sweep)
         except JingxinError:
-            self._put_back(batch)
+            self._put_back(batch, waiter)
             raise
+        self.inbox.committed(waiter)
 
     def write_back(
         self, *, batch: tuple[list, list, list], sweep: bool = False
@@ -363,10 +453,17 @@ class Worker:
             self._observe_queue(now)
 
     def _observe(self, receipts, outcome, late, finished, marked) -> None:
-        for channel, receipt in receipts:
-            self.metrics.receipts.labels(channel, receipt.status.value).inc()
+        counted = collections.Counter(
+            (channel, r.status.value) for channel, r in receipts
+        )
+        for (channel, status), count in counted.items():
+            self.metrics.receipts.labels(channel, status).inc(count)
+        histograms: dict[str, Any] = {}
         for channel, seconds in outcome.latencies + (late.latencies if late else []):
-            self.metrics.latency.labels(channel).observe(max(seconds, 0.0))
+            histogram = histograms.get(channel)
+            if histogram is None:
+                histogram = histograms[channel] = self.metrics.latency.labels(channel)
+            histogram.observe(max(seconds, 0.0))
         self.metrics.unmatched.inc(outcome.unmatched)
         self.tally.receipts += len(receipts)
         self.tally.unmatched += outcome.unmatched - (late.matched if late else 0)
@@ -401,13 +498,16 @@ class Worker:
             worker=self.config.name if own else None,
         )  # fmt: skip
         moved = []
-        for message_id, category, expires_at in rows:
+        for message_id, category, expires_at, scheduled_at in rows:
             verdict = self.config.retry.after(
                 failure=Failure.UNRESOLVED, attempts=1, category=category, now=now,
                 expires_at=expires_at,
             )  # fmt: skip
+            # A resend keeps its original due time, so it goes out before the backlog
+            # queued behind it (due "now", it waited for a whole campaign and expired).
+            due = min(scheduled_at, now) if scheduled_at is not None else now
             moved.append(outbox.Moved(message_id, verdict.state, "unresolved",
-                                      "worker stopped before the submit response", now, True))  # fmt: skip
+                                      "worker stopped before the submit response", due, True))  # fmt: skip
         if moved:
             log.warning(
                 "resolving %d unanswered submits left in 'submitting'", len(moved)

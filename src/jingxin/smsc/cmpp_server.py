@@ -23,7 +23,6 @@ import bisect
 import itertools
 import logging
 import random
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +42,7 @@ from jingxin.smsc.record import Received, Record
 log = logging.getLogger(__name__)
 
 GATEWAY_CODE = 0x01D2F  # the simulated ISMG's 22-bit code inside every Msg_Id
+RESEND_AFTER = 1.0  # seconds before a status report the SP refused is sent again
 _CONNECT_BAD_ADDR, _CONNECT_BAD_AUTH, _CONNECT_VERSION = 2, 3, 4
 
 
@@ -74,8 +74,20 @@ class CmppSmsc:
         self.force_result: int | None = None
         self.mo_udhi = 0x01
         self.receipts_sent = 0
+        self.receipts_resent = 0
         self.mo_sent = 0
         self.throttled = 0
+        # Status reports not acknowledged when their connection closed (or due while the SP
+        # was away), per SP: sent again when it connects, as an ISMG does.
+        self.unacked_reports: dict[str, list[p.Deliver]] = {}
+
+    def redeliver(self, sp_id: str, report: p.Deliver) -> None:
+        """Send a status report again to a connection of ``sp_id``, or keep it for later."""
+        connected = self.connected(sp_id)
+        if connected:
+            connected[0].send_report(report)
+        else:
+            self.unacked_reports.setdefault(sp_id, []).append(report)
 
     def note(self, sp_id: str | None, command: str, sequence: int, **fields: Any) -> None:
         """Record what arrived, and tell ``on_event`` about it."""
@@ -142,20 +154,28 @@ class CmppConnection(asyncio.Protocol):
         self._writer = BatchedWriter(flush_at=16)  # the CMPP window
         self._held: list[bytes] = []
         self.unacked = 0
+        self._reports: dict[int, p.Deliver] = {}  # Sequence_Id -> report not yet answered
 
     # -- transport ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self._writer.attach(self._transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.smsc.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.smsc.connections.discard(self)
         self._transport = None
         self._writer.attach(None)
+        if self._reports and self.sp_id is not None:
+            self.smsc.unacked_reports.setdefault(self.sp_id, []).extend(self._reports.values())
+        self._reports.clear()
+
+    def send_report(self, report: p.Deliver) -> None:
+        """Send a status report and keep it until the SP's DELIVER_RESP with Result 0."""
+        seq = next(self._sequence)
+        self._reports[seq] = report
+        self.unacked += 1
+        self.send(p.encode(report, sequence_id=seq))
 
     def send(self, data: bytes) -> None:
         self._writer.write(data)
@@ -189,6 +209,10 @@ class CmppConnection(asyncio.Protocol):
             self._submit(pdu)
         elif isinstance(pdu, p.DeliverResp):
             self.unacked -= 1
+            report = self._reports.pop(seq, None)
+            if report is not None and pdu.result != 0 and self.sp_id is not None:
+                self.smsc.receipts_resent += 1
+                self._loop.call_later(RESEND_AFTER, self.smsc.redeliver, self.sp_id, report)
             note(self.sp_id, "CMPP_DELIVER_RESP", seq, msg_id=pdu.msg_id, result=pdu.result)
         elif isinstance(pdu, p.Connect):
             self._connect(pdu)
@@ -237,6 +261,10 @@ class CmppConnection(asyncio.Protocol):
                 status=0, authenticator_source=pdu.authenticator, secret=secret or ""
             )
         self.send(p.encode(p.ConnectResp(status, ismg, VERSION_20, pdu.sequence_id)))
+        if status == 0:
+            for report in self.smsc.unacked_reports.pop(pdu.source_addr, []):
+                self.send_report(report)
+                self.smsc.receipts_resent += 1
 
     # -- CMPP_SUBMIT -------------------------------------------------------------------
     def _submit(self, pdu: p.Submit) -> None:
@@ -295,21 +323,19 @@ class CmppConnection(asyncio.Protocol):
             self.send(response)
 
     def _report(self, submit: p.Submit, msg_id: int) -> None:
-        target = self if self._transport is not None else None
-        if target is None:
-            others = self.smsc.connected(self.sp_id)
-            target = others[0] if others else None
-        if target is None:
-            return
         stamp = auth.beijing_now().strftime("%y%m%d%H%M")
         for number, dest in enumerate(submit.dest_terminal_ids):
             report = StatusReport(msg_id, self.smsc.pick_stat(), stamp, stamp, dest, number)
-            target.send_request(p.Deliver(
+            deliver = p.Deliver(
                 msg_id=self.smsc.msg_ids.next(), dest_id=submit.src_id, src_terminal_id=dest,
                 msg_content=report.encode(), registered_delivery=1,
                 service_id=submit.service_id,
-            ))  # fmt: skip
+            )  # fmt: skip
             self.smsc.receipts_sent += 1
+            if self._transport is not None:
+                self.send_report(deliver)
+            elif self.sp_id is not None:  # another connection of this SP, or its next one
+                self.smsc.redeliver(self.sp_id, deliver)
 
 
 async def start_cmpp_server(

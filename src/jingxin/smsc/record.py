@@ -32,7 +32,11 @@ class Record:
     def __init__(self, *, keep: int | None = None, path: str | Path | None = None) -> None:
         self.entries: collections.deque[Received] = collections.deque(maxlen=keep)
         self.counts: collections.Counter[str] = collections.Counter()
-        self._file: IO[str] | None = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
+        # Line-buffered: a simulator killed with -9 (the crash tests do it) keeps every PDU
+        # it received up to the kill, which is what counting duplicates needs.
+        self._file: IO[str] | None = (
+            open(path, "a", encoding="utf-8", buffering=1) if path else None  # noqa: SIM115
+        )
 
     def add(self, protocol: str, system_id: str, command: str, sequence: int, **fields: Any) -> Received:
         entry = Received(protocol, system_id, command, sequence, fields=fields)

@@ -114,6 +114,7 @@ class Simulator:
             "cmpp_port": self.cmpp_port,
             "received": dict(self.record.counts),
             "receipts_sent": smpp.receipts_sent if smpp else 0,
+            "receipts_resent": smpp.receipts_resent if smpp else 0,
             "mo_sent": smpp.mo_sent if smpp else 0,
             "smpp_connections": len(smpp.connections) if smpp else 0,
         }

@@ -13,7 +13,6 @@ import bisect
 import itertools
 import logging
 import random
-import socket
 import struct
 from datetime import datetime
 from typing import Any
@@ -33,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SMSC_SYSTEM_ID = "jingxin-sim"
 WRITE_BATCH = 5
+RESEND_AFTER = 1.0  # seconds before a receipt the ESME refused is delivered again
 _SUBMIT_SM_RESP = p.SubmitSmResp.command_id
 _DELIVER_SM = p.DeliverSm.command_id
 _DELIVER_SM_RESP_ID = p.DeliverSmResp.command_id.to_bytes(4, "big")
@@ -60,7 +60,11 @@ class SmppSmsc:
         self._states = [state for state, _ in states]
         self._cumulative = list(itertools.accumulate(weight / total for _, weight in states))
         self.receipts_sent = 0
+        self.receipts_resent = 0
         self.mo_sent = 0
+        # Receipts a connection was closed with before the ESME acknowledged them, per
+        # system_id: sent again on its next receiver bind, as a real SMSC does.
+        self.unacked_receipts: dict[str, list[bytes]] = {}
         self._tlv_cache: dict[tuple[ReceiptStatus, int], bytes] = {}
 
     def receipt_tlvs(self, message_id: str, status: ReceiptStatus, error: int) -> bytes:
@@ -85,6 +89,15 @@ class SmppSmsc:
             conn for conn in self.connections
             if conn.bind_class in _RECEIVE and (system_id is None or conn.system_id == system_id)
         ]  # fmt: skip
+
+    def redeliver(self, system_id: str, data: bytes) -> None:
+        """Send an encoded deliver_sm again (new sequence number) to a receiver of
+        ``system_id``, or keep it for that ESME's next bind."""
+        receivers = self.receivers(system_id)
+        if not receivers:
+            self.unacked_receipts.setdefault(system_id, []).append(data)
+            return
+        receivers[0].send_receipt(data)
 
     def inject_mo(self, *, source: str, destination: str, text: str) -> int:
         """Deliver an MO to one bound receiver (round robin); returns the parts sent."""
@@ -119,21 +132,31 @@ class SmscConnection(asyncio.Protocol):
         # first ones while the rest are produced.
         self._writer = BatchedWriter(flush_at=WRITE_BATCH)
         self.unacked = 0
+        self._receipts: dict[int, bytes] = {}  # sequence_number -> deliver_sm not yet acked
 
     # ------------------------------------------------------------------ transport
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self._writer.attach(self._transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.smsc.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.smsc.connections.discard(self)
         self._transport = None
         self._writer.attach(None)
+        if self._receipts:
+            self.smsc.unacked_receipts.setdefault(self.system_id, []).extend(self._receipts.values())
+            self._receipts.clear()
+
+    def send_receipt(self, data: bytes) -> None:
+        """Send an encoded deliver_sm receipt under a fresh sequence number and keep it
+        until the ESME acknowledges it."""
+        seq = next(self._sequence)
+        data = data[:12] + seq.to_bytes(4, "big") + data[16:]
+        self._receipts[seq] = data
+        self.unacked += 1
+        self.send(data)
 
     def send(self, data: bytes) -> None:
         self._writer.write(data)
@@ -158,8 +181,8 @@ class SmscConnection(asyncio.Protocol):
             self.close()
             return
         for frame in frames:
-            if frame[4:8] == _DELIVER_SM_RESP_ID:  # the ESME acknowledging a receipt/MO: count it
-                self.unacked -= 1
+            if frame[4:8] == _DELIVER_SM_RESP_ID:  # the ESME acknowledging a receipt/MO
+                self._acknowledged(int.from_bytes(frame[12:16], "big"), int.from_bytes(frame[8:12], "big"))
                 continue
             try:
                 message = codec.decode(frame)
@@ -167,6 +190,13 @@ class SmscConnection(asyncio.Protocol):
                 self._nack(exc)
                 continue
             self._dispatch(message)
+
+    def _acknowledged(self, seq: int, status: int) -> None:
+        self.unacked -= 1
+        data = self._receipts.pop(seq, None)
+        if data is not None and status != st.ESME_ROK:  # the ESME could not take it: try later
+            self.smsc.receipts_resent += 1
+            self._loop.call_later(RESEND_AFTER, self.smsc.redeliver, self.system_id, data)
 
     def _nack(self, exc: codec.PduError) -> None:
         self.smsc.record.add("smpp", self.system_id, "garbage", exc.sequence_number, error=str(exc))
@@ -222,6 +252,10 @@ class SmscConnection(asyncio.Protocol):
         self.bind_class = cls
         self.system_id = message.system_id
         self.send(codec.encode(resp(message.sequence_number, 0, SMSC_SYSTEM_ID, {"sc_interface_version": 0x34})))
+        if cls in _RECEIVE:
+            for data in self.smsc.unacked_receipts.pop(self.system_id, []):
+                self.send_receipt(data)
+                self.smsc.receipts_resent += 1
 
     # ------------------------------------------------------------------ submit_sm
 
@@ -267,12 +301,6 @@ class SmscConnection(asyncio.Protocol):
         status = smsc.pick_status()
         if submit.registered_delivery & 0x03 == 2 and status is ReceiptStatus.DELIVERED:
             return  # receipts on failure only
-        target = self if self.bind_class in _RECEIVE and self._transport else None
-        if target is None:
-            receivers = smsc.receivers(self.system_id)
-            target = receivers[0] if receivers else None
-        if target is None:
-            return
         error = 0 if status is ReceiptStatus.DELIVERED else 1
         now = datetime.now()
         body = submit.short_message or submit.tlvs.get("message_payload", b"")
@@ -285,13 +313,15 @@ class SmscConnection(asyncio.Protocol):
             text=short_message.decode(sample, submit.data_coding),
         )  # fmt: skip
         deliver = p.DeliverSm(
-            next(target._sequence), source_addr=submit.destination_addr,
-            destination_addr=submit.source_addr, esm_class=0x04,
-            short_message=text.encode("latin-1", "replace"),
+            0, source_addr=submit.destination_addr, destination_addr=submit.source_addr,
+            esm_class=0x04, short_message=text.encode("latin-1", "replace"),
         )  # fmt: skip
-        target.unacked += 1
-        target.send(codec.encode_sm(_DELIVER_SM, deliver, tlv_bytes=smsc.receipt_tlvs(message_id, status, error)))
+        data = codec.encode_sm(_DELIVER_SM, deliver, tlv_bytes=smsc.receipt_tlvs(message_id, status, error))
         smsc.receipts_sent += 1
+        if self.bind_class in _RECEIVE and self._transport:
+            self.send_receipt(data)
+        else:  # another receiver of this ESME, or its next bind
+            smsc.redeliver(self.system_id, data)
 
 
 async def start_smpp_server(

@@ -90,3 +90,58 @@ def test_claim_skips_future_and_held_campaign_messages(store) -> None:
             s.scalar(select(Message.worker).where(Message.idempotency_key == "now0"))
             == "w"
         )
+
+
+def test_reserved_room_is_for_the_first_lane_only(store) -> None:
+    # Given a marketing backlog, a few notifications and two OTPs
+    enqueue(store, entries=entries(30, prefix="m"))
+    enqueue(store, entries=entries(4, category="notification", prefix="n"))
+    enqueue(store, entries=entries(2, category="otp", prefix="o"))
+    # When 10 are claimed with 3 of them reserved for OTP
+    got = claim(store, worker="w", limit=10, now=utc_now(), reserve=3)
+    # Then both OTPs, then lower lanes only up to 10 - 3 in all
+    assert [c.lane for c in got] == [0, 0, 1, 1, 1, 1, 2]
+    # And a worker claiming one lane has no one to reserve for
+    assert (
+        len(claim(store, worker="w", limit=5, now=utc_now(), lanes=(2,), reserve=3))
+        == 5
+    )
+
+
+async def test_lower_lanes_wait_for_the_window_in_the_worker_not_in_the_channel(
+    store,
+) -> None:
+    # Given a worker whose channel has a window of 4 and a marketing backlog
+    enqueue(store, entries=entries(200, prefix="m"))
+    worker, channels = make_worker(
+        store, {"slow": (SlowChannel, {"receipts": False})}, max_in_flight=50,
+        windows={"slow": 4},
+    )  # fmt: skip
+    inside = []
+    real = channels["slow"].submit
+
+    async def counting(message):
+        inside.append(message)
+        try:
+            return await real(message)
+        finally:
+            inside.remove(message)
+
+    channels["slow"].submit = counting
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop=stop))
+    peak = 0
+    for _ in range(30):
+        await asyncio.sleep(0.01)
+        peak = max(peak, len(inside))
+    # When an OTP arrives, it goes straight into the channel beside the 4 marketing submits
+    enqueue(store, entries=entries(1, category="otp", prefix="otp"))
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if any(m.priority == 1 for m in channels["slow"].sent):
+            break
+    stop.set()
+    await running
+    # Then no more than the window of marketing was ever inside the channel
+    assert 0 < peak <= 4
+    assert any(m.priority == 1 for m in channels["slow"].sent)

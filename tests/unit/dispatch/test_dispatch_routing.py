@@ -78,3 +78,34 @@ def test_the_local_bucket_allows_a_burst_then_paces() -> None:
     assert waits[:10] == [0.0] * 10
     assert waits[10] == pytest.approx(0.1) and waits[11] == pytest.approx(0.2)
     assert bucket.wait_for("c", rate=10, tokens=1, now=5.0) == 0.0
+
+
+async def test_with_no_channel_bound_nothing_is_claimed_until_one_binds(store) -> None:
+    import asyncio
+
+    from sqlalchemy import select
+
+    from jingxin.data.store.models import Message
+    from jingxin.dispatch.outbox import enqueue
+
+    # Given five messages and a worker whose only channel is down (the SMSC went away)
+    enqueue(store, entries=entries(5))
+    worker, ch = make_worker(store, {"down": (UnboundChannel, {})})
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop=stop))
+    await asyncio.sleep(0.3)
+    # Then nothing is claimed, tried or counted as an attempt: all wait queued
+    assert worker.tally.claimed == 0 and ch["down"].sent == []
+    with store.sessions() as s:
+        assert s.scalars(select(Message.attempts)).all() == [0] * 5
+    assert states(store) == {"queued": 5}
+    # When the channel binds again, the held messages go out
+    ch["down"].bound = True
+    ch["down"].submit = HappyChannel.submit.__get__(ch["down"])
+    for _ in range(200):
+        if states(store) == {"delivered": 5}:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await run
+    assert states(store) == {"delivered": 5}

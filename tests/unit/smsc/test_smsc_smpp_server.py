@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from smsc_fakes import FakeTransport
+
 from jingxin.channels.smpp import codec
 from jingxin.channels.smpp import pdu as p
-from jingxin.channels.smpp.framer import Framer
 from jingxin.smsc.behaviour import Behaviour
 from jingxin.smsc.record import Record
 from jingxin.smsc.smpp_server import SmppSmsc, SmscConnection
-
-
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.framer, self.frames, self.closed = Framer(), [], False
-
-    def write(self, data: bytes) -> None:
-        self.frames += self.framer.feed(data)
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return default
 
 
 async def _connect(behaviour: Behaviour) -> tuple[SmscConnection, FakeTransport, SmppSmsc]:

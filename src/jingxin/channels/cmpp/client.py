@@ -20,6 +20,7 @@ resend them).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import itertools
 import logging
@@ -33,7 +34,15 @@ from jingxin.channels.cmpp import auth, inbound, msgid, outbound
 from jingxin.channels.cmpp.concatenation import Reassembler, split_udh
 from jingxin.channels.cmpp.fields import udhi_set
 from jingxin.channels.cmpp.link import Link, LinkDown, LinkOptions
-from jingxin.channels.cmpp.pdu import Connect, ConnectResp, Deliver, DeliverResp, Pdu, Submit, SubmitResp
+from jingxin.channels.cmpp.pdu import (
+    Connect,
+    ConnectResp,
+    Deliver,
+    DeliverResp,
+    Pdu,
+    Submit,
+    SubmitResp,
+)
 from jingxin.channels.cmpp.results import (
     RESULT_FLOW_CONTROL,
     SubmitError,
@@ -322,21 +331,39 @@ class CmppChannel:
         except Exception:
             log.exception("%s: handler %r failed", self.name, handler)
             result = None
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(_after(result, then, self.name))
+        if not inspect.isawaitable(result):
+            then()
+        elif asyncio.isfuture(result):
+            # The worker's receipt inbox: one future per transaction, resolved once the
+            # receipt is committed - only then is it acknowledged (no task per receipt).
+            result.add_done_callback(functools.partial(_acked, then, self.name))
+        else:
+            # A receipt whose handler failed is not acknowledged: the ISMG sends it again.
+            task = asyncio.ensure_future(
+                _after(result, then, self.name, ack_on_error=handler is not self.on_receipt)
+            )
             self._callbacks.add(task)
             task.add_done_callback(self._callbacks.discard)
-        else:
-            then()
 
 
-async def _after(awaitable: Awaitable[Any], then: Callable[[], object], name: str) -> None:
+def _acked(then: Callable[[], object], name: str, done: asyncio.Future) -> None:
+    if done.cancelled() or done.exception() is not None:
+        log.error("%s: receipt not committed (%s); the ISMG will send it again", name,
+                  "cancelled" if done.cancelled() else done.exception())  # fmt: skip
+        return
+    then()
+
+
+async def _after(
+    awaitable: Awaitable[Any], then: Callable[[], object], name: str, *, ack_on_error: bool
+) -> None:
     try:
         await awaitable
     except Exception:
         log.exception("%s: async handler failed", name)
-    finally:
-        then()
+        if not ack_on_error:
+            return
+    then()
 
 
 def from_settings(settings: Any, **kwargs: Any) -> CmppChannel:

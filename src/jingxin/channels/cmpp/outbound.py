@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from jingxin.channels.cmpp.concatenation import concat_udh
 from jingxin.channels.cmpp.fields import MsgFmt
 from jingxin.channels.cmpp.pdu import Submit
+
+# ValId_Time is an SMPP 3.3 relative time (CMPP 2.0 §1.7): the same string as SMPP's.
+from jingxin.channels.smpp.short_message import relative_validity
 from jingxin.content.encoding import split
 from jingxin.domain.sms import OutboundSms
 from jingxin.errors import ChannelError
@@ -36,15 +39,6 @@ class SubmitDefaults:
     fee_user_type: int = 2  # 2 = the SP pays; with FeeType 01 (free) nobody is charged
     fee_type: str = "01"
     fee_code: str = "000000"
-
-
-def relative_validity(seconds: int) -> str:
-    """ValId_Time as an SMPP 3.3 relative time ``YYMMDDhhmmss000R`` (§1.7); ≤ 99 days."""
-    seconds = max(0, min(seconds, 99 * 86400 + 86399))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"0000{days:02d}{hours:02d}{minutes:02d}{secs:02d}000R"
 
 
 def contents(text: str) -> tuple[int, list[bytes]]:

@@ -173,12 +173,16 @@ class SmppChannel:
 
     # ------------------------------------------------------------------ inbound
 
-    def _on_deliver(self, pdu: Any) -> int:
+    def _on_deliver(self, pdu: Any) -> int | Awaitable[Any]:
         now = datetime.now(UTC)
         if receipt.is_receipt(pdu.esm_class):
             if self.on_receipt is not None:
                 result = receipt.from_deliver(pdu, received_at=now, id_format=self.receipt_id_format)
-                self._call(self.on_receipt, result)
+                acked = self.on_receipt(result)
+                # An awaitable (the worker's inbox): deliver_sm_resp waits until the receipt
+                # is committed. None (e.g. `jingxin send` printing it): acknowledge now.
+                if acked is not None and inspect.isawaitable(acked):
+                    return acked
             return ESME_ROK
         body = getattr(pdu, "short_message", b"") or pdu.tlvs.get("message_payload", b"")
         info, user_data = concat_info(pdu.esm_class, body, pdu.tlvs)

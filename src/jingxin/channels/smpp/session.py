@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import itertools
 import logging
-import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -87,7 +87,9 @@ class SessionConfig:
     write_batch: int = 0
 
 
-DeliverHandler = Callable[[Any], int]  # deliver_sm / data_sm → command_status of the resp
+# deliver_sm / data_sm → command_status of the resp, now; or an awaitable of it (None: OK),
+# and the resp waits for it - a receipt is acknowledged once the worker has committed it.
+DeliverHandler = Callable[[Any], "int | Awaitable[int | None]"]
 
 
 class SmppSession(asyncio.Protocol):
@@ -285,9 +287,6 @@ class SmppSession(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self._writer.attach(self._transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._tasks.append(self._loop.create_task(self._sweep_deadlines()))
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -366,7 +365,7 @@ class SmppSession(asyncio.Protocol):
         self.send(codec.HEADER.pack(16, p.GenericNack.command_id, exc.status, exc.sequence_number))
 
     def _deliver(self, message: Any) -> None:
-        status = st.ESME_ROK
+        status: Any = st.ESME_ROK
         if self.on_deliver is not None:
             try:
                 status = self.on_deliver(message)
@@ -374,8 +373,28 @@ class SmppSession(asyncio.Protocol):
                 log.exception("deliver handler failed")
                 status = st.ESME_RX_T_APPN
         resp = p.DeliverSmResp if type(message) is p.DeliverSm else p.DataSmResp
+        if isinstance(status, int):
+            self._answer_deliver(resp.command_id, message.sequence_number, status)
+            return
+        # Answer when the handler is done (e.g. the receipt committed), without holding up
+        # this read loop: later PDUs keep being read and handled meanwhile.
+        asyncio.ensure_future(status).add_done_callback(
+            functools.partial(self._deliver_done, resp.command_id, message.sequence_number)
+        )
+
+    def _deliver_done(self, command_id: int, seq: int, done: asyncio.Future) -> None:
+        if done.cancelled() or done.exception() is not None:
+            log.error("deliver handler failed (%s); asking the SMSC to resend",
+                      "cancelled" if done.cancelled() else done.exception())  # fmt: skip
+            status = st.ESME_RX_T_APPN
+        else:
+            status = done.result() or st.ESME_ROK
+        self._answer_deliver(command_id, seq, status)
+
+    def _answer_deliver(self, command_id: int, seq: int, status: int) -> None:
         # message_id is unused (NULL) in deliver_sm_resp: the 17-octet PDU, written directly.
-        self.send(codec.HEADER.pack(17, resp.command_id, status, message.sequence_number) + b"\0")
+        # After the link is gone the writer drops it: the SMSC re-delivers on the next bind.
+        self.send(codec.HEADER.pack(17, command_id, status, seq) + b"\0")
 
     # ------------------------------------------------------------------ timers
 
