@@ -30,12 +30,16 @@ class ContactParams:
 
 
 def channel_counts(*, contacts: ir.Table, window: AsOf, params: ContactParams) -> ir.Table:
+    """Hall and electronic contacts per subscriber. Hotline (and any other) contacts are
+    dropped before the aggregation rather than counted as zero in it: a subscriber left
+    with none reads as 0 and 0 either way, and the aggregation, one of the two largest of
+    the feature build, gets that many fewer rows."""
     c = contacts.filter((contacts.ts >= window.days_back(params.channel_days))
-                        & (contacts.ts < window.end))
-    return c.group_by("subscriber_id").aggregate(
-        hall_contacts=(c.channel == "hall").cast("int64").sum(),
-        electronic_contacts=c.channel.isin(ELECTRONIC).cast("int64").sum(),
-    )
+                        & (contacts.ts < window.end)
+                        & contacts.channel.isin(("hall", *ELECTRONIC)))
+    hall = (c.channel == "hall").cast("int64").sum()
+    return c.group_by("subscriber_id").aggregate(hall_contacts=hall,
+                                                 electronic_contacts=c.count() - hall)
 
 
 def channel_preference(hall: ir.Value, electronic: ir.Value, app_user: ir.Value) -> ir.Value:

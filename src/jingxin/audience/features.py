@@ -91,7 +91,6 @@ def usage_part(warehouse: Warehouse, as_of: dt.date, params: FeatureParams) -> i
     summary = usage.usage_summary(usage=um, plans=plans, window=w, params=up)
     parts = [
         usage.preference(summary, up),
-        sensitivity.downgrades(usage=um, plans=plans, window=w),
         sensitivity.offer_response(offers=read(warehouse, "offers"), window=w),
         sensitivity.bill_complaints(complaints=complaints, window=w),
         contact.channel_counts(contacts=read(warehouse, "channel_contacts"), window=w,

@@ -127,7 +127,12 @@ def _message(t: ir.Table, params: PlanFitParams) -> ir.StringValue:
         "string") + "元"
     more_gb = ((t.up_data_mb - t.current_data_mb) / 1024).round(0).cast("int64")
     more_min = (t.up_voice_min - t.current_voice_min).cast("int64")
-    extra = (head + "每月多付" + t.extra.round(1).cast("string") + "元改用" + _plan_words(t.up_plan_name)
+    # A tier up that costs nothing more (its fee covers overage the current plan charges)
+    # is said so: "多付-0.0元" would be nonsense, and engines print a negative zero
+    # differently (DuckDB "-0.0", Spark "0.0").
+    pay = ibis.cases((t.extra.round(1) <= 0, "不多付钱"),
+                     else_="多付" + t.extra.round(1).cast("string") + "元")
+    extra = (head + "每月" + pay + "改用" + _plan_words(t.up_plan_name)
              + "，可多得" + more_gb.cast("string") + "GB流量、" + more_min.cast("string")
              + "分钟通话")
     return ibis.cases(

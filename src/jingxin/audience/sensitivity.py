@@ -36,15 +36,16 @@ class SensitivityParams:
     w_complaint: float = 0.15
 
 
-def downgrades(*, usage: ir.Table, plans: ir.Table, window: AsOf) -> ir.Table:
-    """Per subscriber: 1 when the tier of the held plan fell in the six months."""
-    u = usage.filter((usage.month >= window.months_back(5))
-                     & (usage.month < window.months_back(-1)))
-    j = u.inner_join(plans.select("plan_id", "tier"), "plan_id")
-    prev = j.tier.lag().over(ibis.window(group_by=j.subscriber_id, order_by=j.month))
-    fell = (j.tier < prev).fill_null(False).cast("int64")
-    g = j.mutate(fell=fell).group_by("subscriber_id").aggregate(n=ibis._.fell.sum())
-    return g.select("subscriber_id", downgrade=(g.n > 0).cast("float64"))
+def downgrade(tiers: list[ir.Value]) -> ir.Value:
+    """1.0 when the plan tier fell at least once from one month with a known tier to the
+    next such month, else 0.0. ``tiers``: the tier held each month, newest first (null
+    when unknown); :func:`jingxin.audience.usage.usage_summary` pivots them out of the
+    same scan of usage that gives the other usage features."""
+    fell = ibis.literal(False)
+    for k in range(len(tiers) - 1):
+        before = ibis.coalesce(*tiers[k + 1:]) if len(tiers) > k + 2 else tiers[k + 1]
+        fell = fell | (tiers[k] < before).fill_null(False)
+    return fell.cast("float64")
 
 
 def offer_response(*, offers: ir.Table, window: AsOf) -> ir.Table:

@@ -9,6 +9,8 @@ the new ones under a temporary name and swap it in.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from jingxin.audience.source import exists
@@ -20,10 +22,33 @@ if TYPE_CHECKING:
     from jingxin.data.warehouse.connection import Warehouse
 
 
+@contextmanager
+def unordered(warehouse: Warehouse) -> Iterator[None]:
+    """Let DuckDB write a derived table in whatever row order its threads finish in.
+
+    A derived table is a set keyed by subscriber (and ``as_of``): its row order is not
+    part of its content, and a hash join's output has none worth keeping. DuckDB's default
+    (``preserve_insertion_order``) makes a parallel write keep the order of its input; off,
+    the 10M-row feature build took 29.9 s instead of 34.8 s (same rows, same minute, on a
+    busy 2-core machine).
+    Other engines: nothing to do."""
+    if warehouse.backend != "duckdb":
+        yield
+        return
+    con = warehouse.con.con
+    before = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(before[0][0]).lower()}")
+
+
 def write_table(warehouse: Warehouse, name: str, data: Any) -> None:
     """Create or overwrite ``name`` from an Ibis expression, Arrow table or DataFrame."""
     try:
-        warehouse.con.create_table(name, data, overwrite=True)
+        with unordered(warehouse):
+            warehouse.con.create_table(name, data, overwrite=True)
     except Exception as exc:
         raise WarehouseError(f"cannot write warehouse table {name!r}: {exc}") from exc
 
@@ -47,7 +72,8 @@ def replace_partition(warehouse: Warehouse, *, table: str, expr: ir.Table, key: 
                 if model is not None:
                     cond += f" AND \"model\" = '{model}'"
                 warehouse.con.raw_sql(f'DELETE FROM "{table}" WHERE {cond}')
-                warehouse.con.insert(table, expr)
+                with unordered(warehouse):
+                    warehouse.con.insert(table, expr)
             except Exception as exc:
                 raise WarehouseError(f"cannot update warehouse table {table!r}: {exc}") from exc
     else:

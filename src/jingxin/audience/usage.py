@@ -35,11 +35,16 @@ def _monthly(usage: ir.Table, start, end) -> ir.Table:
 def usage_summary(*, usage: ir.Table, plans: ir.Table, window: AsOf,
                   params: UsageParams) -> ir.Table:
     """Per subscriber, in one pass over six months of usage: arpu (last 3 months),
-    arpu_prev (the 3 before), the last-3-month averages and top-ups, usage_trend and
-    plan_fit. One scan with conditional sums, not one per feature: at ten million
-    subscribers the usage table is the biggest thing the feature build reads."""
+    arpu_prev (the 3 before), the last-3-month averages and top-ups, usage_trend,
+    plan_fit and the downgrade signal of price sensitivity. One scan with conditional
+    aggregates, not one per feature: at ten million subscribers the usage table is the
+    biggest thing the feature build reads, and a window over it (``lag`` of the tier, as
+    the downgrade signal once was) sorts all of it."""
+    from jingxin.audience.sensitivity import downgrade
+
     m = window.months_back
-    p = plans.select("plan_id", allow_data=plans.data_mb, allow_voice=plans.voice_min)
+    p = plans.select("plan_id", "tier", allow_data=plans.data_mb,
+                     allow_voice=plans.voice_min)
     u = usage.filter((usage.month >= m(5)) & (usage.month < m(-1)))
     u = u.left_join(p, "plan_id")
     in3, prev3 = u.month >= m(2), u.month < m(2)
@@ -52,19 +57,19 @@ def usage_summary(*, usage: ir.Table, plans: ir.Table, window: AsOf,
     def total(cond: ir.BooleanValue, value: ir.Value) -> ir.Value:
         return ibis.ifelse(cond, value, 0).sum()
 
-    def n(cond: ir.BooleanValue) -> ir.Value:
-        return cond.cast("int64").sum()
-
+    counts = {"last_n": last, "before_n": before, "fit_months": known,
+              "over_months": over, "under_months": under}
     g = u.group_by("subscriber_id").aggregate(
         arpu=total(in3, u.bill) / 3.0, arpu_prev=total(prev3, u.bill) / 3.0,
         data_mb_3m=total(in3, u.data_mb) / 3.0, voice_min_3m=total(in3, u.voice_min) / 3.0,
         sms_3m=total(in3, u.sms).cast("float64") / 3.0,
         topup_count_3m=total(in3, u.topup_count).cast("int64"),
         topup_amount_3m=total(in3, u.topup_amount),
-        last_data=total(last, u.data_mb), last_n=n(last),
-        before_data=total(before, u.data_mb), before_n=n(before),
-        fit_months=n(known), over_months=n(over), under_months=n(under),
+        last_data=total(last, u.data_mb), before_data=total(before, u.data_mb),
+        packed_counts=_packed(counts.values()).sum(),
+        **{f"tier_{k}": _tier_in(u, m(k), m(k - 1)) for k in range(6)},
     )
+    g = g.mutate(**_unpacked(g.packed_counts, counts))
     prev_avg = g.before_data / ibis.greatest(g.before_n, 1)
     seen = (g.last_n > 0) & (g.before_n > 0) & (prev_avg > 0)
     trend = ibis.cases(
@@ -78,9 +83,35 @@ def usage_summary(*, usage: ir.Table, plans: ir.Table, window: AsOf,
         (g.under_months >= 3, "under"),
         else_="fit",
     )
-    return g.mutate(usage_trend=trend, plan_fit=fit).drop(
+    tiers = [f"tier_{k}" for k in range(6)]
+    return g.mutate(usage_trend=trend, plan_fit=fit,
+                    downgrade=downgrade([g[c] for c in tiers])).drop(
         "last_data", "last_n", "before_data", "before_n", "fit_months", "over_months",
-        "under_months")
+        "under_months", "packed_counts", *tiers)
+
+
+# Month counts per subscriber travel packed in one integer sum, a base-1000 digit each:
+# one aggregate instead of five over the whole usage table. A subscriber has at most six
+# rows in the window (one per month: the table's key), far below a digit's 999.
+_BASE = 1000
+
+
+def _packed(conds) -> ir.IntegerValue:
+    value = ibis.literal(0, "int64")
+    for k, cond in enumerate(conds):
+        value = value + ibis.ifelse(cond, _BASE**k, 0)
+    return value
+
+
+def _unpacked(packed: ir.IntegerValue, names) -> dict[str, ir.IntegerValue]:
+    return {name: (packed // _BASE**k) % _BASE for k, name in enumerate(names)}
+
+
+def _tier_in(u: ir.Table, start, end) -> ir.Value:
+    """The tier of the plan held in the month ``[start, end)`` (null: no row, or a plan
+    missing from the catalogue). A month pivot: six of these replace a window."""
+    return ibis.ifelse((u.month >= start) & (u.month < end), u.tier,
+                       ibis.null(u.tier.type())).max()
 
 
 def preference(averages: ir.Table, params: UsageParams) -> ir.Table:

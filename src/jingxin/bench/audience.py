@@ -7,8 +7,9 @@ folder and loaded by DuckDB itself (``read_parquet`` into a file-backed database
 gives every subscriber a week of location events, ``composite`` up to 1M of them. The
 pandas baselines hold everything in memory, so above ``PANDAS_CAP`` subscribers they run
 on the first ``PANDAS_CAP`` and are extrapolated linearly (``pandas_extrapolated``).
-The ``*-spark`` variant runs the same spec on PySpark local mode to show that it scales
-out unchanged (and checks the counts agree).
+Each ``*-spark`` variant runs the same expression on PySpark local mode (over the same
+Parquet files) to show that it scales out unchanged, and checks that the two engines give
+the same rows (``EXCEPT ALL`` both ways) or, for the composite, the same count.
 
 Goals at 10M subscribers: features <= 20 s, plan fit <= 30 s, composite within 2x of
 hand-written SQL, resident cells (1M x 7 days x 20 events) <= 60 s.
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from jingxin.bench import benchmark, timed
-
 
 # pandas holds every row in memory: above these many subscribers its baseline runs on the
 # first N subscribers and is extrapolated linearly (the figures say so).
@@ -71,6 +71,10 @@ def _warehouse(scale: int, *, events: int = 0) -> BenchData:
     wh = open_duckdb(tmp / "bench.duckdb")
     for name, path in files.items():
         wh.con.raw_sql(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{path}')")
+    # Loading is `jingxin import`'s work, done before any audience command runs, in a
+    # process of its own: the timed steps start from a warehouse opened afresh.
+    wh.close()
+    wh = open_duckdb(tmp / "bench.duckdb")
     return BenchData(wh, files, usage_as_of(wh), "synth", tmp)
 
 
@@ -103,12 +107,13 @@ def _baseline(scale: int, cap: int, run) -> tuple[float, Any, dict[str, Any]]:
 def features_bench(scale: int) -> dict[str, Any]:
     from jingxin.audience.features import FeatureParams, usage_part
     from jingxin.audience.pandas_baseline import usage_features
+    from jingxin.audience.store import write_table
 
     d = _warehouse(scale)
     try:
         expr = usage_part(d.warehouse, d.as_of, FeatureParams())
-        ours, _ = timed(lambda: d.warehouse.con.create_table("bench_features", expr,
-                                                             overwrite=True))
+        # Written as the feature build writes (store.write_table: no row order kept).
+        ours, _ = timed(lambda: write_table(d.warehouse, "bench_features", expr))
         rows = d.warehouse.con.raw_sql("SELECT count(*) FROM usage_monthly").fetchall()[0][0]
         plans = d.read("plans")
         base, _, extra = _baseline(scale, PANDAS_CAP, lambda cap: usage_features(
@@ -125,12 +130,12 @@ def features_bench(scale: int) -> dict[str, Any]:
 def planfit_bench(scale: int) -> dict[str, Any]:
     from jingxin.audience.pandas_baseline import plan_fit
     from jingxin.audience.planfit import plan_fit_expr
+    from jingxin.audience.store import write_table
 
     d = _warehouse(scale)
     try:
         expr = plan_fit_expr(d.warehouse, as_of=d.as_of)
-        ours, _ = timed(lambda: d.warehouse.con.create_table("bench_planfit", expr,
-                                                             overwrite=True))
+        ours, _ = timed(lambda: write_table(d.warehouse, "bench_planfit", expr))
         plans = d.read("plans")
         base, _, extra = _baseline(scale, PANDAS_CAP, lambda cap: plan_fit(
             d.read("subscribers", cap=cap), d.read("usage_monthly", cap=cap), plans, d.as_of))
@@ -192,26 +197,65 @@ def composite_bench(scale: int) -> dict[str, Any]:
             "spec_over_hand": round(ours / base, 2) if base else None}
 
 
+def _spark(d: BenchData, extra: dict[str, Path] | None = None) -> Any:
+    """A PySpark local-mode warehouse over the synthetic operator's Parquet files (and
+    ``extra`` ones). Through Parquet: Ibis's create_table from Arrow on PySpark goes via
+    pandas and turns NULL strings into 'NaN'."""
+    from jingxin.data.warehouse.connection import open_pyspark
+
+    spark = open_pyspark()
+    for name, path in {**d.files, **(extra or {})}.items():
+        spark.con.read_parquet(str(path), table_name=name)
+    return spark
+
+
+def _spark_run(d: BenchData, duck_table: str, spark_expr: Any) -> dict[str, Any]:
+    """Run ``spark_expr`` on Spark (computed and collected) and compare its rows with the
+    DuckDB table ``duck_table``: row counts, and rows found on one side only (``EXCEPT
+    ALL`` both ways, in DuckDB). ``same_result`` only when both are zero."""
+    spark_s, arrow = timed(spark_expr.to_pyarrow)
+    con = d.warehouse.con.con
+    con.register("spark_result", arrow)
+    try:
+        def only(a: str, b: str) -> int:
+            sql = f"SELECT count(*) FROM (FROM {a} EXCEPT ALL FROM {b})"
+            return int(con.execute(sql).fetchall()[0][0])
+
+        only_duck, only_spark = only(duck_table, "spark_result"), only("spark_result",
+                                                                        duck_table)
+        duck_rows = int(con.execute(f"SELECT count(*) FROM {duck_table}").fetchall()[0][0])
+    finally:
+        con.unregister("spark_result")
+    return {"spark_s": round(spark_s, 3), "duckdb_rows": duck_rows,
+            "spark_rows": arrow.num_rows, "rows_only_in_duckdb": only_duck,
+            "rows_only_in_spark": only_spark,
+            "same_result": only_duck == 0 and only_spark == 0}
+
+
+def _duck_run(d: BenchData, table: str, expr: Any) -> float:
+    """Seconds DuckDB takes to compute ``expr`` into ``table`` (written as the product
+    writes derived tables)."""
+    from jingxin.audience.store import write_table
+
+    seconds, _ = timed(lambda: write_table(d.warehouse, table, expr))
+    return round(seconds, 3)
+
+
 @benchmark("composite-spark", summary="the same composite spec on PySpark local mode",
            default_scale=20_000)
 def composite_spark_bench(scale: int) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     from jingxin.audience.features import build_features
-    from jingxin.data.warehouse.connection import open_pyspark
 
     d = _warehouse(scale, events=scale)
     try:
         build_features(d.warehouse, as_of=d.as_of)
         districts = _districts(d)
         duck_s, duck_n, _ = _composite(d.warehouse, districts)
-        spark = open_pyspark()
         features = d.tmp / "features.parquet"
         pq.write_table(d.warehouse.table("features").to_pyarrow(), features)
-        # Through Parquet: Ibis's create_table from Arrow on PySpark goes via pandas and
-        # turns NULL strings into 'NaN'.
-        for name, path in {**d.files, "features": features}.items():
-            spark.con.read_parquet(str(path), table_name=name)
+        spark = _spark(d, {"features": features})
         spark_s, spark_n, _ = _composite(spark, districts)
     finally:
         d.close()
@@ -220,11 +264,67 @@ def composite_spark_bench(scale: int) -> dict[str, Any]:
             "duckdb_s": round(duck_s, 3), "spark_s": round(spark_s, 3)}
 
 
+@benchmark("audience-features-spark",
+           summary="the usage-based features on PySpark local mode vs DuckDB",
+           default_scale=100_000)
+def features_spark_bench(scale: int) -> dict[str, Any]:
+    from jingxin.audience.features import FeatureParams, usage_part
+
+    d = _warehouse(scale)
+    try:
+        duck_s = _duck_run(d, "bench_features",
+                           usage_part(d.warehouse, d.as_of, FeatureParams()))
+        spark = _spark(d)
+        figures = _spark_run(d, "bench_features",
+                             usage_part(spark, d.as_of, FeatureParams()))
+    finally:
+        d.close()
+    return {"data": d.source, "subscribers": scale, "duckdb_s": duck_s, **figures}
+
+
+@benchmark("planfit-spark", summary="plan fit on PySpark local mode vs DuckDB",
+           default_scale=100_000)
+def planfit_spark_bench(scale: int) -> dict[str, Any]:
+    from jingxin.audience.planfit import plan_fit_expr
+
+    d = _warehouse(scale)
+    try:
+        duck_s = _duck_run(d, "bench_planfit", plan_fit_expr(d.warehouse, as_of=d.as_of))
+        spark = _spark(d)
+        figures = _spark_run(d, "bench_planfit", plan_fit_expr(spark, as_of=d.as_of))
+    finally:
+        d.close()
+    return {"data": d.source, "subscribers": scale, "duckdb_s": duck_s, **figures}
+
+
+@benchmark("resident-cells-spark",
+           summary="home/work cells from 7 days of events on PySpark local mode vs DuckDB",
+           default_scale=20_000)
+def resident_cells_spark_bench(scale: int) -> dict[str, Any]:
+    from jingxin.audience.residence import resident_cells
+    from jingxin.audience.window import AsOf
+
+    def expr(wh: Any) -> Any:
+        return resident_cells(events=wh.table("location_events"), cells=wh.table("cells"),
+                              window=AsOf(d.as_of))
+
+    d = _warehouse(scale, events=scale)
+    try:
+        duck_s = _duck_run(d, "bench_res", expr(d.warehouse))
+        figures = _spark_run(d, "bench_res", expr(_spark(d)))
+        events = d.warehouse.con.raw_sql("SELECT count(*) FROM location_events").fetchall()
+    finally:
+        d.close()
+    return {"data": d.source, "subscribers": scale, "events": events[0][0],
+            "duckdb_s": duck_s, **figures}
+
+
 @benchmark("resident-cells", summary="home/work cells from 7 days of events vs pandas",
            default_scale=10_000)
 def resident_cells_bench(scale: int) -> dict[str, Any]:
     from jingxin.audience.pandas_baseline import resident_cells as pandas_cells
     from jingxin.audience.residence import resident_cells
+    from jingxin.audience.store import write_table
     from jingxin.audience.window import AsOf
 
     d = _warehouse(scale, events=scale)
@@ -232,7 +332,7 @@ def resident_cells_bench(scale: int) -> dict[str, Any]:
         wh = d.warehouse
         expr = resident_cells(events=wh.table("location_events"), cells=wh.table("cells"),
                               window=AsOf(d.as_of))
-        ours, _ = timed(lambda: wh.con.create_table("bench_res", expr, overwrite=True))
+        ours, _ = timed(lambda: write_table(wh, "bench_res", expr))
         events = wh.con.raw_sql("SELECT count(*) FROM location_events").fetchall()[0][0]
         base, homes, extra = _baseline(scale, PANDAS_EVENTS_CAP, lambda cap: pandas_cells(
             d.read("location_events", cap=cap), d.as_of))

@@ -30,18 +30,25 @@ AsOfOpt = typer.Option(None, "--as-of", help="As-of date YYYY-MM-DD (default: th
 
 
 def _open(path: Path | None, spark: bool) -> Warehouse:
+    """The warehouse of a command. With ``--spark`` (or, without ``--warehouse``, the
+    "pyspark" backend in the settings): PySpark local mode over the same tables, read
+    from ``warehouse.parquet_dir`` when set and no ``--warehouse`` is given, else from
+    the DuckDB warehouse exported to Parquet under var/spark/ (reused while the file is
+    unchanged)."""
     from jingxin.config import load_settings
     from jingxin.data.warehouse.connection import (
         open_duckdb,
-        open_pyspark,
+        open_spark_over,
         open_warehouse,
     )
 
-    if spark:
-        return open_pyspark()
+    settings = load_settings()
+    if spark or (path is None and settings.warehouse.backend == "pyspark"):
+        return open_spark_over(settings.warehouse, duckdb_path=path,
+                               export_dir=settings.var_dir() / "spark")
     if path is not None:
         return open_duckdb(path)
-    return open_warehouse(load_settings().warehouse)
+    return open_warehouse(settings.warehouse)
 
 
 def _models_dir() -> Path:

@@ -4,7 +4,6 @@ results on the tiny warehouse."""
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,23 +21,12 @@ def _tiny():
 
 
 @pytest.fixture(scope="module")
-def engines(tmp_path_factory):
-    if shutil.which("java") is None:
-        pytest.skip("PySpark needs Java")
-    pytest.importorskip("pyspark")
-    from pyspark.sql import SparkSession
-
+def engines(spark_session, tmp_path_factory):
     from jingxin.audience.features import build_features
     from jingxin.data.warehouse.connection import open_duckdb, open_pyspark
 
     tiny = _tiny()
-    where = tmp_path_factory.mktemp("spark-warehouse")
-    session = (SparkSession.builder.master("local[1]").appName("jingxin-tests")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.ui.enabled", "false")
-               .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.sql.warehouse.dir", str(where)).getOrCreate())
-    spark = open_pyspark(session)
+    spark = open_pyspark(spark_session)
     duck = open_duckdb(":memory:")
     tiny.load(duck)
     _load_via_parquet(spark, tiny.tables(), tmp_path_factory.mktemp("parquet"))

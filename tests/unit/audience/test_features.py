@@ -82,3 +82,41 @@ def test_optional_tables_may_be_absent():
     assert build_features(wh, as_of=tiny.AS_OF) == 5
     df = wh.table("features").to_pandas()
     assert df["home_cell"].isna().all() and not df["complaint_sensitive"].any()
+
+
+@pytest.mark.parametrize(
+    ("tiers", "expected"),  # the tier held each month, newest first; None: no known tier
+    [
+        ([3, 3, 3, 3, 3, 3], 0.0),
+        ([2, 3, None, None, None, None], 1.0),  # fell last month
+        ([3, 2, 3, None, None, None], 1.0),  # fell, then came back up
+        ([4, 3, 2, 1, 1, 1], 0.0),  # only ever up
+        ([2, None, None, 3, None, None], 1.0),  # months without a tier are skipped
+        ([None, None, None, None, None, 5], 0.0),  # one month: nothing to compare
+        ([None] * 6, 0.0),
+    ],
+)
+def test_downgrade_compares_each_month_with_the_last_one_known(tiers, expected):
+    import ibis
+
+    from jingxin.audience.sensitivity import downgrade
+
+    t = ibis.memtable({f"m{k}": [v] for k, v in enumerate(tiers)},
+                      schema={f"m{k}": "int8" for k in range(6)})
+    got = t.select(d=downgrade([t[f"m{k}"] for k in range(6)])).to_pandas().d[0]
+    assert got == expected
+
+
+def test_derived_tables_are_written_without_keeping_row_order(warehouse):
+    # Given DuckDB's default (keep insertion order)
+    from jingxin.audience.store import write_table
+
+    con = warehouse.con.con
+    assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    # When a derived table is written, the write itself runs without it
+    con.execute("CREATE VIEW setting AS SELECT current_setting('preserve_insertion_order')"
+                " AS kept")  # read when the write runs
+    write_table(warehouse, "probe", warehouse.table("setting"))
+    assert warehouse.table("probe").to_pandas().kept.tolist() == [False]
+    # And the connection's setting is as it was afterwards
+    assert con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]

@@ -57,3 +57,22 @@ def test_report_groups_mismatches_by_plan(fit, featured_shared):
     assert sorted(zip(report.plan_id, report.mismatch)) == [
         ("P1", "over"), ("P3", "under"), ("Q2", "over"), ("Q4", "under")]
     assert report.subscribers.sum() == 4
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    (4.3, "每月多付4.3元改用"), (0.04, "每月不多付钱改用"), (-0.03, "每月不多付钱改用"),
+])
+def test_a_tier_up_that_costs_nothing_more_says_so(extra, says):
+    # Given a subscriber whose saving is too small to tell and a tier up costing `extra`
+    import ibis
+
+    from jingxin.audience.planfit import PlanFitParams, _message
+
+    t = ibis.memtable({"saving": [0.03], "extra": [extra], "best_plan_name": ["轻享19"],
+                       "up_plan_name": ["轻享19"], "up_data_mb": [4096],
+                       "current_data_mb": [1024], "up_voice_min": [100],
+                       "current_voice_min": [50]})
+    # When the renewal sentence is written
+    msg = t.select(m=_message(t, PlanFitParams())).to_pandas().m[0]
+    # Then it never says "pay -0.0 yuan more"
+    assert msg == f"按您近三个月平均用量，{says}轻享19套餐，可多得3GB流量、50分钟通话"

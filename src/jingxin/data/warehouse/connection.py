@@ -97,7 +97,80 @@ def open_pyspark(session: Any | None = None) -> Warehouse:
 
 
 def open_warehouse(settings: WarehouseSettings) -> Warehouse:
-    """The warehouse the settings name."""
+    """The warehouse the settings name (on PySpark, over ``parquet_dir`` when set)."""
     if settings.backend == "pyspark":
-        return open_pyspark()
+        spark = open_pyspark()
+        if settings.parquet_dir:
+            register_parquet(spark, Path(settings.parquet_dir))
+        return spark
     return open_duckdb(settings.path, threads=settings.threads, memory_limit=settings.memory_limit)
+
+
+def open_spark_over(settings: WarehouseSettings, *, duckdb_path: Path | None,
+                    export_dir: Path) -> Warehouse:
+    """PySpark local mode with the warehouse's tables registered, so that a spec finds
+    them: a DuckDB file named on the command line (``duckdb_path``) is exported to
+    Parquet under ``export_dir``; otherwise ``parquet_dir`` is read as it is (at Spark
+    scale the data already lives as Parquet); otherwise the settings' DuckDB file is
+    exported."""
+    if duckdb_path is None and settings.parquet_dir:
+        directory = Path(settings.parquet_dir)
+    else:
+        directory = export_parquet(duckdb_path or Path(settings.path), export_dir)
+    spark = open_pyspark()
+    register_parquet(spark, directory)
+    return spark
+
+
+def register_parquet(warehouse: Warehouse, directory: Path) -> list[str]:
+    """Make each ``<table>.parquet`` in ``directory`` (one file, or a folder of part files
+    as Spark writes them) a table of ``warehouse``; return the table names."""
+    if not directory.is_dir():
+        raise WarehouseError(f"the Parquet warehouse folder {directory} does not exist")
+    paths = sorted(directory.glob("*.parquet"))
+    if not paths:
+        raise WarehouseError(f"no <table>.parquet in the Parquet warehouse folder {directory}")
+    for path in paths:
+        try:
+            warehouse.con.read_parquet(str(path), table_name=path.stem)
+        except Exception as exc:
+            raise WarehouseError(f"cannot read {path} as table {path.stem!r}: {exc}") from exc
+    return [p.stem for p in paths]
+
+
+def export_parquet(duckdb_path: Path, directory: Path) -> Path:
+    """Every table of the DuckDB file as ``directory/<table>.parquet``; return
+    ``directory``. A cache: ``export.json`` records the file's path, size and mtime, and
+    an export of the file as it still is is reused rather than written again."""
+    import json
+    import shutil
+
+    import duckdb
+
+    if not duckdb_path.is_file():
+        raise WarehouseError(
+            f"no DuckDB warehouse at {duckdb_path} to export for Spark (run `jingxin import`"
+            " or `jingxin synth`, or set warehouse.parquet_dir)")
+    stat = duckdb_path.stat()
+    source = {"source": str(duckdb_path.resolve()), "size": stat.st_size,
+              "mtime_ns": stat.st_mtime_ns}
+    manifest = directory / "export.json"
+    if manifest.is_file() and json.loads(manifest.read_text()) == source:
+        return directory
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    try:
+        con = duckdb.connect(str(duckdb_path), read_only=True)
+    except duckdb.Error as exc:
+        raise WarehouseError(f"cannot open the DuckDB warehouse at {duckdb_path}: {exc}") from exc
+    try:
+        names = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            " AND table_type = 'BASE TABLE' ORDER BY table_name").fetchall()]
+        for name in names:
+            target = str(directory / f"{name}.parquet").replace("'", "''")
+            con.execute(f'COPY "{name}" TO \'{target}\' (FORMAT parquet)')
+    finally:
+        con.close()
+    manifest.write_text(json.dumps(source))
+    return directory
