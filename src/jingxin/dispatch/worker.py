@@ -220,9 +220,17 @@ class Worker:
         return False
 
     async def _wait(self, got: int) -> None:
+        """Between two claims. Every path that claimed nothing awaits a timer: ``_fill``
+        returns without awaiting when no channel is bound, and a loop of the two that never
+        yields starves every other task on the loop - the channels' re-binds among them, so
+        after a lost link the worker once spun for good with the SMSC back up."""
         if got and len(self._in_flight) < self.config.max_in_flight:
             return  # more may be due: claim again at once
         if not self._in_flight:
+            await asyncio.sleep(self.config.idle_sleep)
+            return
+        if not got and self._free() >= self._batch:
+            # Slots free, yet nothing claimed: nothing is due, or no channel is bound.
             await asyncio.sleep(self.config.idle_sleep)
             return
         # Busy: wait for a batch's worth of free slots, at most idle_sleep. Each claim is a

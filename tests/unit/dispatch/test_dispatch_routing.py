@@ -109,3 +109,69 @@ async def test_with_no_channel_bound_nothing_is_claimed_until_one_binds(store) -
     stop.set()
     await run
     assert states(store) == {"delivered": 5}
+
+
+class StallingChannel(HappyChannel):
+    """Holds every submit until ``release`` is set. Counts how often the worker asks
+    whether it is bound: a worker that asks 10,000 times while the re-bind (a task on the
+    same loop, as the real channel's supervisor is) never gets to run is spinning."""
+
+    SPIN = 10_000
+
+    def __init__(self, name: str = "stalling", **kw) -> None:
+        self.release = None
+        self.polls = 0
+        super().__init__(name, **kw)
+
+    @property
+    def bound(self) -> bool:
+        self.polls += 1
+        if self.polls > self.SPIN:
+            raise RuntimeError(f"the worker asked {self.SPIN} times whether {self.name} is "
+                               "bound without letting the loop run")  # fmt: skip
+        return self._bound
+
+    @bound.setter
+    def bound(self, value: bool) -> None:
+        self._bound, self.polls = value, 0
+
+    async def submit(self, message):
+        await self.release.wait()
+        return await super().submit(message)
+
+
+async def test_a_link_lost_with_submits_in_flight_lets_the_channel_re_bind(store) -> None:
+    import asyncio
+
+    from jingxin.dispatch.outbox import enqueue
+
+    # Given five submits on the wire (a third of the way through a campaign)
+    enqueue(store, entries=entries(5))
+    worker, ch = make_worker(store, {"sim": (StallingChannel, {})})
+    channel = ch["sim"]
+    channel.release = asyncio.Event()
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop=stop))
+    for _ in range(200):
+        if len(worker._in_flight) == 5:
+            break
+        await asyncio.sleep(0.01)
+    assert worker.tally.claimed == 5
+    # When the link drops, and the channel's re-bind is a task on the worker's loop
+    channel.bound = False
+
+    async def re_bind() -> None:
+        await asyncio.sleep(0.05)
+        channel.bound = True
+        channel.release.set()
+
+    rebinding = asyncio.create_task(re_bind())
+    # Then the worker waits for it without starving it (it once spun between an empty
+    # claim and an empty wait, and the link never came back), and the five go out
+    for _ in range(300):
+        if run.done() or states(store) == {"delivered": 5}:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await asyncio.gather(run, rebinding)
+    assert states(store) == {"delivered": 5}
