@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:  # any module may import this one: it stays free of pydantic
     from jingxin.config import LogSettings
 
-__all__ = ["JsonFormatter", "MaskNumbers", "configure", "mask", "mask_text"]
+__all__ = ["JsonFormatter", "MaskNumbers", "configure", "configure_from_settings", "mask",
+           "mask_text"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -164,3 +165,17 @@ def configure(
     logging.getLogger("jingxin").setLevel(settings.level)
     logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks are not news
     return handler
+
+
+def configure_from_settings() -> logging.Handler:
+    """:func:`configure` from the ``[log]`` settings, for a process's entry point (the
+    console script, ``python -m jingxin.smsc``). A settings error is left for the command to
+    report; meanwhile the defaults log it."""
+    from jingxin.config import LogSettings, load_settings
+    from jingxin.errors import JingxinError
+
+    try:
+        settings = load_settings().log
+    except JingxinError:
+        settings = LogSettings()
+    return configure(settings)

@@ -61,14 +61,8 @@ def _configure_logging() -> None:
     """Every command logs as ``[log]`` says (text or JSON, numbers masked).
 
     Done here, in the console script, not in an app callback: tests that call ``app``
-    in-process keep the logging set-up of their test runner. A settings error is left for
-    the command to report; meanwhile the defaults log it.
+    in-process keep the logging set-up of their test runner.
     """
-    from jingxin.config import LogSettings, load_settings
-    from jingxin.logs import configure
+    from jingxin.logs import configure_from_settings
 
-    try:
-        log_settings = load_settings().log
-    except JingxinError:
-        log_settings = LogSettings()
-    configure(log_settings)
+    configure_from_settings()

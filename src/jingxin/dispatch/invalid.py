@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, String, any_, bindparam, cast, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 
+from jingxin.data.store.bulk import among
 from jingxin.data.store.models import NumberFailure, SubscriberState
 from jingxin.dispatch.receipts import Finished
 
@@ -30,22 +30,14 @@ def record_outcomes(
     # A few statements, not one per number: most have no count to reset. PostgreSQL takes
     # the numbers as one array parameter; SQLite in chunks below its variable limit.
     numbers = sorted(delivered)
-    postgres = conn.dialect.name == "postgresql"
-    step = len(numbers) if postgres else 500
+    step = len(numbers) if conn.dialect.name == "postgresql" else 500
     for start in range(0, len(numbers), max(step, 1)):
-        chunk = numbers[start : start + step]
-        if postgres:
-            array = ARRAY(String)
-            among = NumberFailure.msisdn == any_(
-                cast(bindparam(None, chunk, type_=array), array)
-            )
-        else:
-            among = NumberFailure.msisdn.in_(chunk)
         conn.execute(
             update(NumberFailure)
-            .where(among, NumberFailure.failures != 0)
+            .where(among(conn, NumberFailure.msisdn, numbers[start : start + step]),
+                   NumberFailure.failures != 0)
             .values(failures=0)
-        )
+        )  # fmt: skip
     if not failed:
         return []
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite

@@ -121,23 +121,6 @@ def _entries_table(chunk: list[OutboxEntry], *, first: int) -> pa.Table:
                      for name, kind in _ENTRY_TYPES.items()})  # fmt: skip
 
 
-def _insert_sqlite_text(conn, rows: list[tuple]) -> int:
-    """``rows`` (timestamps already as SQLite text) with INSERT OR IGNORE; how many new."""
-    names = ", ".join(COLUMNS)
-    marks = ", ".join("?" for _ in COLUMNS)
-    raw = conn.connection.driver_connection
-    before = raw.total_changes
-    raw.executemany(f"INSERT OR IGNORE INTO messages ({names}) VALUES ({marks})", rows)
-    return raw.total_changes - before
-
-
-# PostgreSQL loads go through a temporary table, then one INSERT that skips known keys.
-_LOAD_TABLE = ("CREATE TEMP TABLE IF NOT EXISTS outbox_load "
-               "(LIKE messages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")  # fmt: skip
-_MERGE_LOAD = (f"INSERT INTO messages ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} "
-               "FROM outbox_load ON CONFLICT (idempotency_key) DO NOTHING")  # fmt: skip
-
-
 # --------------------------------------------------------------------------- columnar
 
 
@@ -164,12 +147,7 @@ def _enqueue(store: Store, table: pa.Table, *, now: datetime, first: int) -> Enq
             store_errors(f"enqueueing {chunk.num_rows} messages"),
             store.engine.begin() as conn,
         ):
-            if postgres:
-                conn.execute(text(_LOAD_TABLE))
-                bulk.copy_csv(conn.connection.driver_connection, into="outbox_load", table=chunk)
-                inserted += conn.execute(text(_MERGE_LOAD)).rowcount
-            else:
-                inserted += _insert_sqlite_text(conn, bulk.python_rows(chunk, as_text=bulk.sqlite_time))
+            inserted += bulk.insert_new(conn, into="messages", table=chunk)
     return EnqueueResult(inserted=inserted, duplicates=rows.num_rows - inserted)
 
 

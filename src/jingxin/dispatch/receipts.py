@@ -20,21 +20,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     Connection,
     and_,
-    any_,
     bindparam,
-    cast,
     insert,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
+from jingxin.data.store.bulk import among
 from jingxin.data.store.models import Message, MessagePart, Receipt, UnmatchedReceipt
 from jingxin.dispatch.outbox import json_rows
 from jingxin.domain.sms import DeliveryReceipt, ReceiptStatus
@@ -122,19 +119,11 @@ def _parts_for(conn: Connection, chunk: Sequence[tuple[str, DeliveryReceipt]]) -
     query = select(
         MessagePart.channel, MessagePart.smsc_id, MessagePart.id, MessagePart.message_id,
         MessagePart.state, MessagePart.submitted_at,
-    ).where(_among(conn, MessagePart.smsc_id, ids))  # fmt: skip
+    ).where(among(conn, MessagePart.smsc_id, ids))  # fmt: skip
     return {
         (ch, sid): (pid, mid, st, at)
         for ch, sid, pid, mid, st, at in conn.execute(query)
     }
-
-
-def _among(conn: Connection, column: Any, values: list) -> Any:
-    """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter, not thousands."""
-    if conn.dialect.name != "postgresql":
-        return column.in_(values)
-    array = ARRAY(column.type)
-    return column == any_(cast(bindparam(None, values, type_=array), array))
 
 
 def _stray_row(channel: str, receipt: DeliveryReceipt, now: datetime) -> dict:
@@ -208,7 +197,7 @@ def _finish(
             MessagePart.error_code,
         )
         .join(MessagePart, MessagePart.message_id == Message.id)
-        .where(_among(conn, Message.id, ids), Message.state == "submitted")
+        .where(among(conn, Message.id, ids), Message.state == "submitted")
         .order_by(Message.id, MessagePart.part_no)
     )
     grouped: dict[int, list] = {}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import socket
 import time
@@ -226,11 +227,8 @@ class Worker:
         after a lost link the worker once spun for good with the SMSC back up."""
         if got and len(self._in_flight) < self.config.max_in_flight:
             return  # more may be due: claim again at once
-        if not self._in_flight:
-            await asyncio.sleep(self.config.idle_sleep)
-            return
-        if not got and self._free() >= self._batch:
-            # Slots free, yet nothing claimed: nothing is due, or no channel is bound.
+        if not self._in_flight or (not got and self._free() >= self._batch):
+            # Idle, or slots free yet nothing claimed: nothing is due, or no channel is bound.
             await asyncio.sleep(self.config.idle_sleep)
             return
         # Busy: wait for a batch's worth of free slots, at most idle_sleep. Each claim is a
@@ -284,12 +282,8 @@ class Worker:
             return
         self.router.record(channel_name, ok=True)
         ok = self._submits_ok.get(channel_name)
-        if (
-            ok is None
-        ):  # labels() is a lookup under a lock: once per channel, not per message
-            ok = self._submits_ok[channel_name] = self.metrics.submits.labels(
-                channel_name, "ok"
-            )
+        if ok is None:  # labels() is a lookup under a lock: once per channel, not per message
+            ok = self._submits_ok[channel_name] = self.metrics.submits.labels(channel_name, "ok")
         ok.inc()
         tariff = self.config.tariffs.get(channel_name)
         if (
@@ -311,16 +305,10 @@ class Worker:
     async def _submit(
         self, channel_name: str, message: claims.Claimed, now: datetime
     ) -> SubmitResult:
-        channel = self.channels[channel_name]
-        gate = (
-            self._gates.get(channel_name)
-            if message.lane != self.config.lanes[0]
-            else None
-        )
-        if gate is None:
-            return await channel.submit(self._outbound(message, now))
-        async with gate:
-            return await channel.submit(self._outbound(message, now))
+        # The first lane (OTP) never waits for a window's worth of lower-lane submits.
+        gate = None if message.lane == self.config.lanes[0] else self._gates.get(channel_name)
+        async with gate or contextlib.nullcontext():
+            return await self.channels[channel_name].submit(self._outbound(message, now))
 
     def _outbound(self, message: claims.Claimed, now: datetime) -> OutboundSms:
         validity = None

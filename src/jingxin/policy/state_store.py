@@ -177,9 +177,7 @@ def _raw_tables(session: Session, msisdns: list[str], cutoff: date) -> dict[str,
         numbers = _numbers_filter(session, msisdns)
         for name, query in queries.items():
             table_model = query.get_final_froms()[0]
-            rows: list[tuple] = []
-            for where in numbers(table_model.c.msisdn):
-                rows.extend(session.execute(query.where(where)).all())
+            rows = session.execute(query.where(numbers(table_model.c.msisdn))).all()
             columns = list(query.selected_columns.keys())
             tables[name] = pa.table(
                 {
@@ -190,7 +188,7 @@ def _raw_tables(session: Session, msisdns: list[str], cutoff: date) -> dict[str,
     return tables
 
 
-NumbersFilter = Callable[[ColumnElement[str]], list[ColumnElement[bool]]]
+NumbersFilter = Callable[[ColumnElement[str]], ColumnElement[bool]]
 
 
 def _numbers_filter(session: Session, msisdns: list[str]) -> NumbersFilter:
@@ -199,26 +197,24 @@ def _numbers_filter(session: Session, msisdns: list[str]) -> NumbersFilter:
     numbers, filled once per batch (COPY on PostgreSQL). Chunked IN lists of 500 made a
     query per 500 numbers per table: most of the load time."""
     if len(msisdns) <= CHUNK:
-        return lambda column: [column.in_(msisdns)]
+        return lambda column: column.in_(msisdns)
     from jingxin.data.store import bulk
 
     connection = session.connection()
-    driver = connection.connection.driver_connection
     if session.get_bind().dialect.name == "postgresql":
-        connection.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {_NUMBERS.name} "
-                                "(msisdn TEXT PRIMARY KEY) ON COMMIT DELETE ROWS"))  # fmt: skip
-        connection.execute(text(f"TRUNCATE {_NUMBERS.name}"))
-        bulk.copy_csv(driver, into=_NUMBERS.name, table=pa.table({"msisdn": msisdns}))
+        bulk.load_temp(connection, name=_NUMBERS.name, definition="(msisdn TEXT PRIMARY KEY)",
+                       table=pa.table({"msisdn": msisdns}))  # fmt: skip
         connection.execute(text(f"ANALYZE {_NUMBERS.name}"))
     else:
         connection.execute(text(f"CREATE TEMP TABLE IF NOT EXISTS {_NUMBERS.name} "
                                 "(msisdn TEXT PRIMARY KEY)"))  # fmt: skip
         connection.execute(_NUMBERS.delete())
         # One JSON array parameter, unpacked by SQLite: 4x faster than executemany.
-        driver.execute(f"INSERT OR IGNORE INTO {_NUMBERS.name} SELECT value FROM json_each(?)",
-                       (json.dumps(msisdns),))  # fmt: skip
+        connection.connection.driver_connection.execute(
+            f"INSERT OR IGNORE INTO {_NUMBERS.name} SELECT value FROM json_each(?)",
+            (json.dumps(msisdns),))  # fmt: skip
     numbers = select(_NUMBERS.c.msisdn)
-    return lambda column: [column.in_(numbers)]
+    return lambda column: column.in_(numbers)
 
 
 # The batch's numbers; a TEMP table lives in the connection (and session) that made it.

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 
+from jingxin.logs import configure_from_settings
 from jingxin.smsc.behaviour import from_flags
 from jingxin.smsc.record import Record
 from jingxin.smsc.server import Simulator, serve
@@ -30,7 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--credentials", action="append")
     parser.add_argument("--keep", type=int, default=10_000, help="record entries kept in memory")
     args = parser.parse_args(argv)
-    _configure_logging()
+    # Log as `jingxin smsc` would ([log] settings, numbers masked): without the console
+    # script nothing else sets it up.
+    configure_from_settings()
     behaviour = from_flags(
         args.preset, tps=args.tps, latency=args.latency, receipt_delay=args.receipt_delay,
         status_mix=args.status_mix, lose_response=args.lose_response,
@@ -42,21 +45,6 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(simulator, announce=lambda line: print(line, flush=True)))
-
-
-
-def _configure_logging() -> None:
-    """Log as ``jingxin smsc`` would (``[log]`` settings, numbers masked); without the CLI's
-    entry point nothing else sets it up."""
-    from jingxin.config import LogSettings, load_settings
-    from jingxin.errors import JingxinError
-    from jingxin.logs import configure
-
-    try:
-        settings = load_settings().log
-    except JingxinError:
-        settings = LogSettings()
-    configure(settings)
 
 
 if __name__ == "__main__":

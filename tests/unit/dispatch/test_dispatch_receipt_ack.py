@@ -1,6 +1,7 @@
 """Receipts are acknowledged to the SMSC only once committed, and applying one twice is harmless.
 
-Fakes only: the worker's inbox and flush over SQLite, an SMPP session on a fake transport.
+Fakes only: the worker's inbox and flush over SQLite. The SMPP session's side (the
+deliver_sm_resp waiting for the commit) is in tests/unit/channels/smpp/test_smpp_receipt_ack.py.
 """
 
 from __future__ import annotations
@@ -11,11 +12,6 @@ import pytest
 from dispatch_fakes import HappyChannel, entries, make_worker, states
 from sqlalchemy import func, select
 
-from jingxin.channels.smpp import codec
-from jingxin.channels.smpp import pdu as p
-from jingxin.channels.smpp.channel import SmppChannel
-from jingxin.channels.smpp.framer import Framer
-from jingxin.channels.smpp.session import SessionConfig, SmppSession
 from jingxin.data.store.models import Receipt, utc_now
 from jingxin.dispatch.inbox import ReceiptInbox
 from jingxin.dispatch.outbox import enqueue
@@ -111,109 +107,3 @@ def test_a_receipt_delivered_twice_changes_nothing_the_second_time(store) -> Non
     assert [f.state for f in first.finished] == ["delivered"] and again.finished == []
     assert again.duplicates == 1
     assert states(store) == {"delivered": 1} and _receipt_rows(store) == 1
-
-
-# --------------------------------------------------------------------------- SMPP session
-
-
-class _Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.framer = Framer()
-        self.frames: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.frames += self.framer.feed(data)
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return default
-
-    def take(self) -> list[p.Pdu]:
-        out = [codec.decode(frame) for frame in self.frames]
-        self.frames.clear()
-        return out
-
-
-def _receipt_pdu(seq: int, smsc_id: str) -> bytes:
-    text = f"id:{smsc_id} sub:001 dlvrd:001 stat:DELIVRD err:000 text:x"
-    return codec.encode(p.DeliverSm(seq, source_addr="8613800138000", esm_class=0x04,
-                                    short_message=text.encode()))  # fmt: skip
-
-
-async def _ticks() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
-async def test_deliver_sm_resp_waits_for_the_commit_without_blocking_the_link() -> None:
-    inbox = ReceiptInbox()
-    channel = SmppChannel(
-        name="sim", config=SessionConfig(), on_receipt=inbox.handler("sim")
-    )
-    session = SmppSession(SessionConfig(), on_deliver=channel._on_deliver)
-    transport = _Transport()
-    session.connection_made(transport)
-    # Given a receipt received and not yet committed
-    session.data_received(_receipt_pdu(7, "a1"))
-    _, waiter = inbox.take()
-    await _ticks()
-    assert transport.take() == []
-    # When more PDUs arrive meanwhile, they are read and handled (no head-of-line block)
-    session.data_received(_receipt_pdu(8, "a2") + codec.encode(p.EnquireLink(9)))
-    await _ticks()
-    assert [type(pdu) for pdu in transport.take()] == [p.EnquireLinkResp]
-    assert [r.message_id for _, r in inbox.items] == ["a2"]
-    # Then the first receipt is acknowledged once its transaction commits, the second later
-    inbox.committed(waiter)
-    await _ticks()
-    assert [(type(pdu), pdu.sequence_number) for pdu in transport.take()] == [
-        (p.DeliverSmResp, 7)
-    ]
-    inbox.committed(inbox.take()[1])
-    await _ticks()
-    assert [
-        (type(pdu), pdu.sequence_number, pdu.command_status) for pdu in transport.take()
-    ] == [(p.DeliverSmResp, 8, 0)]
-    for task in session._tasks:
-        task.cancel()
-
-
-async def test_without_a_worker_a_receipt_is_acknowledged_at_once() -> None:
-    received: list = []
-    channel = SmppChannel(
-        name="sim", config=SessionConfig(), on_receipt=received.append
-    )
-    session = SmppSession(SessionConfig(), on_deliver=channel._on_deliver)
-    transport = _Transport()
-    session.connection_made(transport)
-    session.data_received(_receipt_pdu(3, "b1"))
-    await _ticks()
-    assert [(type(pdu), pdu.sequence_number) for pdu in transport.take()] == [
-        (p.DeliverSmResp, 3)
-    ]
-    assert received[0].message_id == "b1"
-    for task in session._tasks:
-        task.cancel()
-
-
-async def test_a_failed_handler_asks_the_smsc_to_resend() -> None:
-    async def broken(_receipt) -> None:
-        raise RuntimeError("boom")
-
-    channel = SmppChannel(name="sim", config=SessionConfig(), on_receipt=broken)
-    session = SmppSession(SessionConfig(), on_deliver=channel._on_deliver)
-    transport = _Transport()
-    session.connection_made(transport)
-    session.data_received(_receipt_pdu(4, "c1"))
-    await _ticks()
-    (resp,) = transport.take()
-    assert (type(resp), resp.sequence_number, resp.command_status) == (
-        p.DeliverSmResp,
-        4,
-        0x64,
-    )
-    for task in session._tasks:
-        task.cancel()

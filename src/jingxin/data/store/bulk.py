@@ -1,4 +1,4 @@
-"""Arrow columns as the Python values a bulk insert binds, one list per column.
+"""Bulk inserts of Arrow tables into the store, and the Python values they bind.
 
 The columnar bulk paths (:func:`jingxin.dispatch.outbox.enqueue_table`,
 :func:`jingxin.data.store.ledger.record_contact_table`) take a table of a whole chunk
@@ -16,6 +16,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlalchemy import Connection, any_, bindparam, cast, text
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from jingxin.errors import InputError
 
@@ -101,6 +103,49 @@ def copy_csv(driver_connection: Any, *, into: str, table: pa.Table) -> None:
         f"COPY {into} ({columns}) FROM STDIN (FORMAT csv)"
     ) as copy:
         copy.write(buffer.getbuffer())
+
+
+def load_temp(connection: Connection, *, name: str, definition: str, table: pa.Table) -> None:
+    """Fill the PostgreSQL temporary table ``name`` with ``table``'s rows by COPY: created
+    on first use in the session as ``definition`` (its columns, or ``LIKE other``), emptied
+    at every commit and before each load (an earlier one in the same transaction)."""
+    connection.execute(text(
+        f"CREATE TEMP TABLE IF NOT EXISTS {name} {definition} ON COMMIT DELETE ROWS"
+    ))  # fmt: skip
+    connection.execute(text(f"TRUNCATE {name}"))
+    copy_csv(connection.connection.driver_connection, into=name, table=table)
+
+
+def insert_new(connection: Connection, *, into: str, table: pa.Table,
+               key: str = "idempotency_key") -> int:  # fmt: skip
+    """Insert ``table``'s rows into ``into`` (its columns by name), skipping each whose
+    ``key`` is there already; returns how many were new. PostgreSQL: COPY into a temporary
+    copy of the table, then one ``INSERT ... SELECT``. SQLite: one ``executemany`` with the
+    instants as the text the store keeps (see :func:`sqlite_time`)."""
+    columns = ", ".join(table.column_names)
+    skip = f"ON CONFLICT ({key}) DO NOTHING"
+    if connection.dialect.name == "postgresql":
+        load = f"{into}_load"
+        load_temp(connection, name=load, definition=f"(LIKE {into} INCLUDING DEFAULTS)",
+                  table=table)  # fmt: skip
+        return connection.execute(text(
+            f"INSERT INTO {into} ({columns}) SELECT {columns} FROM {load} {skip}"
+        )).rowcount  # fmt: skip
+    raw = connection.connection.driver_connection
+    before = raw.total_changes
+    marks = ", ".join("?" for _ in table.column_names)
+    raw.executemany(f"INSERT INTO {into} ({columns}) VALUES ({marks}) {skip}",
+                    python_rows(table, as_text=sqlite_time))  # fmt: skip
+    return raw.total_changes - before
+
+
+def among(connection: Connection, column: Any, values: list) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``: one parameter, not thousands.
+    (SQLite caps bound parameters: callers keep ``values`` to a few hundred there.)"""
+    if connection.dialect.name != "postgresql":
+        return column.in_(values)
+    array = ARRAY(column.type)
+    return column == any_(cast(bindparam(None, values, type_=array), array))
 
 
 def _instant(us: int, as_text: Callable[[datetime], str] | None) -> datetime | str:

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -62,32 +62,7 @@ def record_contact_table(session: Session, *, table: pa.Table) -> int:
     rows = table.select(list(REQUIRED)).append_column("campaign_id", campaign_id)
     rows = rows.append_column("contact_at", contact_at)
     with store_errors(f"recording {rows.num_rows} contacts in the ledger"):
-        connection = session.connection()
-        if session.get_bind().dialect.name != "postgresql":
-            return _insert_sqlite(connection, rows.column_names,
-                                  bulk.python_rows(rows, as_text=bulk.sqlite_time))  # fmt: skip
-        connection.execute(text(
-            "CREATE TEMP TABLE IF NOT EXISTS ledger_load "
-            "(LIKE contact_ledger INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        ))  # fmt: skip
-        connection.execute(text("TRUNCATE ledger_load"))  # an earlier call in this transaction
-        bulk.copy_csv(connection.connection.driver_connection, into="ledger_load", table=rows)
-        columns = ", ".join(rows.column_names)
-        return connection.execute(text(
-            f"INSERT INTO contact_ledger ({columns}) SELECT {columns} FROM ledger_load "
-            "ON CONFLICT (idempotency_key) DO NOTHING"
-        )).rowcount  # fmt: skip
-
-
-def _insert_sqlite(connection: Connection, names: Sequence[str], rows: list[tuple]) -> int:
-    raw = connection.connection.driver_connection
-    before = raw.total_changes
-    raw.executemany(
-        f"INSERT INTO contact_ledger ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
-        " ON CONFLICT (idempotency_key) DO NOTHING",
-        rows,
-    )
-    return raw.total_changes - before
+        return bulk.insert_new(session.connection(), into="contact_ledger", table=rows)
 
 
 def _row(index: int, entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
