@@ -58,7 +58,7 @@ def _instant(text: str | None, field: str = "--at") -> datetime:
 def _config(session):
     from jingxin.config import load_settings
     from jingxin.data.store.tenants import ensure_default_tenant
-    from jingxin.policy.state_store import load_config
+    from jingxin.data.store.policy_state import load_config
 
     ensure_default_tenant(session)  # every store has the operator itself
     defaults = load_settings().policy
@@ -91,9 +91,10 @@ def decide_command(
 ) -> None:
     """Decide one candidate against the store (single form) and print the decision."""
     from jingxin.domain.candidate import Candidate
-    from jingxin.policy.audit import StoreAuditSink, decision_rows
+    from jingxin.data.store.audit import StoreAuditSink
+    from jingxin.policy.audit import decision_rows
     from jingxin.policy.decide import decide
-    from jingxin.policy.state_store import load_states
+    from jingxin.data.store.policy_state import load_states
 
     now = _instant(at)
     key = key or f"check-{msisdn}-{category}-{now.isoformat()}"
@@ -128,9 +129,9 @@ def batch_command(
     url: UrlOption = None,
 ) -> None:
     """Decide a file of candidates with the batch form; print the outcome counts."""
-    from jingxin.policy.audit import StoreAuditSink
+    from jingxin.data.store.audit import StoreAuditSink
     from jingxin.policy.batch import decide_batch
-    from jingxin.policy.state_store import load_batch
+    from jingxin.data.store.policy_state import load_batch
 
     now = _instant(at)
     table = _read_candidates(candidates)

@@ -1,7 +1,7 @@
 """Admission of campaign rows: the tenant's policy rules and the batch decision per chunk.
 
 A chunk is decided exactly as ``jingxin policy batch`` decides: the candidates go through
-:func:`jingxin.policy.state_store.load_batch` (contact state as of the decision time - an
+:func:`jingxin.data.store.policy_state.load_batch` (contact state as of the decision time - an
 opt-out, consent or blacklist entry dated later does not apply yet - and the ledger rows
 the caps can reach), then :func:`jingxin.policy.batch.decide_batch`.
 """
@@ -32,7 +32,7 @@ def policy_for(
     :data:`DEFAULT_TENANT_ID`, is created on first use."""
     from jingxin.data.store.models import DEFAULT_TENANT_ID
     from jingxin.data.store.tenants import ensure_default_tenant, get_tenant
-    from jingxin.policy.state_store import load_config
+    from jingxin.data.store.policy_state import load_config
 
     with store.transaction() as session:
         tenant = (ensure_default_tenant(session) if spec.tenant == DEFAULT_TENANT_ID
@@ -53,7 +53,7 @@ def decide_chunk(
     ``timing(stage)`` wraps the contact-state load (``state``) and the decision
     (``decide``), so the campaign summary can say where its time went."""
     from jingxin.policy.batch import decide_batch
-    from jingxin.policy.state_store import load_batch
+    from jingxin.data.store.policy_state import load_batch
 
     candidates = candidate_table(spec, campaign_id, msisdns)
     with timing("state"), store.sessions() as session:

@@ -6,8 +6,9 @@ The single form, for triggers and the API::
 
 ``decide_many`` decides several candidates together (arbitration over a subscriber's
 remaining caps); ``jingxin.policy.batch.decide_batch`` is its vectorised twin over Arrow
-tables, for campaigns. ``state_store`` loads state from the store; ``audit`` keeps the
-decisions. See docs/policy.md.
+tables, for campaigns. Policy decides on what it is given: loading contact state
+(``jingxin.data.store.policy_state``) and writing the audit (``jingxin.data.store.audit``)
+belong to the store's side; ``audit`` here shapes the decisions. See docs/policy.md.
 """
 
 from jingxin.policy.arbitration import decide_many

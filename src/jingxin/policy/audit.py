@@ -3,8 +3,8 @@
 A sink receives decisions in bulk as an Arrow table shaped like
 :data:`~jingxin.policy.columns.DECISION_SCHEMA` (what the batch form returns; the single
 form's decisions go through :func:`decision_rows`). :class:`MemoryAuditSink` keeps them in
-a list for tests; :class:`StoreAuditSink` writes them to the store's ``decisions`` table:
-``COPY`` on PostgreSQL, chunked ``executemany`` on SQLite. The ``detail`` JSON is kept
+a list for tests; :class:`jingxin.data.store.audit.StoreAuditSink` writes them to the
+store's ``decisions`` table (policy itself never touches the store). The ``detail`` JSON is kept
 small: the campaign id and, for ``outranked``, the winner's key.
 """
 
@@ -19,8 +19,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.models import utc_now
 from jingxin.domain.candidate import Candidate, Decision
 from jingxin.policy.columns import DECISION_SCHEMA, TS
 
@@ -110,7 +108,7 @@ def _details(decisions: pa.Table, source_ids: pa.Array | None) -> pa.Array:
     return pc.if_else(has_winner, special, plain)
 
 
-def _columns(decisions: pa.Table, decided_at: datetime, source_ids) -> pa.Table:
+def decision_columns(decisions: pa.Table, decided_at: datetime, source_ids) -> pa.Table:
     """The ``decisions`` columns, in :data:`COLUMNS` order; NOT NULL text columns blanked
     (a broken candidate's decision is still kept)."""
     arrays = {name: decisions.column(name) for name in COLUMNS[:8]}
@@ -121,7 +119,7 @@ def _columns(decisions: pa.Table, decided_at: datetime, source_ids) -> pa.Table:
     return pa.table(arrays)
 
 
-def _rows(table: pa.Table) -> list[tuple]:
+def decision_tuples(table: pa.Table) -> list[tuple]:
     return list(zip(*(table.column(c).to_pylist() for c in COLUMNS), strict=True))
 
 
@@ -134,62 +132,8 @@ class MemoryAuditSink:
     def write(
         self, decisions: pa.Table, *, decided_at: datetime, source_ids: pa.Array | None = None
     ) -> int:
-        for row in _rows(_columns(decisions, decided_at, source_ids)):
+        for row in decision_tuples(decision_columns(decisions, decided_at, source_ids)):
             record = dict(zip(COLUMNS, row, strict=True))
             record["detail"] = None if record["detail"] is None else json.loads(record["detail"])
             self.rows.append(record)
         return decisions.num_rows
-
-
-class StoreAuditSink:
-    """Writes decisions to the store's ``decisions`` table in bulk."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def write(
-        self, decisions: pa.Table, *, decided_at: datetime, source_ids: pa.Array | None = None
-    ) -> int:
-        table = _columns(decisions, decided_at or utc_now(), source_ids)
-        if not table.num_rows:
-            return 0
-        doing = f"writing {table.num_rows} policy decisions"
-        with store_errors(doing), self.store.transaction() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                _copy(session, table)
-            else:
-                _executemany(session, table)
-        return table.num_rows
-
-
-def _executemany(session, table: pa.Table) -> None:
-    """SQLite: the DB-API's executemany, with values already in the store's text format.
-
-    SQLAlchemy's SQLite DATETIME keeps naive UTC text (see ``UtcDateTime``); we write the
-    same text, which skips per-value type processing on a million rows.
-    """
-    raw = session.connection().connection.driver_connection
-    marks = ", ".join("?" for _ in COLUMNS)
-    statement = f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES ({marks})"
-    for name in ("send_at", "decided_at"):
-        text = pc.strftime(table.column(name), format="%Y-%m-%d %H:%M:%S")
-        table = table.set_column(table.schema.get_field_index(name), name, text)
-    for start in range(0, table.num_rows, CHUNK):
-        raw.executemany(statement, _rows(table.slice(start, CHUNK)))
-
-
-def _copy(session, table: pa.Table) -> None:
-    """PostgreSQL: COPY the rows in as CSV written by Arrow (nulls unquoted, text quoted)."""
-    import io
-
-    import pyarrow.csv as pcsv
-
-    raw = session.connection().connection.driver_connection
-    statement = f"COPY decisions ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
-    with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        for start in range(0, table.num_rows, CHUNK * 5):
-            buffer = io.BytesIO()
-            pcsv.write_csv(
-                table.slice(start, CHUNK * 5), buffer, pcsv.WriteOptions(include_header=False)
-            )
-            copy.write(buffer.getvalue())

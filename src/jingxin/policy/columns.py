@@ -5,7 +5,7 @@ fields of its subscriber (:data:`BATCH_SCHEMA`), and a second table with the con
 already made (:data:`LEDGER_SCHEMA`). The decisions come back as :data:`DECISION_SCHEMA`,
 row for row. The builders here turn Python objects into those tables; they loop in Python
 and are meant for tests, the CLI and small batches - the store loader
-(``policy.state_store``) builds the same columns in bulk.
+(``data.store.policy_state``) builds the same columns in bulk.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What policy knows about one subscriber (:class:`ContactState`) and its view at an instant.
 
-:class:`ContactState` is built from the store (``policy.state_store``) or by a test: the
+:class:`ContactState` is built from the store (``data.store.policy_state``) or by a test: the
 subscriber's network state, blacklist entries, consents, opt-outs, complaints, clock and the
 contacts already made. :func:`state_view` reduces it, for one candidate at one instant, to
 the handful of scalars the rules read (:class:`StateView`). The batch form receives exactly

@@ -3,7 +3,7 @@
 The SQL below is the set-at-a-time statement of :func:`jingxin.policy.state.state_view`:
 each state column of a batch row says the same thing ``state_view`` says for that
 candidate (an integration test holds the two together). The raw tables come from the
-store (``policy.state_store``) or from a test.
+store (``data.store.policy_state``) or from a test.
 """
 
 from __future__ import annotations

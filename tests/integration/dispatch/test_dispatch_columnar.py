@@ -110,7 +110,7 @@ def test_record_contact_table_writes_what_record_contacts_writes(store) -> None:
 def test_a_large_batch_reads_the_same_state_as_small_ones(store) -> None:
     from jingxin.data.store.contact import add_to_blacklist, record_opt_out
     from jingxin.policy.columns import CANDIDATE_FIELDS
-    from jingxin.policy.state_store import CHUNK, load_batch
+    from jingxin.data.store.policy_state import CHUNK, load_batch
 
     # Given state for every 7th and every 11th of 1,200 numbers (more than one IN list)
     numbers = [f"+86139{i:08d}" for i in range(1200)]

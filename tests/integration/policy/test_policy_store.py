@@ -19,11 +19,12 @@ from jingxin.data.store.contact import (
 from jingxin.data.store.tenants import create_tenant, ensure_default_tenant
 from jingxin.domain.candidate import Candidate, Outcome, Reason
 from jingxin.policy.arbitration import decide_many
-from jingxin.policy.audit import StoreAuditSink, decision_rows
+from jingxin.data.store.audit import StoreAuditSink
+from jingxin.policy.audit import decision_rows
 from jingxin.policy.batch import decide_batch
 from jingxin.policy.columns import CANDIDATE_FIELDS, VIEW_COLUMNS, batch_table, decisions_of
 from jingxin.policy.decide import decide
-from jingxin.policy.state_store import load_batch, load_config, load_states, record_contacts
+from jingxin.data.store.policy_state import load_batch, load_config, load_states, record_contacts
 
 # 14:00 in Shanghai, after the wall-clock instant the blacklist entry is stamped with.
 NOW = datetime(2030, 6, 5, 6, 0, tzinfo=UTC)

@@ -37,7 +37,7 @@ def facts(store: Store, numbers: list[str], *, tenant: str, category: str = "mar
     import pyarrow as pa
 
     from jingxin.policy.columns import CANDIDATE_FIELDS
-    from jingxin.policy.state_store import load_batch
+    from jingxin.data.store.policy_state import load_batch
 
     n = len(numbers)
     candidates = pa.table({

@@ -15,7 +15,7 @@ FORBIDDEN = {
                "hall", "journeys", "geofence", "analytics", "api", "console", "cli"},
     "channels": {"dispatch", "policy", "data", "audience", "journeys", "geofence", "hall",
                  "analytics", "api", "console", "cli", "smsc"},
-    "policy": {"dispatch", "channels", "api", "console", "cli", "smsc"},
+    "policy": {"data", "dispatch", "channels", "api", "console", "cli", "smsc"},
     "content": {"dispatch", "channels", "api", "console", "cli", "smsc"},
     "audience": {"cli", "api", "console", "smsc"},
     "data": {"cli", "api", "console", "smsc"},

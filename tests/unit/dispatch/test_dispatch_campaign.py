@@ -116,7 +116,7 @@ def test_campaign_and_policy_batch_agree_on_when_an_opt_out_applies(store, tmp_p
     from jingxin.data.store.tenants import ensure_default_tenant
     from jingxin.dispatch.admission import candidate_table
     from jingxin.policy.batch import decide_batch
-    from jingxin.policy.state_store import load_batch, load_config
+    from jingxin.data.store.policy_state import load_batch, load_config
 
     # Given opt-outs recorded an hour before and an hour after the decision time, and a
     # third number with none

@@ -3,7 +3,7 @@
 Consent, opt-outs and the blacklist are evidence: rows are added (and consents revoked),
 never edited, each with the instant it took effect (``at=``; default now) so a decision
 as of an earlier instant does not see it. Policy reads them back, as of its decision
-time, through :mod:`jingxin.policy.state_store`.
+time, through :mod:`jingxin.data.store.policy_state`.
 """
 
 from __future__ import annotations
