@@ -179,11 +179,10 @@ def parse_spec(raw: Any, *, source: str = "<spec>") -> SegmentSpec:
 
 def load_spec(path: str | Path) -> SegmentSpec:
     """Read a YAML or JSON spec file."""
+    from jingxin.data.textfile import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the spec: {exc.strerror}") from exc
+    text = read_text(path, what="segment spec", error=SpecError)
     try:
         if path.suffix.lower() == ".json":
             raw = json.loads(text)

@@ -39,6 +39,35 @@ ReplaceOption = Annotated[
 ForeignOption = Annotated[
     bool, typer.Option("--allow-foreign", help="Accept valid non-Chinese mobile numbers.")
 ]
+MaxRejectsOption = Annotated[
+    str | None,
+    typer.Option("--max-rejects", help="Largest share of rejected rows that still loads, "
+                 "e.g. 0.05 or 5% (default: [warehouse] max_reject_share, 0.05). More "
+                 "refuses the file and loads nothing."),
+]
+EncodingOption = Annotated[
+    str | None,
+    typer.Option("--encoding", help="Encoding of CSV files that are not UTF-8, e.g. gbk."),
+]
+
+
+def _max_reject_share(option: str | None) -> float:
+    """``--max-rejects`` as a share in [0, 1] ("5%" or "0.05"), else the setting."""
+    if option is None:
+        from jingxin.config import load_settings
+
+        return load_settings().warehouse.max_reject_share
+    from jingxin.errors import InputError
+
+    text = option.strip()
+    try:
+        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise InputError(f"--max-rejects: {option!r} is not a share between 0 and 1 "
+                         "(e.g. 0.05 or 5%)")
+    return share
 
 
 @contextlib.contextmanager
@@ -94,13 +123,17 @@ def import_file(
     rejects: RejectsOption = None,
     warehouse: WarehouseOption = None,
     allow_foreign: ForeignOption = False,
+    max_rejects: MaxRejectsOption = None,
+    encoding: EncodingOption = None,
 ) -> None:
     """Validate FILE against TABLE's schema; load the good rows, reject the bad with line and reason."""
     from jingxin.data.warehouse.importer import import_table
 
+    share = _max_reject_share(max_rejects)
     with _open(warehouse) as wh, _progress() as say:
         report = import_table(wh, table=table, path=file, rejects_dir=_rejects_dir(rejects),
-                              replace=replace, allow_foreign=allow_foreign, progress=say)
+                              replace=replace, allow_foreign=allow_foreign, progress=say,
+                              max_reject_share=share, encoding=encoding)
     _print_report(report)
 
 
@@ -110,13 +143,17 @@ def import_dir(
     rejects: RejectsOption = None,
     warehouse: WarehouseOption = None,
     allow_foreign: ForeignOption = False,
+    max_rejects: MaxRejectsOption = None,
+    encoding: EncodingOption = None,
 ) -> None:
-    """Import every <table>.parquet or <table>.csv in DIRECTORY, in dependency order."""
+    """Import every <table>.parquet or <table>.csv in DIRECTORY in dependency order, all or nothing."""
     from jingxin.data.warehouse.directory import import_directory
 
+    share = _max_reject_share(max_rejects)
     with _open(warehouse) as wh, _progress() as say:
         result = import_directory(wh, directory, rejects_dir=_rejects_dir(rejects),
-                                  replace=replace, allow_foreign=allow_foreign, progress=say)
+                                  replace=replace, allow_foreign=allow_foreign, progress=say,
+                                  max_reject_share=share, encoding=encoding)
     for report in result.reports:
         _print_report(report)
     for path in result.ignored:

@@ -100,12 +100,12 @@ def parse_card(raw: object, *, source: str = "card") -> Card:
 
 def load_card(path: str | Path) -> Card:
     """A card from a JSON or YAML file."""
+    from jingxin.data.textfile import read_text
+
     path = Path(path)
+    text = read_text(path, what="card file", error=InputError)
     try:
-        text = path.read_text(encoding="utf-8")
         raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the card file: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from exc
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -193,6 +193,9 @@ def approve_template(
     """Submitted → approved; any older approved version of the code is archived."""
     template = get_template(session, template_id=template_id)
     status = next_status(template.status, "approve", what=describe(template))
+    # Checked again here: a version submitted before a check existed (the render budget's
+    # worst case, say) must not reach approved without passing it.
+    compile_template(template.body, template.variables, where=describe(template))
     for older in list_templates(
         session, tenant_id=template.tenant_id, code=template.code, status="approved"
     ):

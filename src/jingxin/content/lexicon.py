@@ -113,12 +113,9 @@ def load_wordlist(path: str | Path) -> list[Entry]:
         if not files:
             raise InputError(f"{path}: lexicon directory holds no *.txt word lists")
         return [entry for file in files for entry in load_wordlist(file)]
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: lexicon file is not UTF-8 text (byte {exc.start})") from exc
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the lexicon file: {exc.strerror or exc}") from exc
+    from jingxin.data.textfile import read_text
+
+    text = read_text(path, what="lexicon file")
     return parse_wordlist(text, source=str(path), stem=path.stem)
 
 

@@ -72,10 +72,9 @@ def join_lines(body: str) -> str:
 
 
 def _read(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"{path}: cannot read the template file: {exc}") from exc
+    from jingxin.data.textfile import read_text
+
+    text = read_text(path, what="template file", error=TemplateError)
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 from jingxin.config import ContentSettings
-from jingxin.content.encoding import PartsInfo, count_parts
+from jingxin.content.encoding import SINGLE_LIMIT, UCS2, PartsInfo, count_parts, is_gsm7, ucs2_units
 from jingxin.content.envelope import has_signature, has_unsubscribe_route
 from jingxin.content.lexicon import Lexicon, build_lexicon
 from jingxin.content.normalise import drop_shifts
@@ -57,6 +57,8 @@ _PHONES = re.compile(
 # these cheap ones say a link (a scheme, a dot before a letter) or a long number may be.
 _LINK_HINT = re.compile(r"://|\.[A-Za-z]")
 _NUMBER_RUN = re.compile(r"[+0-9][0-9 +-]{5,}[0-9]")
+# Either of the two, in one scan: most texts have neither, and then one search is enough.
+_ANY_HINT = re.compile(r"://|\.[A-Za-z]|[+0-9][0-9 +-]{5,}[0-9]")
 _IP_HOST = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 SHORTENERS = frozenset(
     {"t.cn", "url.cn", "dwz.cn", "suo.im", "bit.ly", "tinyurl.com", "goo.gl", "is.gd", "w.url.cn"}
@@ -120,6 +122,23 @@ def _result(
     return result
 
 
+_UCS2_SINGLE = SINGLE_LIMIT[UCS2]
+_SINGLE_UCS2_PARTS: dict[int, PartsInfo] = {}  # units -> the same PartsInfo count_parts gives
+
+
+def _parts(text: str) -> PartsInfo:
+    """:func:`count_parts`, with the commonest answer (one UCS-2 part: a Chinese SMS)
+    shared per unit count instead of built per message (it depends on nothing else)."""
+    if len(text) <= _UCS2_SINGLE and not text.isascii() and not is_gsm7(text):
+        units = ucs2_units(text)
+        if units <= _UCS2_SINGLE:
+            parts = _SINGLE_UCS2_PARTS.get(units)
+            if parts is None:
+                parts = _SINGLE_UCS2_PARTS[units] = count_parts(text)
+            return parts
+    return count_parts(text)
+
+
 def host_allowed(host: str, allowed: Sequence[str]) -> bool:
     host = host.lower().rstrip(".")
     return any(host == d or host.endswith("." + d) for d in allowed)
@@ -163,19 +182,20 @@ class Reviewer:
         """Review ``text``; ``require_signature=False`` skips the signature check."""
         normalised, marked = self.normaliser.mark(text)
         reasons = self._lexicon_reasons(text, normalised, marked)
-        if _LINK_HINT.search(text):
-            reasons.extend(self._link_reasons(text))
-        if _NUMBER_RUN.search(text):
-            reasons.extend(_phone_reasons(text))
+        if _ANY_HINT.search(text) is not None:
+            if _LINK_HINT.search(text):
+                reasons.extend(self._link_reasons(text))
+            if _NUMBER_RUN.search(text):
+                reasons.extend(_phone_reasons(text))
         if require_signature and not has_signature(text):
             reasons.append(_MISSING_SIGNATURE)
         if category == "marketing" and not has_unsubscribe_route(text, self.unsubscribe_text):
             reasons.append(self._missing_unsubscribe)
-        parts = count_parts(text)
+        parts = _parts(text)
         if parts.parts > self.max_parts:
             message = f"{parts.parts} parts; at most {self.max_parts} allowed"
             reasons.append(Reason("too_long", "block", message))
-        return _result(text, _verdict(reasons), tuple(reasons), parts)
+        return _result(text, _verdict(reasons) if reasons else "pass", tuple(reasons), parts)
 
     def _lexicon_reasons(self, text: str, normalised: str, marked: str) -> list[Reason]:
         """One reason per hit, in span order; each (word, end) is reported once already."""

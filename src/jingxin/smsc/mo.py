@@ -34,11 +34,10 @@ class ScriptLine:
 
 def read_script(path: str | Path) -> list[ScriptLine]:
     """Parse a subscriber script; errors name the file and line."""
+    from jingxin.data.textfile import read_text
+
     lines = []
-    try:
-        content = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the MO script: {exc}") from exc
+    content = read_text(path, what="MO script")
     for number, raw in enumerate(content.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):

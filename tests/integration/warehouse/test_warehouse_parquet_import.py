@@ -12,7 +12,13 @@ from warehouse_parquet_samples import sample_rows, write_parquet
 from jingxin.data.warehouse import importer
 from jingxin.data.warehouse.connection import open_duckdb
 from jingxin.data.warehouse.directory import import_directory
-from jingxin.data.warehouse.importer import import_table
+from functools import partial
+
+from jingxin.data.warehouse import importer as _importer
+
+# These tests read the rejects of small files, where one bad row is a large share: the
+# refusal of such files is tested in test_warehouse_import_refusal.py.
+import_table = partial(_importer.import_table, max_reject_share=1.0)
 from jingxin.errors import ImportFileError, WarehouseError
 
 
@@ -136,8 +142,11 @@ def test_a_nested_column_rejects_every_row_it_spoils(warehouse, tmp_path):
     table = pa.Table.from_pylist(rows).set_column(
         2, "tier", pa.array([{"a": 1}, {"a": 2}]))
     pq.write_table(table, tmp_path / "plans.parquet")
-    # When imported / Then no row loads and each says why
-    report = import_table(warehouse, table="plans", path=tmp_path / "plans.parquet",
-                          rejects_dir=tmp_path)
+    # When imported / Then the file is refused, no table is made, and each row says why
+    with pytest.raises(_importer.ImportRefused, match="2 of 2 rows rejected") as refused:
+        import_table(warehouse, table="plans", path=tmp_path / "plans.parquet",
+                     rejects_dir=tmp_path)
+    report = refused.value.report
     assert report.problems == {"tier: not a valid integer (int8)": 2}
-    assert report.rows_in_table == 0
+    assert report.rejects_path.exists()
+    assert not warehouse.has_table("plans")

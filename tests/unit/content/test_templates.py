@@ -58,7 +58,7 @@ def test_sandbox_refuses_internals_even_when_reached_indirectly(body: str) -> No
 
 def test_sandbox_bounds_repetition() -> None:
     compiled = compile_template("{{ name * 100000 }}", {"name": "str"})
-    with pytest.raises(TemplateError, match="unsafe"):
+    with pytest.raises(TemplateError, match="render limit"):
         render_body(compiled, {"name": "ab"})
 
 

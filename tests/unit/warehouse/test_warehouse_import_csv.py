@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from jingxin.data.warehouse.importer import import_table
+from functools import partial
+
+from jingxin.data.warehouse import importer as _importer
+
+# These tests read the rejects of small files, where one bad row is a large share: the
+# refusal of such files is tested in test_warehouse_import_refusal.py.
+import_table = partial(_importer.import_table, max_reject_share=1.0)
 from jingxin.errors import ImportFileError, InputError
 
 from warehouse_samples import (
@@ -203,7 +209,7 @@ def test_excel_bom_and_crlf_lines_are_read(warehouse, tmp_path):
 
 
 def test_rejects_go_under_the_given_directory(warehouse, tmp_path):
-    path = write_csv(tmp_path / "p.csv", PLAN_HEADER, [plan_row(tier="x")])
+    path = write_csv(tmp_path / "p.csv", PLAN_HEADER, [plan_row(tier="x"), plan_row("P2")])
     report = import_table(warehouse, table="plans", path=path,
                           rejects_dir=tmp_path / "deep" / "rejects")
     assert report.rejects_path.parent == tmp_path / "deep" / "rejects"

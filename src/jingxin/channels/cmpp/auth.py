@@ -5,8 +5,9 @@ PROTOCOLS.md §3.3 and §3.4:
 * AuthenticatorSource = MD5(Source_Addr ‖ 9 × 0x00 ‖ shared secret ‖ timestamp), the
   timestamp being the CONNECT's Timestamp as ten ASCII digits ``'%010d'`` (MMDDHHMMSS).
   Sources disagree on Source_Addr: gocmpp pads it to 6 octets first, SMSGate and tek-life
-  hash it as given. We **send** the unpadded form (they agree for the usual 6-character
-  SP_Id) and the simulator **accepts** either.
+  hash it as given. We **send** the unpadded form by default (they agree for the usual
+  6-character SP_Id); the channel option ``sp_id_padding = "nul"`` sends the padded form
+  for ISMGs that refuse the other. The simulator **accepts** either.
 * AuthenticatorISMG = MD5(Status ‖ AuthenticatorSource ‖ shared secret). gocmpp hashes the
   1-octet 2.0 Status, SMSGate always 4 octets; :func:`ismg_matches` accepts either, and
   the client only logs a mismatch (§3.4: verify leniently).
@@ -33,8 +34,17 @@ def timestamp(when: datetime) -> int:
     return int(f"{when.month:02d}{when.day:02d}{when.hour:02d}{when.minute:02d}{when.second:02d}")
 
 
-def authenticator_source(*, source_addr: str, secret: str, timestamp: int) -> bytes:
-    """The 16 raw octets of MD5(Source_Addr ‖ 9 × 0 ‖ secret ‖ '%010d' % timestamp)."""
+SP_ID_PADDINGS = ("none", "nul")
+
+
+def authenticator_source(*, source_addr: str, secret: str, timestamp: int,
+                         padding: str = "none") -> bytes:
+    """The 16 raw octets of MD5(Source_Addr ‖ 9 × 0 ‖ secret ‖ '%010d' % timestamp);
+    ``padding="nul"`` pads a Source_Addr shorter than 6 octets with NULs first."""
+    if padding not in SP_ID_PADDINGS:
+        raise ValueError(f"sp_id_padding {padding!r}: use one of {', '.join(SP_ID_PADDINGS)}")
+    if padding == "nul":
+        source_addr = source_addr.ljust(6, "\0")
     material = (
         source_addr.encode("latin-1")
         + _NINE_ZEROS

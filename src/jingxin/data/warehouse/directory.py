@@ -1,8 +1,10 @@
 """Importing a directory of ``<table>.parquet`` / ``<table>.csv`` files (what ``jingxin
 synth`` writes), table by table in dependency order: catalogues (plans, products, cells)
 before the subscribers that refer to them, subscribers before their usage and events.
-Each table is its own transaction; a file that fails stops the run with the tables before
-it loaded."""
+
+All or nothing: every file is loaded in ONE DuckDB transaction, so a file that fails (not
+readable, too many rejects, a load error) rolls back the tables before it too, and the
+warehouse is exactly as it was. Rejects files are written for every file checked."""
 
 from __future__ import annotations
 
@@ -10,9 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jingxin.data.warehouse.connection import Warehouse
-from jingxin.data.warehouse.importer import ImportReport, Progress, import_table
+from jingxin.data.warehouse.importer import (
+    DEFAULT_MAX_REJECT_SHARE,
+    ImportReport,
+    Progress,
+    duckdb_connection,
+    import_into,
+)
 from jingxin.data.warehouse.schema import TABLES
-from jingxin.errors import ImportFileError
+from jingxin.errors import ImportFileError, JingxinError
 
 IMPORT_ORDER = (
     "plans", "products", "cells", "subscribers", "usage_monthly", "holdings",
@@ -52,13 +60,27 @@ def table_files(directory: Path) -> tuple[list[tuple[str, Path]], list[Path]]:
 
 def import_directory(warehouse: Warehouse, directory: Path | str, *,
                      rejects_dir: Path | str | None = None, replace: bool = False,
-                     allow_foreign: bool = False,
-                     progress: Progress | None = None) -> DirectoryReport:
-    """Import every table file in ``directory``; one report per table."""
+                     allow_foreign: bool = False, progress: Progress | None = None,
+                     max_reject_share: float = DEFAULT_MAX_REJECT_SHARE,
+                     encoding: str | None = None) -> DirectoryReport:
+    """Import every table file in ``directory`` in one transaction; one report per table.
+    Any failure rolls every table back and re-raises, saying that nothing was loaded."""
     pairs, ignored = table_files(Path(directory))
-    reports = [
-        import_table(warehouse, table=table, path=path, rejects_dir=rejects_dir,
-                     replace=replace, allow_foreign=allow_foreign, progress=progress)
-        for table, path in pairs
-    ]
+    con = duckdb_connection(warehouse)
+    reports: list[ImportReport] = []
+    con.begin()
+    try:
+        for table, path in pairs:
+            reports.append(import_into(
+                con, table=table, path=path, rejects_dir=rejects_dir, replace=replace,
+                allow_foreign=allow_foreign, progress=progress,
+                max_reject_share=max_reject_share, encoding=encoding, own_transaction=False))
+        con.commit()
+    except BaseException as exc:
+        con.rollback()
+        if isinstance(exc, JingxinError):
+            done = f" ({', '.join(r.table for r in reports)} rolled back too)" if reports else ""
+            # Same error, same class (the CLI's exit code), one line that says it all.
+            exc.args = (f"{exc}; nothing from {directory} was loaded{done}",)
+        raise
     return DirectoryReport(reports=tuple(reports), ignored=tuple(ignored))

@@ -3,7 +3,9 @@
 One import: open the file (:mod:`.source`), check its header, normalise phone numbers
 (:mod:`jingxin.data.msisdn`), run the row checks in DuckDB (:mod:`.checks`, :mod:`.keys`),
 write every bad row to a rejects file (:mod:`.rejects`), then load the good rows in one
-transaction, so a failure leaves the table as it was. Extra columns are reported and
+transaction, so a failure leaves the table as it was. A file with no good row, or with more
+rejects than ``max_reject_share`` of its rows, is refused (:class:`ImportRefused`) before
+anything is written: an import never leaves half a file in the table. Extra columns are reported and
 ignored; a missing non-nullable column makes the whole file unusable.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ TYPED = "__import_typed"
 BAD = "__import_bad"
 REJECTED = "__import_rejected"
 DEFAULT_REJECTS_DIR = Path("var/rejects")
+DEFAULT_MAX_REJECT_SHARE = 0.05  # [warehouse] max_reject_share
 
 Progress = Callable[[str], None]
 
@@ -53,6 +57,15 @@ class ImportReport:
     seconds: float = 0.0
 
 
+class ImportRefused(ImportFileError):
+    """Too many rows of a file were rejected: nothing was loaded. ``report`` says what was
+    found (its ``rows_loaded`` is 0) and where the rejects file is."""
+
+    def __init__(self, message: str, *, report: ImportReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 def duckdb_connection(warehouse: Warehouse) -> Any:
     """The raw DuckDB connection under the Ibis backend (imports need DuckDB)."""
     if warehouse.backend != "duckdb":
@@ -64,15 +77,30 @@ def duckdb_connection(warehouse: Warehouse) -> Any:
 
 def import_table(warehouse: Warehouse, *, table: str, path: Path | str,
                  rejects_dir: Path | str | None = None, replace: bool = False,
-                 allow_foreign: bool = False, progress: Progress | None = None) -> ImportReport:
-    """Validate ``path`` against ``table``'s spec and load its good rows; see the module."""
+                 allow_foreign: bool = False, progress: Progress | None = None,
+                 max_reject_share: float = DEFAULT_MAX_REJECT_SHARE,
+                 encoding: str | None = None) -> ImportReport:
+    """Validate ``path`` against ``table``'s spec and load its good rows; see the module.
+    Too many rejects (:func:`check_rejects`) raise :class:`ImportRefused` and load nothing."""
+    con = duckdb_connection(warehouse)
+    return import_into(con, table=table, path=path, rejects_dir=rejects_dir, replace=replace,
+                       allow_foreign=allow_foreign, progress=progress,
+                       max_reject_share=max_reject_share, encoding=encoding,
+                       own_transaction=True)
+
+
+def import_into(con: Any, *, table: str, path: Path | str, rejects_dir: Path | str | None,
+                replace: bool, allow_foreign: bool, progress: Progress | None,
+                max_reject_share: float, encoding: str | None,
+                own_transaction: bool) -> ImportReport:
+    """One import on a DuckDB connection. ``own_transaction=False``: the caller holds the
+    transaction (``import-dir`` loads every file in one) and rolls it back on any error."""
     started = time.perf_counter()
     spec = table_spec(table)
-    con = duckdb_connection(warehouse)
     con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would print to stdout
     say = progress or (lambda _stage: None)
     say(f"reading {Path(path).name}")
-    source = open_source(con, Path(path))
+    source = open_source(con, Path(path), encoding=encoding)
     try:
         extra, absent = _check_header(spec, source)
         if not replace:
@@ -90,20 +118,46 @@ def import_table(warehouse: Warehouse, *, table: str, path: Path | str,
         problems = rejects.problem_counts(con)
         if source.malformed:
             problems["(record): wrong number of fields"] = len(source.malformed)
+        report = ImportReport(
+            table=spec.name, path=source.path, format=source.format,
+            mode="replace" if replace else "append",
+            rows_read=source.rows + len(source.malformed), rows_loaded=0,
+            rows_rejected=bad_rows, rows_in_table=0, problems=problems,
+            extra_columns=extra, absent_columns=absent,
+            recomputed_columns=tuple(c for c in spec.derived if c in source.columns),
+            rejects_path=rejects_file)
+        check_rejects(report, max_share=max_reject_share)
         say(f"loading {spec.name}")
-        loaded = _load(con, spec, replace=replace, filter_rejected=bad_rows > 0)
+        loaded = _load(con, spec, replace=replace, filter_rejected=bad_rows > 0,
+                       own_transaction=own_transaction)
         in_table = tables.scalar(con, f"SELECT count(*) FROM {tables.quote(spec.name)}")
     finally:
         _drop_temporaries(con, spec, source)
-    return ImportReport(
-        table=spec.name, path=source.path, format=source.format,
-        mode="replace" if replace else "append",
-        rows_read=source.rows + len(source.malformed), rows_loaded=loaded,
-        rows_rejected=bad_rows, rows_in_table=in_table, problems=problems,
-        extra_columns=extra, absent_columns=absent,
-        recomputed_columns=tuple(c for c in spec.derived if c in source.columns),
-        rejects_path=rejects_file, seconds=time.perf_counter() - started,
-    )
+    return replace_fields(report, rows_loaded=loaded, rows_in_table=in_table,
+                          seconds=time.perf_counter() - started)
+
+
+def check_rejects(report: ImportReport, *, max_share: float) -> None:
+    """Refuse an import that would load nothing, or whose rejects exceed ``max_share`` of
+    the rows read: half a file in the table is worse than none (a ``--replace`` would empty
+    it), so the table stays as it was and the person fixes the file."""
+    rejected, read = report.rows_rejected, report.rows_read
+    if not rejected:
+        return
+    share = rejected / read
+    if rejected < read and share <= max_share:
+        return
+    why = ("no row is good" if rejected == read
+           else f"more than the {max_share:.1%} allowed")
+    top = next(iter(report.problems), None)
+    mostly = f", mostly {top!r}" if top else ""
+    allow = ("" if rejected == read else
+             " (allow more with --max-rejects SHARE or the warehouse.max_reject_share"
+             " setting)")
+    raise ImportRefused(
+        f"{report.path}: import into {report.table} refused: {rejected:,} of {read:,} rows "
+        f"rejected ({share:.1%}, {why}){mostly}; nothing loaded, the table is as it was; "
+        f"rejects: {report.rejects_path}{allow}", report=report)
 
 
 def _check_header(spec: TableSpec, source: SourceFile) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -176,18 +230,23 @@ def _run_checks(con: Any, spec: TableSpec, source: SourceFile, plan: CheckPlan, 
                 f"SELECT DISTINCT __row FROM {rejects.PROBLEMS}")
 
 
-def _load(con: Any, spec: TableSpec, *, replace: bool, filter_rejected: bool) -> int:
-    """Create (or rebuild) the table and insert the good rows, all in one transaction."""
+def _load(con: Any, spec: TableSpec, *, replace: bool, filter_rejected: bool,
+          own_transaction: bool = True) -> int:
+    """Create (or rebuild) the table and insert the good rows, all in one transaction
+    (the caller's, when it holds one)."""
     # Row order in the table carries no meaning; letting DuckDB write out of order is
     # about a fifth faster on big files.
     con.execute("SET preserve_insertion_order = false")
-    con.begin()
+    if own_transaction:
+        con.begin()
     try:
         con.execute(tables.create_sql(spec, replace=replace))
         loaded = _insert_rows(con, spec, filter_rejected=filter_rejected)
-        con.commit()
+        if own_transaction:
+            con.commit()
     except BaseException as exc:
-        con.rollback()
+        if own_transaction:
+            con.rollback()
         if isinstance(exc, JingxinError) or not isinstance(exc, Exception):
             raise
         raise WarehouseError(f"loading {spec.name} failed, nothing was written: {exc}") from exc

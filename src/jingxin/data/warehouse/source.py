@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from jingxin.data import textfile
 from jingxin.data.warehouse.tables import scalar
 from jingxin.errors import ImportFileError
 
 PARQUET_MAGIC = b"PAR1"
 SNIFF_BYTES = 64 * 1024
+ENCODING_OPTION = "--encoding"
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,11 @@ class SourceFile:
                          "__location": self._lines.astype(np.int64)})
 
 
-def open_source(con: Any, path: Path, *, relation: str = "__import_src") -> SourceFile:
+def open_source(con: Any, path: Path, *, relation: str = "__import_src",
+                encoding: str | None = None) -> SourceFile:
     """Open ``path`` as CSV or Parquet for ``con`` (a duckdb connection), or raise an
-    :class:`ImportFileError` saying why it cannot be read."""
+    :class:`ImportFileError` saying why it cannot be read. A CSV file must be UTF-8
+    unless ``encoding`` names its codec (it is transcoded while read)."""
     path = Path(path)
     if not path.exists():
         raise ImportFileError(f"{path}: no such file")
@@ -84,19 +88,15 @@ def open_source(con: Any, path: Path, *, relation: str = "__import_src") -> Sour
         raise ImportFileError(f"{path}: the file is empty")
     if head.startswith(PARQUET_MAGIC):
         return _open_parquet(con, path, relation)
-    if b"\x00" in head or not _is_utf8(head):
+    if encoding:
+        codec = textfile.encoding_name(encoding, error=ImportFileError)
+    elif b"\x00" in head and textfile.guess_encoding(head) != "UTF-16":
         raise ImportFileError(
             f"{path}: neither a Parquet file nor UTF-8 CSV text (binary content)")
-    return _open_csv(con, path, relation)
-
-
-def _is_utf8(head: bytes) -> bool:
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        # The sniffed block may end inside a multi-byte character.
-        return exc.start >= len(head) - 3 and len(head) == SNIFF_BYTES
-    return True
+    else:
+        codec = textfile.check_encoding(path, what="CSV file", error=ImportFileError,
+                                        encoding_option=ENCODING_OPTION)
+    return _open_csv(con, path, relation, codec)
 
 
 def _sql_string(text: str) -> str:
@@ -123,9 +123,16 @@ def _open_parquet(con: Any, path: Path, relation: str) -> SourceFile:
                       rows=rows)
 
 
-def _csv_header(path: Path) -> list[str]:
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        header = next(csv.reader(fh), [])
+def _text_codec(codec: str) -> str:
+    return "utf-8-sig" if codec == "utf-8" else codec
+
+
+def _csv_header(path: Path, codec: str) -> list[str]:
+    try:
+        with path.open(encoding=_text_codec(codec), newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"{path}: line 1: not valid {codec} text: {exc.reason}") from None
     names = [h.strip() for h in header]
     if not any(names):
         raise ImportFileError(f"{path}: line 1: no header (CSV files need a header line)")
@@ -139,10 +146,10 @@ def _csv_header(path: Path) -> list[str]:
     return names
 
 
-def _open_csv(con: Any, path: Path, relation: str) -> SourceFile:
+def _open_csv(con: Any, path: Path, relation: str, codec: str) -> SourceFile:
     import pyarrow.csv as pacsv
 
-    names = _csv_header(path)
+    names = _csv_header(path, codec)
     malformed_seen: list[Any] = []
 
     def on_invalid(row: Any) -> str:
@@ -152,20 +159,26 @@ def _open_csv(con: Any, path: Path, relation: str) -> SourceFile:
     try:
         table = pacsv.read_csv(
             path,
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1,
+                                           encoding="utf8" if codec == "utf-8" else codec),
             parse_options=pacsv.ParseOptions(newlines_in_values=True,
                                               invalid_row_handler=on_invalid),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
                 null_values=[""], strings_can_be_null=True),
         )
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        if codec == "utf-8" and textfile.is_invalid_utf8(exc):  # past the sniffed head
+            with path.open("rb") as fh:
+                sample = fh.read(16 << 20)  # enough to guess from; never the whole
+            raise ImportFileError(textfile.not_utf8_message(
+                path, sample, what="CSV file", encoding_option=ENCODING_OPTION)) from None
         raise ImportFileError(f"{path}: not a readable CSV file: {exc}") from exc
     if table.num_rows == 0 and not malformed_seen:
         raise ImportFileError(f"{path}: the CSV file has a header but no data rows")
     lines, malformed = None, []
     if malformed_seen or not _lines_are_simple(path, table.num_rows):
-        lines, malformed = _scan_lines(path, len(names))
+        lines, malformed = _scan_lines(path, len(names), codec)
     table = table.append_column("__row", pa.array(np.arange(1, table.num_rows + 1)))
     con.register(f"{relation}_arrow", table)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {relation} AS SELECT * FROM {relation}_arrow")
@@ -185,12 +198,12 @@ def _lines_are_simple(path: Path, records: int) -> bool:
     return total_lines == records + 1
 
 
-def _scan_lines(path: Path, width: int) -> tuple[np.ndarray, list[MalformedRecord]]:
+def _scan_lines(path: Path, width: int, codec: str) -> tuple[np.ndarray, list[MalformedRecord]]:
     """Walk the file with the csv module: the starting line of every well-formed record,
     and the malformed ones (skipped by the Arrow reader too)."""
     lines: list[int] = []
     malformed: list[MalformedRecord] = []
-    with path.open(encoding="utf-8-sig", newline="") as fh:
+    with path.open(encoding=_text_codec(codec), newline="") as fh:
         reader = csv.reader(fh)
         next(reader, None)
         start = reader.line_num + 1
