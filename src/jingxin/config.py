@@ -6,15 +6,33 @@ with ``__``, e.g. ``JINGXIN_STORE__URL``), the TOML file named by ``JINGXIN_CONF
 DuckDB file under ``./var/``.
 
 Each component owns one section class here; components read only their own section.
+
+Strict: an unknown ``JINGXIN_*`` variable (``JINGXIN_STORE_URL`` with one underscore), a
+``JINGXIN_CONFIG`` file that is missing or unreadable, and a value out of its range (a port
+outside 1-65535, an unknown time zone or country, a part limit below 1, a negative tariff)
+stop the command with a :class:`ConfigError` naming them. Set ``JINGXIN_CONFIG`` to
+``/dev/null`` (``os.devnull``) to read no file at all.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+from collections.abc import Mapping
+from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +41,48 @@ from pydantic_settings import (
 )
 
 from jingxin.errors import ConfigError
+
+ENV_PREFIX = "JINGXIN_"
+# JINGXIN_* variables read outside Settings: the file to read, benchmark and test knobs.
+ENV_NOT_SETTINGS = frozenset({"JINGXIN_CONFIG", "JINGXIN_LEXICON_DIR"})
+ENV_NOT_SETTINGS_PREFIXES = ("JINGXIN_BENCH_", "JINGXIN_TEST_", "JINGXIN_CRASH_")
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+ListenPort = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port (simulator) or off (metrics)
+NonNegative = Annotated[float, Field(ge=0)]
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Shanghai)") from None
+    return value
+
+
+def _country(value: str) -> str:
+    from jingxin.data.validate import valid_country
+    from jingxin.errors import InputError
+
+    try:
+        return valid_country(value)
+    except InputError:
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code") from None
+
+
+def _clock(value: str) -> str:
+    if not _CLOCK.match(value):
+        raise ValueError(f"{value!r} is not a time of day HH:MM (00:00-23:59)")
+    return value
+
+
+# Field types others can reuse: an IANA zone, an ISO 3166-1 alpha-2 country, HH:MM.
+TimeZoneName = Annotated[str, AfterValidator(_zone)]
+CountryCode = Annotated[str, AfterValidator(_country)]
+ClockTime = Annotated[str, AfterValidator(_clock)]
 
 
 class Section(BaseModel):
@@ -48,6 +108,8 @@ class WarehouseSettings(Section):
     # PySpark (``--spark``, backend "pyspark") reads ``<table>.parquet`` from here; unset,
     # the DuckDB warehouse is exported to Parquet under var/spark/ on first use.
     parquet_dir: str | None = None
+    # An import whose rejects pass this share of its rows loads nothing (``--max-rejects``).
+    max_reject_share: float = Field(default=0.05, ge=0.0, le=1.0)
 
 
 class RedisSettings(Section):
@@ -60,7 +122,7 @@ class ContentSettings(Section):
     """Templates, parts and review."""
 
     unsubscribe_text: str = "回T退订"
-    max_parts: int = 6
+    max_parts: int = Field(default=6, ge=1)
     lexicon_paths: list[str] = Field(default_factory=list)
     allowed_domains: list[str] = Field(default_factory=lambda: ["jx.cn"])
 
@@ -68,9 +130,9 @@ class ContentSettings(Section):
 class PolicySettings(Section):
     """Defaults for the policy rules; tenants may override them in the store."""
 
-    quiet_start: str = "21:00"
-    quiet_end: str = "08:00"
-    default_timezone: str = "Asia/Shanghai"
+    quiet_start: ClockTime = "21:00"
+    quiet_end: ClockTime = "08:00"
+    default_timezone: TimeZoneName = "Asia/Shanghai"
 
 
 class ChannelSettings(Section):
@@ -79,23 +141,26 @@ class ChannelSettings(Section):
     name: str
     protocol: Literal["smpp", "cmpp"] = "smpp"
     host: str = "127.0.0.1"
-    port: int = 2775
+    port: Port = 2775
     system_id: str = "jingxin"
     password: str = "secret"
     source_addr: str = "10690000"
-    window: int = 10
-    tps: float = 0.0
+    window: int = Field(default=10, ge=1)
+    tps: float = Field(default=0.0, ge=0)
     long_messages: Literal["udh", "payload"] = "udh"
     service_id: str = ""  # CMPP Service_Id (业务代码, ≤ 10 characters); SMPP ignores it
+    # CMPP: hash an SP_Id shorter than 6 octets as given ("none") or NUL-padded to 6 ("nul")
+    # in the CONNECT authenticator; some ISMGs want the padded form (docs/channels-cmpp.md).
+    sp_id_padding: Literal["none", "nul"] = "none"
 
 
 class SmscSettings(Section):
     """The built-in SMSC simulator."""
 
     host: str = "127.0.0.1"
-    smpp_port: int = 2775
-    cmpp_port: int = 7890
-    http_port: int = 8775
+    smpp_port: ListenPort = 2775
+    cmpp_port: ListenPort = 7890
+    http_port: ListenPort = 8775
     preset: str = "happy"
 
 
@@ -116,18 +181,50 @@ class DispatchSettings(Section):
     flush_interval: float = Field(default=0.05, gt=0)
     stale_after: float = Field(default=120.0, gt=0)  # seconds before another worker's submit counts as unresolved
     validity_hours: float = Field(default=24.0, gt=0)
-    retry_base: float = 1.0
-    retry_max: float = 300.0
+    retry_base: float = Field(default=1.0, gt=0)
+    retry_max: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=50, ge=1)
     unresolved: dict[str, Literal["resend", "fail"]] = Field(default_factory=dict)
     routes: list[RouteSettings] = Field(default_factory=list)
-    tps: dict[str, float] = Field(default_factory=dict)  # channel -> submits/s shared by all workers
-    tariffs: dict[str, float] = Field(default_factory=dict)  # channel -> price per part
+    tps: dict[str, NonNegative] = Field(default_factory=dict)  # channel -> submits/s shared by all workers
+    tariffs: dict[str, NonNegative] = Field(default_factory=dict)  # channel -> price per part
     receipt_grace: float = Field(default=600.0, ge=0)  # after expires_at: no receipt → expired
     invalid_after: int = Field(default=3, ge=1)  # permanent failures before a number is invalid
     invalid_statuses: list[str] = Field(default_factory=lambda: ["undeliverable"])
     error_rate_limit: float = Field(default=0.5, gt=0, le=1)
-    metrics_port: int | None = None
+    metrics_port: ListenPort | None = None
+
+    @model_validator(mode="after")
+    def _retry_order(self) -> DispatchSettings:
+        if self.retry_max < self.retry_base:
+            raise ValueError(f"retry_max ({self.retry_max:g}) is below retry_base "
+                             f"({self.retry_base:g})")  # fmt: skip
+        return self
+
+
+class AutoReplySettings(Section):
+    """``[[inbox.auto_replies]]``: answer an MO whose text is ``keyword`` (to
+    ``service_number`` or, unset, to any of ours) with ``reply``."""
+
+    keyword: str = Field(min_length=1)
+    reply: str = Field(min_length=1)
+    service_number: str | None = None
+
+
+class InboxSettings(Section):
+    """``[inbox]``: two-way messaging - unsubscribe words, attribution, keyword replies
+    (see docs/twoway.md). Words match after NFKC, case folding and trimming."""
+
+    unsubscribe_words: list[str] = Field(
+        default_factory=lambda: ["TD", "T", "N", "R", "退订"], min_length=1)
+    unsubscribe_reply: str = Field(default="您已成功退订，将不再收到营销短信。", min_length=1)
+    attribution_window_hours: float = Field(default=72.0, gt=0)
+    auto_replies: list[AutoReplySettings] = Field(default_factory=list)
+    # The durable MO inbox (docs/dispatch.md): how long parts of a long MO wait for their
+    # siblings before what came is stored as incomplete, and how long an identical PDU
+    # without an SMSC id counts as a redelivery.
+    part_timeout_seconds: float = Field(default=600.0, gt=0)
+    duplicate_window_seconds: float = Field(default=600.0, gt=0)
 
 
 class LogSettings(Section):
@@ -168,6 +265,7 @@ class Settings(BaseSettings):
     smsc: SmscSettings = Field(default_factory=SmscSettings)
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    inbox: InboxSettings = Field(default_factory=InboxSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -178,7 +276,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get("JINGXIN_CONFIG", "jingxin.toml"))
+        toml_file = config_file(os.environ)
         return (
             init_settings,
             env_settings,
@@ -189,8 +287,83 @@ class Settings(BaseSettings):
         return self.home / "var"
 
 
+def config_file(environ: Mapping[str, str]) -> Path:
+    """The TOML file to read: ``JINGXIN_CONFIG`` (which must exist and be readable), else
+    ``./jingxin.toml`` if there is one."""
+    named = environ.get("JINGXIN_CONFIG")
+    if named is None:
+        return Path("jingxin.toml")
+    path = Path(named)
+    if not named.strip():
+        raise ConfigError("JINGXIN_CONFIG is set but empty; unset it, or name a file "
+                          f"({os.devnull} to read none)")  # fmt: skip
+    if not path.exists():
+        raise ConfigError(f"JINGXIN_CONFIG={named}: no such file ({os.devnull} to read none)")
+    if path.is_dir() or not os.access(path, os.R_OK):
+        raise ConfigError(f"JINGXIN_CONFIG={named}: not a readable file")
+    return path
+
+
+def _env_names() -> dict[str, tuple[str, ...]]:
+    """Every ``JINGXIN_*`` name Settings reads -> the settings path it sets."""
+    names: dict[str, tuple[str, ...]] = {}
+    for name, info in Settings.model_fields.items():
+        names[f"{ENV_PREFIX}{name.upper()}"] = (name,)
+        section = info.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            for sub in section.model_fields:
+                names[f"{ENV_PREFIX}{name.upper()}__{sub.upper()}"] = (name, sub)
+    return names
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a ``JINGXIN_*`` variable that no setting reads (a typo is never silent)."""
+    known = _env_names()
+    for key in sorted(environ):
+        upper = key.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in ENV_NOT_SETTINGS:
+            continue
+        if upper.startswith(ENV_NOT_SETTINGS_PREFIXES) or _known_env(upper, known):
+            continue
+        raise ConfigError(f"unknown environment variable {key}" + _suggestion(upper, known))
+
+
+def _known_env(name: str, known: Mapping[str, tuple[str, ...]]) -> bool:
+    if name in known:
+        return True
+    # Deeper keys (JINGXIN_DISPATCH__TARIFFS__SIM) are checked by pydantic itself once the
+    # section and field are known.
+    head = "__".join(name.split("__")[:2])
+    return head in known and head != name and _is_container(known[head])
+
+
+def _is_container(path: tuple[str, ...]) -> bool:
+    model: Any = Settings
+    info = None
+    for part in path:
+        info = model.model_fields[part]
+        model = info.annotation
+    text = str(info.annotation) if info else ""
+    return any(word in text for word in ("dict", "list", "Settings"))
+
+
+def _suggestion(name: str, known: Mapping[str, tuple[str, ...]]) -> str:
+    rest = name[len(ENV_PREFIX):]
+    for i, ch in enumerate(rest):  # one underscore where the nesting wants two
+        if ch == "_":
+            candidate = f"{ENV_PREFIX}{rest[:i]}__{rest[i + 1:]}"
+            if candidate in known:
+                return f"; did you mean {candidate}?"
+    rests = {k[len(ENV_PREFIX):]: k for k in known}
+    close = difflib.get_close_matches(rest, list(rests), n=1, cutoff=0.75)
+    if close:
+        return f"; did you mean {rests[close[0]]}?"
+    return "; settings are JINGXIN_<SECTION>__<KEY>, e.g. JINGXIN_STORE__URL"
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings, turning validation errors into a readable :class:`ConfigError`."""
+    check_environment(os.environ)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

@@ -12,6 +12,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from jingxin.errors import JingxinError
 
@@ -32,6 +33,7 @@ COMMAND_MODULES = (
     "jingxin.cli.content",
     "jingxin.cli.policy",
     "jingxin.cli.dispatch",
+    "jingxin.cli.inbox",
     "jingxin.cli.channels",
     "jingxin.cli.db",
     "jingxin.cli.bench",
@@ -40,7 +42,13 @@ COMMAND_MODULES = (
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped
+
+
+def error_line(exc: BaseException) -> Text:
+    """``error: <message>``: the message as plain text, so a ``[warehouse]`` or ``[/]`` in
+    it is printed as written, not read as rich markup."""
+    return Text.assemble(("error:", "bold red"), " ", str(exc))
 
 
 def main() -> None:
@@ -51,10 +59,23 @@ def main() -> None:
     """
     _configure_logging()
     try:
+        _check_environment()
         app()
     except JingxinError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(error_line(exc), highlight=False)
         sys.exit(2)
+
+
+def _check_environment() -> None:
+    """Stop every command, not only those that read the settings, on a mistyped
+    ``JINGXIN_*`` variable or a ``JINGXIN_CONFIG`` that names no readable file (an option
+    like ``--url`` must not hide a setting that would silently never apply)."""
+    import os
+
+    from jingxin.config import check_environment, config_file
+
+    check_environment(os.environ)
+    config_file(os.environ)
 
 
 def _configure_logging() -> None:

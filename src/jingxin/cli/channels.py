@@ -23,9 +23,9 @@ def smsc(
     ctx: typer.Context,
     preset: str = typer.Option(None, help="happy | throttling | flaky | receipt-before-response"),
     host: str = typer.Option(None, help="Listen address (default from settings: 127.0.0.1)."),
-    smpp_port: int = typer.Option(None, help="SMPP port (settings smsc.smpp_port, 2775)."),
-    cmpp_port: int = typer.Option(None, help="CMPP port (settings smsc.cmpp_port, 7890)."),
-    http_port: int = typer.Option(None, help="MO endpoint port (settings smsc.http_port, 8775)."),
+    smpp_port: int = typer.Option(None, min=0, max=65535, help="SMPP port (settings smsc.smpp_port, 2775; 0: any free port)."),
+    cmpp_port: int = typer.Option(None, min=0, max=65535, help="CMPP port (settings smsc.cmpp_port, 7890; 0: any free port)."),
+    http_port: int = typer.Option(None, min=0, max=65535, help="MO endpoint port (settings smsc.http_port, 8775; 0: any free port)."),
     no_cmpp: bool = typer.Option(False, "--no-cmpp", help="Do not start the CMPP server."),
     tps: float = typer.Option(None, help="Submits/s per bind above which ESME_RTHROTTLED."),
     latency: float = typer.Option(None, help="Seconds before each submit response."),
@@ -106,16 +106,27 @@ def smsc_mo(
 
 def send(
     channel: str = typer.Option("sim-smpp", help="Channel name from the settings."),
-    to: str = typer.Option(..., "--to", help="Destination MSISDN."),
+    to: str = typer.Option(..., "--to", help="Destination MSISDN, e.g. 13812345678."),
     text: str = typer.Option(..., help="Message text (split automatically)."),
     source: str = typer.Option(None, "--from", help="Source address (default: the channel's)."),
     wait: float = typer.Option(10.0, help="Seconds to wait for the delivery receipts (0: don't)."),
+    category: str = typer.Option("notification", help="otp, notification or marketing "
+                                 "(marketing gets the unsubscribe route)."),
+    signature: str = typer.Option(None, help="Signature in front, e.g. 【中国移动】 "
+                                  "(default: the operator's)."),
 ) -> None:
-    """Send one message through a configured channel; print ids and the receipts."""
+    """Send one message through a configured channel; print ids and the receipts.
+
+    The text goes out as a campaign's would: signature in front, the unsubscribe route on
+    marketing, at most ``content.max_parts`` parts; a bad number or a text too long is
+    refused before any connection is made."""
     from jingxin.channels.registry import build_channel, find_channel
     from jingxin.domain.sms import OutboundSms
 
-    settings = find_channel(load_settings().channels, channel)
+    config = load_settings()
+    settings = find_channel(config.channels, channel)
+    to, text = _outgoing(to=to, text=text, category=category, signature=signature,
+                         content=config.content)  # fmt: skip
 
     async def run() -> None:
         receipts: dict[str, object] = {}
@@ -154,6 +165,33 @@ def send(
         raise
     except OSError as exc:
         raise ChannelError(f"channel {channel}: {exc}") from exc
+
+
+def _outgoing(*, to: str, text: str, category: str, signature: str | None,
+              content) -> tuple[str, str]:  # noqa: ANN001
+    """The E.164 destination and the final text, checked as the campaign path checks them."""
+    from jingxin.content.encoding import count_parts
+    from jingxin.content.templates import compose
+    from jingxin.data.store.tenants import DEFAULT_SIGNATURE
+    from jingxin.data.validate import valid_category, valid_msisdn
+    from jingxin.errors import InputError, TemplateError
+
+    number = valid_msisdn(to, field="--to")
+    valid_category(category, field="--category")
+    if not text.strip():
+        raise InputError("--text: the message is empty")
+    try:
+        final = compose(text, category=category, signature=signature or DEFAULT_SIGNATURE,
+                        unsubscribe_text=content.unsubscribe_text, where="--text")  # fmt: skip
+    except ValueError as exc:  # an empty signature
+        raise InputError(f"--signature: {exc}") from exc
+    parts = count_parts(final)
+    if parts.parts > content.max_parts:
+        raise TemplateError(
+            f"--text: the message needs {parts.parts} parts ({parts.units} {parts.encoding} "
+            f"units with the signature); at most {content.max_parts} are allowed "
+            "(content.max_parts)")
+    return number, final
 
 
 def register(app: typer.Typer) -> None:

@@ -26,7 +26,9 @@ from jingxin.errors import InputError
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 UrlOption = Annotated[str | None, typer.Option("--url", help="Store URL (default: store.url).")]
-MsisdnOption = Annotated[str, typer.Option("--msisdn", help="E.164 number, e.g. +8613812345678.")]
+MsisdnOption = Annotated[
+    str, typer.Option("--msisdn", help="The number, e.g. 13812345678 or +8613812345678.")
+]
 TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant id.")]
 AtOption = Annotated[
     str | None, typer.Option("--at", help="Decide as of this ISO instant (default: now).")
@@ -46,6 +48,13 @@ def _store(url: str | None):
     from jingxin.data.store import open_store
 
     return open_store(url or load_settings().store.url, upgrade=True)
+
+
+def _number(raw: str, field: str = "--msisdn") -> str:
+    """The E.164 form every store row uses, or one line saying why ``raw`` is no number."""
+    from jingxin.data.validate import valid_msisdn
+
+    return valid_msisdn(raw, field=field)
 
 
 def _instant(text: str | None, field: str = "--at") -> datetime:
@@ -78,7 +87,7 @@ def decide_command(
     category: Annotated[str, typer.Option("--category", help="otp, notification or marketing.")],
     tenant: TenantOption = "operator",
     source: Annotated[
-        str, typer.Option("--source", help="campaign, journey, geofence, hall, api.")
+        str, typer.Option("--source", help="campaign, journey, fence, hall, api, probe, inbox.")
     ] = "api",
     source_id: Annotated[int | None, typer.Option("--source-id", help="Campaign id.")] = None,
     priority: int = 0,
@@ -94,8 +103,13 @@ def decide_command(
     from jingxin.data.store.audit import StoreAuditSink
     from jingxin.policy.audit import decision_rows
     from jingxin.policy.decide import decide
+    from jingxin.data.store.contact import require_tenant
     from jingxin.data.store.policy_state import load_states
+    from jingxin.data.validate import valid_category, valid_source
 
+    msisdn = _number(msisdn)
+    category = valid_category(category, field="--category")
+    source = valid_source(source, field="--source")
     now = _instant(at)
     key = key or f"check-{msisdn}-{category}-{now.isoformat()}"
     candidate = Candidate(msisdn, tenant, category, source, key, source_id, priority)
@@ -103,6 +117,7 @@ def decide_command(
     try:
         with store.transaction() as session:
             config = _config(session)
+            require_tenant(session, tenant_id=tenant, field="--tenant")
             state = load_states(session, msisdns=[msisdn], now=now, keys=[key])[msisdn]
         decision = decide(candidate, state, now, config)
         if audit:
@@ -169,9 +184,14 @@ def _read_candidates(path: Path):
         if path.suffix.lower() == ".csv":
             import pyarrow.csv as pcsv
 
+            from jingxin.data.textfile import check_encoding
+
+            codec = check_encoding(path, what="candidates file")
             # Numbers like +8613800000001 would otherwise be read as integers.
             text = {f.name: f.type for f in CANDIDATE_FIELDS if f.type == pa.string()}
-            table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types=text))
+            table = pcsv.read_csv(
+                path, read_options=pcsv.ReadOptions(encoding="utf8" if codec == "utf-8" else codec),
+                convert_options=pcsv.ConvertOptions(column_types=text))
         else:
             import pyarrow.parquet as pq
 
@@ -179,9 +199,22 @@ def _read_candidates(path: Path):
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: cannot read candidates: {exc}") from exc
     try:
-        return conform(table, pa.schema(CANDIDATE_FIELDS))
+        table = conform(table, pa.schema(CANDIDATE_FIELDS))
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from exc
+    return _normalised_numbers(table)
+
+
+def _normalised_numbers(table):
+    """Numbers in E.164 as the store keeps them; one that does not normalise is kept as
+    written, so policy rejects it as ``invalid_number`` rather than the whole file."""
+    import pyarrow.compute as pc
+
+    from jingxin.data.msisdn import normalise_msisdns
+
+    column = table.column("msisdn").combine_chunks()
+    fixed = pc.coalesce(normalise_msisdns(column).e164, column)
+    return table.set_column(table.schema.get_field_index("msisdn"), "msisdn", fixed)
 
 
 @policy_app.command("check")
@@ -233,6 +266,7 @@ def why_command(
     """What was sent, deferred and rejected to MSISDN, and why."""
     from jingxin.data.store.audit import list_decisions
 
+    msisdn = _number(msisdn, "MSISDN")  # decisions are kept under the E.164 form
     store = _store(url)
     try:
         with store.transaction() as session:
@@ -290,7 +324,10 @@ def consent_add(
     """Record a subscriber's consent to one tenant for one category."""
     from jingxin.data.store.contact import record_consent
     from jingxin.data.store.tenants import ensure_default_tenant
+    from jingxin.data.validate import CONSENT_CATEGORIES, valid_category
 
+    msisdn = _number(msisdn)
+    category = valid_category(category, field="--category", allowed=CONSENT_CATEGORIES)
     _with_store(
         url,
         lambda s: (
@@ -324,7 +361,12 @@ def optout_add(
 ) -> None:
     """Record an unsubscribe (from everyone, or one tenant; all marketing, or one category)."""
     from jingxin.data.store.contact import record_opt_out
+    from jingxin.data.validate import OPT_OUT_CATEGORIES, OPT_OUT_SOURCES, valid_choice
 
+    msisdn = _number(msisdn)
+    if category is not None:
+        valid_choice(category, allowed=OPT_OUT_CATEGORIES, field="--category")
+    valid_choice(source, allowed=OPT_OUT_SOURCES, field="--source")
     _with_store(
         url,
         lambda s: record_opt_out(
@@ -352,6 +394,7 @@ def blacklist_add(
     """Blacklist a number for everyone (or one tenant), whatever the category."""
     from jingxin.data.store.contact import add_to_blacklist
 
+    msisdn = _number(msisdn)
     _with_store(
         url,
         lambda s: add_to_blacklist(
@@ -381,7 +424,9 @@ def subscriber_set(
 ) -> None:
     """Set what the network knows about a number (service, complaints, roaming, zone)."""
     from jingxin.data.store.contact import update_subscriber_state
+    from jingxin.data.validate import valid_country, valid_timezone
 
+    msisdn = _number(msisdn)
     changes: dict = {}
     if in_service is not None:
         changes["in_service"] = in_service
@@ -390,9 +435,10 @@ def subscriber_set(
     if complained_at is not None:
         changes["last_complaint_at"] = _instant(complained_at, "--complained-at")
     if roaming is not None:
-        changes["roaming_country"] = None if roaming == "-" else roaming.upper()
+        changes["roaming_country"] = (None if roaming == "-"
+                                      else valid_country(roaming, field="--roaming"))
     if timezone is not None:
-        changes["timezone"] = timezone
+        changes["timezone"] = valid_timezone(timezone, field="--timezone")
     _with_store(url, lambda s: update_subscriber_state(s, msisdn=msisdn, **changes))
     console.print(f"subscriber state updated: {msisdn} {sorted(changes)}")
 

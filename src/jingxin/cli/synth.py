@@ -59,7 +59,9 @@ def synth(
         params.check()
         outcome = _run(params, out, force, quiet, synthesize)
     except InputError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        from jingxin.cli import error_line
+
+        err_console.print(error_line(exc), highlight=False)
         raise typer.Exit(2) from None
     _report(outcome, out)
 

@@ -58,6 +58,19 @@ class DispatchMetrics:
         return generate_latest(self.registry)
 
     def serve(self, port: int, *, addr: str = "127.0.0.1") -> None:
+        """Expose the metrics on ``addr:port``; a port that is taken is one ConfigError
+        naming the setting (``dispatch.metrics_port``)."""
+        import errno
+
         from prometheus_client import start_http_server
 
-        start_http_server(port, addr=addr, registry=self.registry)
+        from jingxin.errors import ConfigError
+
+        try:
+            start_http_server(port, addr=addr, registry=self.registry)
+        except (OSError, OverflowError) as exc:
+            in_use = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+            why = "the port is already in use" if in_use else (
+                getattr(exc, "strerror", None) or str(exc))  # fmt: skip
+            raise ConfigError(f"metrics server cannot listen on {addr}:{port}: {why}; "
+                              "change dispatch.metrics_port") from exc

@@ -26,9 +26,11 @@ class Source(StrEnum):
 
     CAMPAIGN = "campaign"
     JOURNEY = "journey"
-    GEOFENCE = "geofence"
+    FENCE = "fence"  # a geofence entry
     HALL = "hall"
     API = "api"
+    PROBE = "probe"  # a dial test
+    INBOX = "inbox"  # a reply to an MO (unsubscribe confirmation, keyword auto-reply)
 
 
 class Outcome(StrEnum):

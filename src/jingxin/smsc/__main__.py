@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 
+from jingxin.errors import ChannelError
 from jingxin.logs import configure_from_settings
 from jingxin.smsc.behaviour import from_flags
 from jingxin.smsc.record import Record
@@ -43,8 +45,11 @@ def main(argv: list[str] | None = None) -> None:
         behaviour=behaviour, host=args.host, smpp_port=args.smpp_port,
         cmpp_port=args.cmpp_port, http_port=args.http_port, record=Record(keep=args.keep),
     )  # fmt: skip
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(simulator, announce=lambda line: print(line, flush=True)))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(simulator, announce=lambda line: print(line, flush=True)))
+    except ChannelError as exc:  # a port in use: one line, as `jingxin smsc` says it
+        sys.exit(f"error: {exc}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ From the command line: ``jingxin smsc`` (or ``python -m jingxin.smsc``) runs
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import inspect
 import logging
@@ -24,6 +25,16 @@ from jingxin.smsc.record import Record
 from jingxin.smsc.smpp_server import SmppSmsc, start_smpp_server
 
 log = logging.getLogger(__name__)
+
+
+def listen_error(what: str, host: str, port: int, exc: BaseException) -> str:
+    """One line for a listener that cannot open its port (the flag to change it named)."""
+    flag = {"SMPP": "--smpp-port", "CMPP": "--cmpp-port", "MO HTTP": "--http-port"}[what]
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        why = "the port is already in use (another simulator running?)"
+    else:
+        why = getattr(exc, "strerror", None) or str(exc)
+    return f"{what} server cannot listen on {host}:{port}: {why}; choose another with {flag}"
 
 
 class Simulator:
@@ -58,25 +69,33 @@ class Simulator:
         await self.close()
 
     async def start(self) -> None:
+        """Listen on every wanted port; a port that is taken is ONE ChannelError naming the
+        listener and the port, and nothing stays open."""
         try:
             await self._start_servers()
-        except OSError as exc:
+        except ChannelError:
             await self.close()
-            raise ChannelError(f"simulator cannot listen on {self.host}: {exc}") from exc
+            raise
 
     async def _start_servers(self) -> None:
         if self._wanted["smpp"] is not None:
-            server, self.smpp = await start_smpp_server(
-                host=self.host, port=self._wanted["smpp"], behaviour=self.behaviour, record=self.record
-            )
+            port = self._wanted["smpp"]
+            server, self.smpp = await self._listening("SMPP", port, start_smpp_server(
+                host=self.host, port=port, behaviour=self.behaviour, record=self.record))
             self.smpp_port = self._track(server)
         if self._wanted["cmpp"] is not None:
             await self._start_cmpp(self._wanted["cmpp"])
         if self._wanted["http"] is not None:
-            server = await start_mo_endpoint(
-                host=self.host, port=self._wanted["http"], inject=self.inject_mo, status=self.status
-            )
+            port = self._wanted["http"]
+            server = await self._listening("MO HTTP", port, start_mo_endpoint(
+                host=self.host, port=port, inject=self.inject_mo, status=self.status))
             self.http_port = self._track(server)
+
+    async def _listening(self, what: str, port: int, starting: Any) -> Any:
+        try:
+            return await starting
+        except (OSError, OverflowError) as exc:
+            raise ChannelError(listen_error(what, self.host, port, exc)) from exc
 
     async def _start_cmpp(self, port: int) -> None:
         # Hook for the CMPP server (smsc/cmpp_server.py, owned by the CMPP side):
@@ -87,9 +106,8 @@ class Simulator:
         except ImportError:
             log.warning("CMPP server not available (jingxin.smsc.cmpp_server missing); CMPP off")
             return
-        started = await module.start_cmpp_server(
-            host=self.host, port=port, behaviour=self.behaviour, record=self.record
-        )
+        started = await self._listening("CMPP", port, module.start_cmpp_server(
+            host=self.host, port=port, behaviour=self.behaviour, record=self.record))
         server, self.cmpp = started if isinstance(started, tuple) else (started, None)
         self.cmpp_port = self._track(server)
 

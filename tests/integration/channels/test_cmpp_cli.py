@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -84,7 +85,7 @@ def test_jingxin_send_over_cmpp(ismg: ThreadedIsmg, monkeypatch: pytest.MonkeyPa
     # Given a CMPP channel in the settings
     channels = [{"name": "cm", "protocol": "cmpp", "port": ismg.port, "system_id": SP,
                  "password": SECRET, "service_id": "JXTEST", "source_addr": "1069001"}]  # fmt: skip
-    monkeypatch.setenv("JINGXIN_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("JINGXIN_CONFIG", os.devnull)
     monkeypatch.setenv("JINGXIN_CHANNELS", json.dumps(channels))
     # When one message is sent through the command
     result = CliRunner().invoke(app, ["send", "--channel", "cm", "--to", "13800138000", "--text", "你好" * 40, "--wait", "3"])

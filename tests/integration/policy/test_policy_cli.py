@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jingxin.cli import app
+from jingxin.errors import InputError
 
 AT = "2030-06-05T14:30:00+00:00"  # 22:30 in Shanghai: quiet hours
 NUMBER = "+8613800000001"
@@ -58,9 +59,23 @@ def test_decide_record_and_explain(run):
     assert "opted_out" in why and "quiet_hours" in why and "defer" in why
 
 
-def test_bad_input_is_a_reason_not_a_crash(run):
-    out = run("policy", "decide", "--msisdn", "12345", "--tenant", "nobody", "--category", "otp")
-    assert "unknown_tenant" in out
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--msisdn", "12345"], "--msisdn: invalid msisdn '12345': too short"),
+        (["--tenant", "nobody"], "--tenant: unknown tenant 'nobody' (known: operator)"),
+        (["--category", "spam"], "--category: 'spam' is not one of otp, notification, marketing"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_option(run, args, says):
+    # Given one bad option among good ones
+    good = {"--msisdn": NUMBER, "--tenant": "operator", "--category": "otp"}
+    options = [x for k, v in (good | dict(zip(args[::2], args[1::2], strict=True))).items()
+               for x in (k, v)]  # fmt: skip
+    # When staff ask for a decision, Then the command refuses with the option named
+    with pytest.raises(InputError) as caught:
+        run("policy", "decide", *options)
+    assert str(caught.value) == says
 
 
 def test_blacklist_subscriber_and_check(run):

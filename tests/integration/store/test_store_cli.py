@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def test_db_upgrade_uses_the_configured_url(
     # Given no --url, no config file, and a working directory without var/
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("JINGXIN_STORE__URL", raising=False)
-    monkeypatch.setenv("JINGXIN_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("JINGXIN_CONFIG", os.devnull)
     # When the schema is upgraded
     result = runner.invoke(app, ["db", "upgrade"])
     # Then the default SQLite file is created under var/ of the working directory

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
 
@@ -147,7 +148,7 @@ def test_the_console_script_sets_up_logging_from_settings(
     from jingxin.logs import JsonFormatter
 
     # Given JSON logs asked for in the environment (and a broken settings file next)
-    monkeypatch.setenv("JINGXIN_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("JINGXIN_CONFIG", os.devnull)
     monkeypatch.setenv("JINGXIN_LOG__FORMAT", "json")
     _configure_logging()
     (ours,) = [h for h in logging.getLogger().handlers if h.get_name() == "jingxin"]

@@ -27,7 +27,7 @@ def good(i: int) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("change", "says"),
     [
-        ({"outcome": "maybe"}, "decision #2: outcome 'maybe' is not one of send, defer, reject"),
+        ({"outcome": "maybe"}, "decision #2: outcome 'maybe' is not one of send, defer, reject, cancel"),
         ({"msisdn": None}, "decision #2: missing msisdn"),
         ({"colour": "red"}, "decision #2: unknown field(s) colour"),
     ],

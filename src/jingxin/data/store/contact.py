@@ -4,6 +4,11 @@ Consent, opt-outs and the blacklist are evidence: rows are added (and consents r
 never edited, each with the instant it took effect (``at=``; default now) so a decision
 as of an earlier instant does not see it. Policy reads them back, as of its decision
 time, through :mod:`jingxin.data.store.policy_state`.
+
+Every function here checks its input with :mod:`jingxin.data.validate` before writing,
+so each caller (CLI, API, the MO unsubscribe handler) stores the same thing: the number
+in E.164 (``13800138000`` → ``+8613800138000``), a known tenant, a category and a source
+from their lists, an ISO country. Bad input raises InputError and writes nothing.
 """
 
 from __future__ import annotations
@@ -17,14 +22,24 @@ from sqlalchemy.orm import Session
 
 from jingxin.data.store.engine import store_errors
 from jingxin.data.store.models import (
-    CONSENT_CATEGORIES,
     CONSENT_CHANNELS,
-    OPT_OUT_SOURCES,
+    DEFAULT_TENANT_ID,
     BlacklistEntry,
     Consent,
     OptOut,
     SubscriberState,
     utc_now,
+)
+from jingxin.data.store.tenants import ensure_default_tenant, get_tenant, list_tenants
+from jingxin.data.validate import (
+    CONSENT_CATEGORIES,
+    OPT_OUT_CATEGORIES,
+    OPT_OUT_SOURCES,
+    valid_choice,
+    valid_country,
+    valid_msisdn,
+    valid_tenant_id,
+    valid_timezone,
 )
 from jingxin.errors import InputError
 
@@ -34,8 +49,20 @@ STATE_FIELDS = frozenset(
 
 
 def _require(value: str | None, allowed: Sequence[str], field: str) -> None:
-    if value not in allowed:
-        raise InputError(f"{field}: {value!r} is not one of {', '.join(allowed)}")
+    valid_choice(value, allowed=allowed, field=field)
+
+
+def require_tenant(session: Session, *, tenant_id: str, field: str = "tenant") -> str:
+    """``tenant_id`` if it is well formed and in the store (the operator's own tenant is
+    created on first use); else an InputError listing the known tenants."""
+    valid_tenant_id(tenant_id, field=field)
+    if tenant_id == DEFAULT_TENANT_ID:
+        ensure_default_tenant(session)
+        return tenant_id
+    if get_tenant(session, tenant_id=tenant_id) is None:
+        known = ", ".join(t.id for t in list_tenants(session)) or "none yet"
+        raise InputError(f"{field}: unknown tenant {tenant_id!r} (known: {known})")
+    return tenant_id
 
 
 def record_consent(
@@ -49,10 +76,12 @@ def record_consent(
     given_at: datetime | None = None,
 ) -> Consent:
     """Record that ``msisdn`` agreed to ``category`` messages from ``tenant_id``."""
+    msisdn = valid_msisdn(msisdn, field="consent.msisdn")
     _require(category, CONSENT_CATEGORIES, "consent.category")
     _require(channel, CONSENT_CHANNELS, "consent.channel")
     if not wording.strip():
         raise InputError("consent.wording: the wording the subscriber agreed to is required")
+    require_tenant(session, tenant_id=tenant_id, field="consent.tenant")
     consent = Consent(
         tenant_id=tenant_id,
         msisdn=msisdn,
@@ -76,6 +105,10 @@ def revoke_consent(
     at: datetime | None = None,
 ) -> int:
     """Revoke the active consents (of one category, or all); returns how many."""
+    msisdn = valid_msisdn(msisdn, field="consent.msisdn")
+    valid_tenant_id(tenant_id, field="consent.tenant")
+    if category is not None:
+        _require(category, CONSENT_CATEGORIES, "consent.category")
     conditions = [
         Consent.tenant_id == tenant_id,
         Consent.msisdn == msisdn,
@@ -102,7 +135,12 @@ def record_opt_out(
     at: datetime | None = None,
 ) -> OptOut:
     """Record an unsubscribe; no tenant means from everyone, no category all marketing."""
+    msisdn = valid_msisdn(msisdn, field="opt_out.msisdn")
     _require(source, OPT_OUT_SOURCES, "opt_out.source")
+    if category is not None:
+        _require(category, OPT_OUT_CATEGORIES, "opt_out.category")
+    if tenant_id is not None:
+        require_tenant(session, tenant_id=tenant_id, field="opt_out.tenant")
     opt_out = OptOut(
         msisdn=msisdn,
         tenant_id=tenant_id,
@@ -128,6 +166,9 @@ def add_to_blacklist(
 ) -> BlacklistEntry:
     """Blacklist ``msisdn`` for one tenant (or everyone) from ``at`` (default: now); a
     second entry raises StoreError."""
+    msisdn = valid_msisdn(msisdn, field="blacklist.msisdn")
+    if tenant_id is not None:
+        require_tenant(session, tenant_id=tenant_id, field="blacklist.tenant")
     entry = BlacklistEntry(msisdn=msisdn, tenant_id=tenant_id, reason=reason,
                            added_by=added_by, added_at=at or utc_now())  # fmt: skip
     scope = f"tenant {tenant_id!r}" if tenant_id else "everyone"
@@ -139,6 +180,9 @@ def add_to_blacklist(
 
 def remove_from_blacklist(session: Session, *, msisdn: str, tenant_id: str | None = None) -> int:
     """Remove the entry for one tenant (or the global one); returns how many rows went."""
+    msisdn = valid_msisdn(msisdn, field="blacklist.msisdn")
+    if tenant_id is not None:
+        valid_tenant_id(tenant_id, field="blacklist.tenant")
     scope = (
         BlacklistEntry.tenant_id.is_(None)
         if tenant_id is None
@@ -154,12 +198,18 @@ def remove_from_blacklist(session: Session, *, msisdn: str, tenant_id: str | Non
 
 def update_subscriber_state(session: Session, *, msisdn: str, **changes: Any) -> SubscriberState:
     """Create or update the state of one number (fields as in ``subscriber_state``)."""
+    msisdn = valid_msisdn(msisdn, field="subscriber_state.msisdn")
     unknown = sorted(set(changes) - STATE_FIELDS)
     if unknown:
         raise InputError(
             f"subscriber_state: unknown field(s) {', '.join(unknown)}; "
             f"known: {', '.join(sorted(STATE_FIELDS))}"
         )
+    if changes.get("roaming_country") is not None:
+        changes["roaming_country"] = valid_country(
+            changes["roaming_country"], field="subscriber_state.roaming_country")
+    if changes.get("timezone") is not None:
+        valid_timezone(changes["timezone"], field="subscriber_state.timezone")
     with store_errors(f"updating the subscriber state of {msisdn}"):
         state = session.get(SubscriberState, msisdn)
         if state is None:
