@@ -48,7 +48,7 @@ def test_receipts_pending_at_a_kill_are_delivered_again(
         for i in range(N)
     ])  # fmt: skip
     env = {
-        **os.environ, "JINGXIN_STORE__URL": pg_url, "JINGXIN_CONFIG": str(tmp_path / "none.toml"),
+        **os.environ, "JINGXIN_STORE__URL": pg_url, "JINGXIN_CONFIG": os.devnull,
         "JINGXIN_DISPATCH__WORKER_NAME": "durable-worker", "JINGXIN_DISPATCH__RECEIPT_GRACE": "0",
         # One write-back a second: receipts wait in the worker's memory for most of it.
         "JINGXIN_DISPATCH__FLUSH_INTERVAL": "1.0",
