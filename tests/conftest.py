@@ -80,3 +80,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'jingxin.db'}"
     return request.getfixturevalue("pg_url")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest's hook)
+    """The bad-input suite (tests/e2e/test_bad_input.py) says how many cases it ran."""
+    import sys
+
+    suite = next((m for name, m in sys.modules.items() if name.endswith("test_bad_input")), None)
+    results = getattr(suite, "RESULTS", None)
+    if results:
+        passed = sum(ok for _, ok in results)
+        terminalreporter.write_line(
+            f"bad-input suite: {len(results)} cases run, {passed} passed, "
+            f"{len(results) - passed} failed"
+        )

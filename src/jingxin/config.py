@@ -361,15 +361,30 @@ def _suggestion(name: str, known: Mapping[str, tuple[str, ...]]) -> str:
     return "; settings are JINGXIN_<SECTION>__<KEY>, e.g. JINGXIN_STORE__URL"
 
 
+def _source_of(loc: tuple) -> str:
+    """Where a bad setting came from: `` (JINGXIN_X__Y)`` when the environment sets that
+    section, else `` (in FILE)`` when a settings file is read; empty when neither says."""
+    section = f"{ENV_PREFIX}{str(loc[0]).upper()}" if loc else ""
+    named = sorted(n for n in os.environ if section and (n == section or n.startswith(section + "__")))
+    if named:
+        return f" ({', '.join(named)})"
+    try:
+        path = config_file(os.environ)
+    except ConfigError:
+        return ""
+    return f" (in {path})" if path.exists() else ""
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build the settings, turning validation errors into a readable :class:`ConfigError`."""
     check_environment(os.environ)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
-        raise ConfigError("invalid settings:\n" + "\n".join(lines)) from exc
+        lines = [f"{'.'.join(str(p) for p in err['loc'])}{_source_of(err['loc'])}: "
+                 f"{err['msg'].removeprefix('Value error, ')}" for err in exc.errors()]  # fmt: skip
+        if len(lines) == 1:  # the usual case: one line that names the setting
+            raise ConfigError(f"invalid setting {lines[0]}") from exc
+        raise ConfigError("invalid settings:\n" + "\n".join(f"  {line}" for line in lines)) from exc
     except (OSError, ValueError) as exc:  # an unreadable or malformed jingxin.toml
         raise ConfigError(f"cannot read the settings file: {exc}") from exc
