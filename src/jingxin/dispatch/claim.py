@@ -9,6 +9,11 @@ rows without waiting on each other. SQLite has one writer at a time, which makes
 same statement safe for the single worker it supports.
 
 Messages of paused or cancelled campaigns are left where they are.
+
+In the same transaction, the claimed rows are re-checked against opt-outs, blacklist
+entries and consent withdrawals recorded since they were decided
+(:mod:`jingxin.dispatch.recheck`, one query per claim): those cancelled are final
+(``rejected``) when the claim commits and never reach the worker.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from sqlalchemy import TextualSelect, or_, select, text, update
 
 from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.models import LANES, Campaign, Message
+from jingxin.dispatch.recheck import Refusal, cancel_refused
 
 HELD_CAMPAIGN_STATUSES = ("paused", "cancelled")
 
@@ -41,12 +47,21 @@ class Claimed:
     expires_at: datetime | None
     idempotency_key: str
     campaign_id: int | None
+    sender: str | None = None  # the service number it goes out from (None: the channel's)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimBatch:
+    """One claim: the messages to submit, and those cancelled by the send-time re-check."""
+
+    messages: list[Claimed]
+    cancelled: list[Refusal]
 
 
 _RETURNED = (
     Message.id, Message.msisdn, Message.text, Message.category, Message.lane, Message.parts,
     Message.channel, Message.attempts, Message.expires_at, Message.idempotency_key,
-    Message.campaign_id,
+    Message.campaign_id, Message.sender,
 )  # fmt: skip
 
 
@@ -73,14 +88,31 @@ def claim(
     lanes: Sequence[int] = (0, 1, 2),
     reserve: int = 0,
 ) -> list[Claimed]:
-    """Claim up to ``limit`` due messages, higher-priority lanes first.
+    """Claim up to ``limit`` due messages, higher-priority lanes first (those the re-check
+    cancelled left out: see :func:`claim_batch`).
 
     ``reserve``: room only the first lane may use - a worker full of marketing keeps a few
     slots for the next OTP instead of making it wait for a marketing submit to finish.
     """
+    return claim_batch(store, worker=worker, limit=limit, now=now, lanes=lanes,
+                       reserve=reserve).messages  # fmt: skip
+
+
+def claim_batch(
+    store: Store,
+    *,
+    worker: str,
+    limit: int,
+    now: datetime,
+    lanes: Sequence[int] = (0, 1, 2),
+    reserve: int = 0,
+    recheck: bool = True,
+) -> ClaimBatch:
+    """:func:`claim`, telling which claimed messages the send-time re-check cancelled
+    (``recheck=False`` skips it: for benchmarks' baselines only)."""
     if store.engine.dialect.name == "postgresql":
         return _claim_pg(store, worker=worker, limit=limit, now=now, lanes=tuple(lanes),
-                         reserve=reserve)  # fmt: skip
+                         reserve=reserve, recheck=recheck)  # fmt: skip
     held = select(Campaign.id).where(Campaign.status.in_(HELD_CAMPAIGN_STATUSES))
     out: list[Claimed] = []
     with (
@@ -109,13 +141,21 @@ def claim(
                 .returning(*_RETURNED)
             ).all()  # fmt: skip
             out.extend(sorted((Claimed(*row) for row in moved), key=lambda c: c.id))
-    return out
+        cancelled = cancel_refused(conn, ids=[c.id for c in out], now=now) if recheck else []
+    return _without(out, cancelled)
+
+
+def _without(claimed: list[Claimed], cancelled: list[Refusal]) -> ClaimBatch:
+    if not cancelled:
+        return ClaimBatch(claimed, [])
+    gone = {r.message.id for r in cancelled}
+    return ClaimBatch([c for c in claimed if c.id not in gone], cancelled)
 
 
 def _claim_pg(
     store: Store, *, worker: str, limit: int, now: datetime, lanes: tuple[int, ...],
-    reserve: int,
-) -> list[Claimed]:  # fmt: skip
+    reserve: int, recheck: bool,
+) -> ClaimBatch:  # fmt: skip
     """The same claim as one statement (one round trip, not one per lane): each lane's
     ``FOR UPDATE SKIP LOCKED`` select is limited to the room the lanes before it left.
     Ordered by ``(scheduled_at, id)``, which the ``(state, lane, scheduled_at, id)`` index
@@ -124,7 +164,7 @@ def _claim_pg(
     the order, a message resent after a crash went behind the rest of its campaign.
     """
     if not lanes:
-        return []
+        return ClaimBatch([], [])
     with (
         store_errors(f"claiming messages for worker {worker}"),
         store.engine.begin() as conn,
@@ -133,8 +173,11 @@ def _claim_pg(
             "now": now, "worker": worker, "limit": limit, "reserve": reserve,
             "held": list(HELD_CAMPAIGN_STATUSES),
         }).all()  # fmt: skip
+        ids = [row[0] for row in rows]
+        cancelled = cancel_refused(conn, ids=ids, now=now) if recheck else []
     rank = {lane: i for i, lane in enumerate(lanes)}
-    return sorted((Claimed(*row) for row in rows), key=lambda c: (rank[c.lane], c.id))
+    claimed = sorted((Claimed(*row) for row in rows), key=lambda c: (rank[c.lane], c.id))
+    return _without(claimed, cancelled)
 
 
 @functools.cache

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from jingxin.data.store.models.base import Base, BigId, utc_now
 
-OUTCOMES = ("send", "defer", "reject")
+# "cancel": a queued message stopped at claim by a refusal recorded after its decision.
+OUTCOMES = ("send", "defer", "reject", "cancel")
 
 
 class DecisionRecord(Base):
@@ -23,7 +24,7 @@ class DecisionRecord(Base):
     tenant_id: Mapped[str] = mapped_column(String(64))
     msisdn: Mapped[str] = mapped_column(String(20))
     idempotency_key: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(32))  # campaign, journey, api, geofence, hall
+    source: Mapped[str] = mapped_column(String(32))  # a domain.candidate.Source value
     category: Mapped[str] = mapped_column(String(16))
     outcome: Mapped[str] = mapped_column(String(8))
     send_at: Mapped[datetime | None] = mapped_column(default=None)
