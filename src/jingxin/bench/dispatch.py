@@ -267,7 +267,7 @@ def _worker_env(url: str, port: int, tmp: str, *, name: str) -> dict[str, str]:
     return {
         **os.environ,
         "JINGXIN_STORE__URL": url,
-        "JINGXIN_CONFIG": str(Path(tmp) / "none.toml"),
+        "JINGXIN_CONFIG": os.devnull,
         "JINGXIN_CHANNELS": json.dumps([{"name": "sim", "port": port, "window": 100}]),
         "JINGXIN_DISPATCH__WORKER_NAME": name,
         "JINGXIN_DISPATCH__MAX_IN_FLIGHT": str(_in_flight()),

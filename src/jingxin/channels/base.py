@@ -2,7 +2,9 @@
 
 A channel is started (connect, bind), submits :class:`~jingxin.domain.sms.OutboundSms`
 messages and answers with a :class:`~jingxin.domain.sms.SubmitResult`, and hands receipts
-and mobile-originated messages to the callbacks it was built with. Temporary failures are
+and mobile-originated messages to the callbacks it was built with (``on_mo_part``, when
+given, takes every MO PDU raw and gates its acknowledgement; else ``on_mo`` gets whole
+messages reassembled in memory). Temporary failures are
 raised as :class:`~jingxin.errors.Retry` (with a delay), everything else as
 :class:`~jingxin.errors.ChannelError`.
 """
@@ -12,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-from jingxin.domain.sms import DeliveryReceipt, MobileOriginated, OutboundSms, SubmitResult
+from jingxin.domain.sms import DeliveryReceipt, MobileOriginated, MoPart, OutboundSms, SubmitResult
 
 ReceiptHandler = Callable[[DeliveryReceipt], Awaitable[None] | None]
 MoHandler = Callable[[MobileOriginated], Awaitable[None] | None]
+# The durable inbox: each MO PDU as it came; an awaitable returned delays the PDU's
+# acknowledgement until it resolves (after commit), exactly as for receipts.
+MoPartHandler = Callable[[MoPart], Awaitable[None] | None]
 
 
 @runtime_checkable

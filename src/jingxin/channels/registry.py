@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jingxin.channels.base import Channel, MoHandler, ReceiptHandler
+from jingxin.channels.base import Channel, MoHandler, MoPartHandler, ReceiptHandler
 from jingxin.config import ChannelSettings
 from jingxin.errors import ConfigError
 
@@ -27,18 +27,20 @@ def build_channel(
     *,
     on_receipt: ReceiptHandler | None = None,
     on_mo: MoHandler | None = None,
+    on_mo_part: MoPartHandler | None = None,
 ) -> Channel:
     """A not-yet-started channel for ``settings``."""
     if settings.protocol == "smpp":
-        return _smpp(settings, on_receipt=on_receipt, on_mo=on_mo)
+        return _smpp(settings, on_receipt=on_receipt, on_mo=on_mo, on_mo_part=on_mo_part)
     if settings.protocol == "cmpp":
         from jingxin.channels.cmpp.client import from_settings
 
-        return from_settings(settings, on_receipt=on_receipt, on_mo=on_mo)
+        return from_settings(settings, on_receipt=on_receipt, on_mo=on_mo, on_mo_part=on_mo_part)
     raise ConfigError(f"channel {settings.name!r}: protocol {settings.protocol!r} is not available")
 
 
-def _smpp(settings: ChannelSettings, *, on_receipt: ReceiptHandler | None, on_mo: MoHandler | None) -> Channel:
+def _smpp(settings: ChannelSettings, *, on_receipt: ReceiptHandler | None, on_mo: MoHandler | None,
+          on_mo_part: MoPartHandler | None = None) -> Channel:  # fmt: skip
     from jingxin.channels.smpp.channel import SmppChannel
     from jingxin.channels.smpp.session import SessionConfig
 
@@ -57,4 +59,5 @@ def _smpp(settings: ChannelSettings, *, on_receipt: ReceiptHandler | None, on_mo
         long_messages=settings.long_messages,
         on_receipt=on_receipt,
         on_mo=on_mo,
+        on_mo_part=on_mo_part,
     )

@@ -90,6 +90,8 @@ def campaign_run(
     spec: Annotated[Path, typer.Argument(help="Campaign spec (YAML).")],
     at: Annotated[str | None, typer.Option(
         "--at", help="Decide as of this ISO instant (default: now), e.g. to replay a day.")] = None,
+    again: Annotated[bool, typer.Option(
+        "--again", help="Send a spec that already ran (same name, template, audience) again.")] = False,
 ) -> None:
     """Audience → render → policy → outbox; prints the summary as JSON."""
     from rich.progress import Progress
@@ -108,7 +110,7 @@ def campaign_run(
             summary = run_campaign(
                 store, spec=loaded, now=now, unsubscribe_text=settings.content.unsubscribe_text,
                 max_parts=settings.content.max_parts, policy_defaults=defaults,
-                content=settings.content, progress=lambda n: bar.advance(task, n),
+                content=settings.content, progress=lambda n: bar.advance(task, n), again=again,
             )  # fmt: skip
     finally:
         store.dispose()
@@ -135,8 +137,7 @@ def _control(action: str):
                     json.dumps(campaign_status(store, campaign_id=campaign_id))
                 )
             else:
-                status = control(store, campaign_id=campaign_id, action=action)
-                console.print(f"campaign {campaign_id}: {status}")
+                console.print(control(store, campaign_id=campaign_id, action=action))
         finally:
             store.dispose()
 

@@ -1,5 +1,10 @@
 """Builds a worker from :class:`~jingxin.config.Settings` - the one place that wires dispatch.
 
+Every channel hands receipts to the worker's receipt inbox and each MO PDU to its MO
+inbox (``on_mo_part``: acknowledged only after commit); the MO handlers of
+:mod:`jingxin.dispatch.handlers` (``run_pending`` with the default registry) run after
+each MO commit.
+
 Tests call :func:`build_worker` with their own ``channel_factory`` (fakes) instead of
 patching; the CLI calls it with the real registry.
 """
@@ -9,12 +14,15 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable, Sequence
+from typing import Any
 from datetime import timedelta
 
 from jingxin.channels.base import Channel
 from jingxin.config import ChannelSettings, Settings
 from jingxin.data.store.engine import Store
+from jingxin.dispatch.inbox import MoInbox
 from jingxin.dispatch.metrics import DispatchMetrics
+from jingxin.dispatch.mo_inbox import InboxRules
 from jingxin.dispatch.ratelimit import LocalTokenBucket, RateLimiter, RedisTokenBucket
 from jingxin.dispatch.retry import RetryPolicy
 from jingxin.dispatch.routing import Router, bound_probe, rules_from
@@ -45,24 +53,34 @@ def worker_config(
         invalid_after=d.invalid_after,
         invalid_statuses=tuple(d.invalid_statuses),
         windows={c.name: c.window for c in settings.channels},
+        inbox_rules=InboxRules(
+            part_timeout=timedelta(seconds=settings.inbox.part_timeout_seconds),
+            duplicate_window=timedelta(seconds=settings.inbox.duplicate_window_seconds),
+        ),
     )
 
 
 def build_worker(
     settings: Settings, store: Store, *, channel_factory: ChannelFactory | None = None,
     lanes: Sequence[int] | None = None, metrics: DispatchMetrics | None = None,
+    on_mo_stored: Callable[[], Any] | None = None,
 ) -> Worker:  # fmt: skip
-    """A worker with one (not yet started) channel per ``[[channels]]`` entry."""
+    """A worker with one (not yet started) channel per ``[[channels]]`` entry.
+
+    ``on_mo_stored`` runs after every MO commit; by default the MO handlers
+    (:func:`mo_handlers`)."""
     if channel_factory is None:
         from jingxin.channels.registry import build_channel
 
         channel_factory = build_channel
     inbox = ReceiptInbox()
+    mo_inbox = MoInbox()
     channels: dict[str, Channel] = {}
     for channel_settings in settings.channels:
         channels[channel_settings.name] = channel_factory(
-            channel_settings, on_receipt=inbox.handler(channel_settings.name)
-        )
+            channel_settings, on_receipt=inbox.handler(channel_settings.name),
+            on_mo_part=mo_inbox.handler(channel_settings.name),
+        )  # fmt: skip
     router = Router(
         rules=rules_from(settings.dispatch.routes), channels=list(channels),
         bound=bound_probe(channels), error_limit=settings.dispatch.error_rate_limit,
@@ -72,9 +90,33 @@ def build_worker(
         if settings.redis.url
         else LocalTokenBucket()
     )
+    if on_mo_stored is None:
+        on_mo_stored = mo_handlers(settings, store)
     return Worker(store=store, channels=channels, router=router, inbox=inbox,
                   config=worker_config(settings, lanes=lanes), limiter=limiter,
-                  metrics=metrics)  # fmt: skip
+                  metrics=metrics, mo_inbox=mo_inbox, on_mo_stored=on_mo_stored)  # fmt: skip
+
+
+def mo_handlers(settings: Settings, store: Store, *, limit: int = 200) -> Callable[[], bool] | None:
+    """``run_pending`` over the default registry (unsubscribe words, ``[inbox]`` replies),
+    as the worker calls it after each MO commit (its database thread). At most ``limit``
+    MO per call, so storing new MO never waits behind a long backlog of handlers; returns
+    true when it stopped at the limit (the worker calls again on its next flush)."""
+    try:
+        from jingxin.dispatch import handlers
+    except ImportError:  # a build without MO handlers: MO are stored, nothing answers them
+        logging.getLogger(__name__).warning("no MO handlers available; MO are stored only")
+        return None
+
+    registry = handlers.default_registry(settings)
+    context = handlers.HandlerContext.from_settings(settings, store=store)
+    handlers.warm_up()
+
+    def run() -> bool:
+        tally = handlers.run_pending(store, registry=registry, context=context, limit=limit)
+        return tally.total >= limit
+
+    return run
 
 
 async def start_channels(worker: Worker) -> list[str]:

@@ -1,10 +1,14 @@
 """The outbox: accepted decisions become ``messages`` rows, in bulk and idempotently.
 
-:func:`enqueue` writes many :class:`OutboxEntry` values at once; a row whose
-``idempotency_key`` is already in the table is skipped (counted as a duplicate), so
-enqueueing the same campaign twice sends nothing twice. PostgreSQL gets ``COPY`` into a
-temporary table and one ``INSERT ... ON CONFLICT DO NOTHING``; SQLite gets
-``INSERT OR IGNORE`` executemany in chunks.
+Every message enters through :func:`~jingxin.dispatch.outbox_rows.insert_table` (senders
+reach it only through the delivery entry, :mod:`jingxin.dispatch.deliver`): the one insert
+path, for a campaign chunk and a single message alike. A row whose ``idempotency_key`` is already in the table
+is skipped (counted as a duplicate), so enqueueing the same campaign twice sends nothing
+twice. A large table goes by ``COPY`` into a temporary table and one ``INSERT ... ON
+CONFLICT DO NOTHING`` on PostgreSQL (``executemany`` on SQLite); a few rows go as one
+``INSERT ... ON CONFLICT DO NOTHING RETURNING id``, which also says which rows were new.
+:func:`enqueue` and :func:`enqueue_table` are the same in a transaction per chunk, for
+tools and tests that fill the outbox directly.
 
 States and the moves between them::
 
@@ -28,6 +32,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, text, update
 
 from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.models import LANES, Message, MessagePart, utc_now
+from jingxin.dispatch.outbox_rows import insert_table
 from jingxin.errors import InputError
 
 FINAL_STATES = frozenset(
@@ -38,13 +43,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "submitting": frozenset({"queued", "submitted", "expired", "rejected", "failed"}),
     "submitted": FINAL_STATES,
 }
-DEFAULT_VALIDITY = timedelta(hours=24)
 CHUNK = 5_000
-COLUMNS = (
-    "tenant_id", "campaign_id", "msisdn", "category", "lane", "text", "parts", "channel",
-    "idempotency_key", "state", "scheduled_at", "created_at", "updated_at", "cost",
-    "attempts", "unresolved", "expires_at",
-)  # fmt: skip
 
 
 def can_move(old: str, new: str) -> bool:
@@ -67,6 +66,10 @@ class OutboxEntry:
     campaign_id: int | None = None
     channel: str | None = None  # None: routing decides at submit time
     cost: float | None = None
+    source: str = "api"
+    source_id: str | None = None
+    sender: str | None = None  # None: the channel's default source address
+    arm: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,7 @@ _ENTRY_TYPES = {
     "text": pa.string(), "idempotency_key": pa.string(), "parts": pa.int32(),
     "scheduled_at": pa.timestamp("us", tz="UTC"), "expires_at": pa.timestamp("us", tz="UTC"),
     "campaign_id": pa.int64(), "channel": pa.string(), "cost": pa.float64(),
+    "source": pa.string(), "source_id": pa.string(), "sender": pa.string(), "arm": pa.string(),
 }  # fmt: skip
 
 
@@ -135,85 +139,17 @@ def enqueue_table(store: Store, *, table: pa.Table, now: datetime | None = None)
 def _enqueue(store: Store, table: pa.Table, *, now: datetime, first: int) -> EnqueueResult:
     """Insert ``table``'s rows (``first``: the number of the row before its first, for
     errors), skipping idempotency keys already there, a transaction per chunk."""
-    from jingxin.data.store import bulk
-
     postgres = store.engine.dialect.name == "postgresql"
-    rows = _table_columns(table, now=now, first=first)
     inserted = 0
     size = 50_000 if postgres else CHUNK
-    for start in range(0, rows.num_rows, size):
-        chunk = rows.slice(start, size)
+    for start in range(0, table.num_rows, size):
+        chunk = table.slice(start, size)
         with (
             store_errors(f"enqueueing {chunk.num_rows} messages"),
             store.engine.begin() as conn,
         ):
-            inserted += bulk.insert_new(conn, into="messages", table=chunk)
-    return EnqueueResult(inserted=inserted, duplicates=rows.num_rows - inserted)
-
-
-def _table_columns(table: pa.Table, *, now: datetime, first: int = 0) -> pa.Table:
-    """The stored columns, in ``COLUMNS`` order, defaults filled in."""
-    import pyarrow.compute as pc
-
-    from jingxin.data.store import bulk
-
-    _check_table(table, first=first)
-    n = table.num_rows
-    now_scalar = pa.scalar(now, bulk.US)
-    scheduled = bulk.instant_column(table, "scheduled_at")
-    scheduled = (pa.array([now] * n, bulk.US) if scheduled is None
-                 else scheduled.fill_null(now_scalar))  # fmt: skip
-    expires = bulk.instant_column(table, "expires_at")
-    default_expiry = pc.add(scheduled, pa.scalar(DEFAULT_VALIDITY, pa.duration("us")))
-    expires = default_expiry if expires is None else pc.coalesce(expires, default_expiry)
-    category = table.column("category")
-    lane = pc.take(pa.array(list(LANES.values()), pa.int32()),
-                   pc.index_in(category, pa.array(list(LANES))))  # fmt: skip
-
-    def given(name: str, kind: pa.DataType, default: object = None) -> pa.Array:
-        if name in table.column_names:
-            column = table.column(name).cast(kind)
-            return column if default is None else column.fill_null(default)
-        return pa.array([default] * n, kind)
-
-    columns = {
-        "tenant_id": table.column("tenant_id"), "campaign_id": given("campaign_id", pa.int64()),
-        "msisdn": table.column("msisdn"), "category": category, "lane": lane,
-        "text": table.column("text"), "parts": given("parts", pa.int32(), 1),
-        "channel": given("channel", pa.string()),
-        "idempotency_key": table.column("idempotency_key"),
-        "state": pa.array(["queued"] * n, pa.string()), "scheduled_at": scheduled,
-        "created_at": pa.array([now] * n, bulk.US), "updated_at": pa.array([now] * n, bulk.US),
-        "cost": given("cost", pa.float64()), "attempts": pa.array([0] * n, pa.int32()),
-        "unresolved": pa.array([0] * n, pa.int32()), "expires_at": expires,
-    }  # fmt: skip
-    return pa.table({name: columns[name] for name in COLUMNS})
-
-
-def _check_table(table: pa.Table, *, first: int = 0) -> None:
-    """Required values and known categories; an error names the first bad row."""
-    import pyarrow.compute as pc
-
-    from jingxin.data.store import bulk
-
-    for name in ("msisdn", "idempotency_key"):
-        index = bulk.first_missing(table, name)
-        if index is not None:
-            raise InputError(
-                f"outbox entry #{first + index + 1}: msisdn and idempotency_key are required"
-            )
-    for name in ("category", "text", "tenant_id"):
-        if name not in table.column_names:
-            raise InputError(f"outbox table: no column {name!r}")
-    unknown = pc.invert(pc.is_in(table.column("category"), pa.array(list(LANES))))
-    index = pc.index(unknown.fill_null(True), True).as_py()
-    if index >= 0:
-        category = table.column("category")[index].as_py()
-        key = table.column("idempotency_key")[index].as_py()
-        raise InputError(
-            f"outbox entry #{first + index + 1} ({key}): unknown category "
-            f"{category!r} (use {', '.join(LANES)})"
-        )
+            inserted += len(insert_table(conn, table=chunk, now=now, first=first + start))
+    return EnqueueResult(inserted=inserted, duplicates=table.num_rows - inserted)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,11 @@ worker that starts (or restarts under the same name) first resolves every ``subm
 row it left behind by the unresolved rule (:mod:`jingxin.dispatch.retry`); rows of a
 worker that never came back are resolved by any worker once older than ``stale_after``.
 A receipt is acknowledged to the SMSC only after the transaction that wrote it commits
-(:mod:`jingxin.dispatch.inbox`): one the worker dies holding is delivered again.
+(:mod:`jingxin.dispatch.inbox`): one the worker dies holding is delivered again. MO
+parts follow the same rule (:mod:`jingxin.dispatch.mo_inbox`): stored, reassembled when
+whole and only then acknowledged; the MO handlers (``on_mo_stored``, i.e.
+``handlers.run_pending``) run right after that commit, at least once (a sweep re-runs
+whatever a crash left without an outcome).
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.models import utc_now
 from jingxin.dispatch import claim as claims
 from jingxin.dispatch import outbox
-from jingxin.dispatch.inbox import ReceiptInbox
+from jingxin.dispatch.inbox import MoInbox, ReceiptInbox
 from jingxin.dispatch.invalid import record_outcomes
 from jingxin.dispatch.metrics import DispatchMetrics
+from jingxin.dispatch.mo_inbox import InboxRules, MoTally, store_parts
 from jingxin.dispatch.ratelimit import LocalTokenBucket, RateLimiter
 from jingxin.dispatch.receipts import apply_receipts, reconcile
 from jingxin.dispatch.retry import Failure, RetryPolicy, classify, error_code
@@ -72,6 +77,9 @@ class WorkerConfig:
     # Channel -> its window: at most this many lower-lane submits wait inside a channel at
     # once, so an OTP queues behind a window of marketing, never behind all max_in_flight.
     windows: Mapping[str, int] = field(default_factory=dict)
+    inbox_rules: InboxRules = field(default_factory=InboxRules)  # MO part timeout, duplicates
+    # How often a sweep marks campaigns whose messages are all final as finished.
+    finish_every: timedelta = timedelta(seconds=60)
 
 
 @dataclass
@@ -88,12 +96,21 @@ class Tally:
     unmatched: int = 0
     finished: int = 0
     invalid_marked: int = 0
+    mo_parts: int = 0  # MO PDUs stored (each once)
+    mo_duplicates: int = 0  # MO PDUs delivered again and not stored twice
+    mo_messages: int = 0  # whole MO written to mo_messages
+    mo_incomplete: int = 0  # of which written after the part timeout, parts missing
+    mo_undecodable: int = 0
+    mo_handler_errors: int = 0  # run_pending calls that raised (retried on the next sweep)
+    cancelled: int = 0  # claimed, then stopped by a refusal recorded since the decision
+    campaigns_finished: int = 0  # running campaigns the sweep found drained
 
 
 class Worker:
     def __init__(
         self, *, store: Store, channels: Mapping[str, Channel], router: Router,
         inbox: ReceiptInbox, config: WorkerConfig | None = None,
+        mo_inbox: MoInbox | None = None, on_mo_stored: Callable[[], Any] | None = None,
         limiter: RateLimiter | None = None, metrics: DispatchMetrics | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:  # fmt: skip
@@ -101,11 +118,16 @@ class Worker:
         self.channels = dict(channels)
         self.router = router
         self.inbox = inbox
+        self.mo_inbox = mo_inbox or MoInbox()
+        self.on_mo_stored = on_mo_stored  # runs the MO handlers (db thread, after commit)
+        self._mo_behind = False  # the last handler run stopped at its limit: run again
+        self.mo_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self.config = config or WorkerConfig()
         self.limiter = limiter or LocalTokenBucket()
         self.metrics = metrics or DispatchMetrics()
         self.clock = clock
         self.tally = Tally()
+        self._campaigns_checked: datetime | None = None  # the last finish_campaigns sweep
         self._submitted: list[outbox.Submitted] = []
         self._moved: list[outbox.Moved] = []
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jingxin-db")
@@ -180,9 +202,10 @@ class Worker:
         if free <= 0 or not self._any_bound():
             return 0
         try:
-            got = await self._call(
-                claims.claim, _pool=self._claim_db, store=self.store, worker=self.config.name,
-                limit=free, now=self.clock(), lanes=self.config.lanes, reserve=self._reserve,
+            batch = await self._call(
+                claims.claim_batch, _pool=self._claim_db, store=self.store,
+                worker=self.config.name, limit=free, now=self.clock(), lanes=self.config.lanes,
+                reserve=self._reserve,
             )  # fmt: skip
         except JingxinError as exc:
             # The database went away (a restart, a failover): what is in flight goes on,
@@ -196,12 +219,15 @@ class Worker:
         if self._claim_failures:
             log.warning("claiming again after %d failed attempts", self._claim_failures)
             self._claim_failures = 0
+        got = batch.messages
         self.tally.claimed += len(got)
+        # Cancelled rows are already final (send-time re-check): progress, nothing to send.
+        self.tally.cancelled += len(batch.cancelled)
         for message in got:
             task = asyncio.create_task(self._send(message))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
-        return len(got)
+        return len(got) + len(batch.cancelled)
 
     def _any_bound(self) -> bool:
         """Whether any channel can take a submit. With none bound (the SMSC went away, every
@@ -244,7 +270,7 @@ class Worker:
                                return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
 
     async def _settled(self, linger: float) -> bool:
-        if self._submitted or self._moved or self.inbox.items:
+        if self._submitted or self._moved or self.inbox.items or self.mo_inbox.items:
             return False
         return await self._call(
             self._nothing_left, horizon=self.clock() + timedelta(seconds=linger)
@@ -317,7 +343,7 @@ class Worker:
         return OutboundSms(
             destination=message.msisdn.lstrip("+"), text=message.text,
             reference=str(message.id), validity_seconds=validity,
-            priority=1 if message.lane == 0 else 0,
+            priority=1 if message.lane == 0 else 0, source_addr=message.sender,
         )  # fmt: skip
 
     def _failed(
@@ -371,9 +397,11 @@ class Worker:
             batch, waiter = self._take()
             self._writing = len(batch[0]) + len(batch[1])
             try:
-                await self._call(self.write_back, batch=batch, sweep=sweep)
-                # Only now may the channels acknowledge the receipts to the SMSC.
-                self.inbox.committed(waiter)
+                mo = await self._call(self.write_back, batch=batch, sweep=sweep)
+                # Only now may the channels acknowledge the receipts and MO to the SMSC.
+                self._committed(waiter)
+                if mo.assembled or sweep or self._mo_behind:
+                    await self._call(self.run_handlers, mo=mo)
                 if sweep:
                     last_sweep = loop.time()
                     self._observe_binds()
@@ -386,7 +414,8 @@ class Worker:
                 log.error("flush failed (will retry): %s", exc)
             finally:
                 self._writing = 0
-            if stopping and not (self._submitted or self._moved or self.inbox.items):
+            if stopping and not (self._submitted or self._moved or self.inbox.items
+                                 or self.mo_inbox.items):  # fmt: skip
                 return
             if stopping and failures >= 20:
                 # Rows stay 'submitting': the next start resolves them by the unresolved rule.
@@ -395,36 +424,68 @@ class Worker:
                     failures,
                 )
                 return
-            await asyncio.sleep(self.config.flush_interval)
+            await (self._pause() if not failures else asyncio.sleep(self.config.flush_interval))
 
-    def _take(self) -> tuple[tuple[list, list, list], asyncio.Future | None]:
+    async def _pause(self) -> None:
+        """Until the next flush: ``flush_interval``, or less when an MO arrives - its reply
+        should not wait a whole interval (p99 PDU → reply enqueued ≤ 50 ms)."""
+        arrived = self.mo_inbox.watch()
+        if arrived.is_set():
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(arrived.wait(), self.config.flush_interval)
+
+    def _take(self) -> tuple[tuple[list, list, list, list], tuple]:
         receipts, waiter = self.inbox.take()
-        batch = (self._submitted, self._moved, receipts)
+        mo_parts, mo_waiter = self.mo_inbox.take()
+        batch = (self._submitted, self._moved, receipts, mo_parts)
         self._submitted, self._moved = [], []
-        return batch, waiter
+        return batch, (waiter, mo_waiter)
 
-    def _put_back(
-        self, batch: tuple[list, list, list], waiter: asyncio.Future | None
-    ) -> None:
-        submitted, moved, receipts = batch
+    def _put_back(self, batch: tuple[list, ...], waiter: tuple) -> None:
+        submitted, moved, receipts, mo_parts = batch
         self._submitted[:0], self._moved[:0] = submitted, moved
-        self.inbox.put_back(receipts, waiter)
+        self.inbox.put_back(receipts, waiter[0])
+        self.mo_inbox.put_back(mo_parts, waiter[1])
 
-    def flush(self, *, sweep: bool = False) -> None:
-        """Write what is buffered now (for callers on the loop thread, and tests)."""
+    def _committed(self, waiter: tuple) -> None:
+        self.inbox.committed(waiter[0])
+        self.mo_inbox.committed(waiter[1])
+
+    def flush(self, *, sweep: bool = False) -> MoTally:
+        """Write what is buffered now (for callers on the loop thread, and tests); then
+        run the MO handlers when MO were stored."""
         batch, waiter = self._take()
         try:
-            self.write_back(batch=batch, sweep=sweep)
+            mo = self.write_back(batch=batch, sweep=sweep)
         except JingxinError:
             self._put_back(batch, waiter)
             raise
-        self.inbox.committed(waiter)
+        self._committed(waiter)
+        if mo.assembled or sweep or self._mo_behind:
+            self.run_handlers(mo=mo)
+        return mo
 
-    def write_back(
-        self, *, batch: tuple[list, list, list], sweep: bool = False
-    ) -> None:
-        """Write one batch of outcomes and receipts in one transaction (the db thread)."""
-        submitted, moved, receipts = batch
+    def run_handlers(self, *, mo: MoTally) -> None:
+        """After an MO commit (the db thread): the handlers, then PDU → handled latency.
+        A failure is logged and counted; the rows wait for the next call (at least once).
+        A run that returns true stopped at its limit with MO left: the next flush runs it
+        again, so a backlog never holds the flusher (and new MO) for long."""
+        if self.on_mo_stored is not None:
+            try:
+                self._mo_behind = bool(self.on_mo_stored())
+            except Exception:  # noqa: BLE001 - one bad run must not stop the worker
+                self.tally.mo_handler_errors += 1
+                log.exception("MO handlers failed; they run again on the next sweep")
+        done = self.clock()
+        self.mo_latencies.extend((done - a.received_at).total_seconds() for a in mo.assembled)
+
+    def write_back(self, *, batch: tuple[list, ...], sweep: bool = False) -> MoTally:
+        """Write one batch of outcomes, receipts and MO parts in one transaction (the db
+        thread)."""
+        submitted, moved, receipts, *more = batch
+        mo_parts = more[0] if more else []
         now = self.clock()
         with (
             store_errors("recording submits and receipts"),
@@ -443,10 +504,37 @@ class Worker:
                 outbox.expire_unreceipted(
                     conn, now=now, grace=self.config.no_receipt_grace
                 )
+            mo = (store_parts(conn, items=mo_parts, now=now, rules=self.config.inbox_rules)
+                  if mo_parts or sweep else MoTally())  # fmt: skip
         self._observe(receipts, outcome, late, finished, marked)
+        self._observe_mo(mo)
         if sweep:
             self.recover(own=False)
+            self._finish_campaigns(now)
             self._observe_queue(now)
+        return mo
+
+    def _finish_campaigns(self, now: datetime) -> None:
+        """Housekeeping, at most every ``finish_every``: running campaigns whose messages
+        are all final become ``finished`` (one UPDATE). A failure only waits for the next
+        sweep: the batch it follows is already committed."""
+        from jingxin.dispatch.campaign import finish_campaigns
+
+        last = self._campaigns_checked
+        if last is not None and now - last < self.config.finish_every:
+            return
+        self._campaigns_checked = now
+        try:
+            self.tally.campaigns_finished += len(finish_campaigns(self.store, now=now))
+        except JingxinError as exc:
+            log.warning("marking finished campaigns failed (next sweep retries): %s", exc)
+
+    def _observe_mo(self, mo: MoTally) -> None:
+        self.tally.mo_parts += mo.stored
+        self.tally.mo_duplicates += mo.duplicates
+        self.tally.mo_messages += len(mo.assembled)
+        self.tally.mo_incomplete += sum(1 for a in mo.assembled if not a.complete)
+        self.tally.mo_undecodable += sum(1 for a in mo.assembled if a.undecodable)
 
     def _observe(self, receipts, outcome, late, finished, marked) -> None:
         counted = collections.Counter(

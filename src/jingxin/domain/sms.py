@@ -2,7 +2,9 @@
 
 They carry no protocol detail: a channel turns an :class:`OutboundSms` into submit_sm or
 CMPP_SUBMIT PDUs and turns what comes back into :class:`SubmitResult`,
-:class:`DeliveryReceipt` and :class:`MobileOriginated`.
+:class:`DeliveryReceipt` and :class:`MobileOriginated`. A channel wired to the durable
+inbox hands over each received MO PDU as a :class:`MoPart` instead (raw, not reassembled),
+and acknowledges it only once dispatch has committed it.
 """
 
 from __future__ import annotations
@@ -70,4 +72,28 @@ class MobileOriginated:
     destination: str
     text: str
     received_at: datetime
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MoPart:
+    """One received MO PDU (an SMPP deliver_sm that is no receipt, a CMPP DELIVER with
+    Registered_Delivery 0), as it came: payload bytes with any UDH removed, not decoded.
+
+    ``ref``/``total``/``seq`` place it in a long message (all None for a single one);
+    ``coding`` is the data_coding (SMPP) or Msg_Fmt (CMPP), read with ``protocol``.
+    ``smsc_id`` is the SMSC's / ISMG's id for this PDU when the protocol carries one
+    (CMPP Msg_Id as decimal text): a redelivery repeats it.
+    """
+
+    protocol: str  # 'smpp' | 'cmpp'
+    source: str
+    destination: str
+    coding: int
+    payload: bytes
+    received_at: datetime
+    ref: int | None = None
+    total: int | None = None
+    seq: int | None = None
+    smsc_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)

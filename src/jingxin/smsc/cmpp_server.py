@@ -46,6 +46,21 @@ RESEND_AFTER = 1.0  # seconds before a status report the SP refused is sent agai
 _CONNECT_BAD_ADDR, _CONNECT_BAD_AUTH, _CONNECT_VERSION = 2, 3, 4
 
 
+def _gbk_contents(text: str) -> tuple[int, list[bytes]]:
+    """Msg_Fmt 15 parts: 134 octets of GBK after a 6-octet UDH, split between characters."""
+    whole = text.encode("gbk")
+    if len(whole) <= 140:
+        return MsgFmt.GBK, [whole]
+    parts, current = [], b""
+    for char in text:
+        octets = char.encode("gbk")
+        if len(current) + len(octets) > 134:
+            parts.append(current)
+            current = b""
+        current += octets
+    return MsgFmt.GBK, [*parts, current]
+
+
 def _name(pdu: p.Pdu) -> str:
     """The record's name for a PDU: ``CMPP_`` + its Command_Id name."""
     return f"CMPP_{CommandId(pdu.COMMAND).name}"
@@ -77,8 +92,8 @@ class CmppSmsc:
         self.receipts_resent = 0
         self.mo_sent = 0
         self.throttled = 0
-        # Status reports not acknowledged when their connection closed (or due while the SP
-        # was away), per SP: sent again when it connects, as an ISMG does.
+        # Status reports and MO not acknowledged when their connection closed (or due while
+        # the SP was away), per SP: sent again when it connects, as an ISMG does.
         self.unacked_reports: dict[str, list[p.Deliver]] = {}
 
     def redeliver(self, sp_id: str, report: p.Deliver) -> None:
@@ -104,17 +119,21 @@ class CmppSmsc:
             c for c in self.connections if c.sp_id is not None and (sp_id is None or c.sp_id == sp_id)
         ]
 
-    def inject_mo(self, source: str, destination: str, text: str) -> int:
-        """Deliver an MO to one connected SP (round robin); returns the parts sent."""
+    def inject_mo(self, source: str, destination: str, text: str, *, gbk: bool = False) -> int:
+        """Deliver an MO to one connected SP (round robin); returns the parts sent.
+
+        ASCII short text goes as Msg_Fmt 0, the rest as UCS-2 (8), or as GBK (15) with
+        ``gbk``; long ones in parts with a UDH and TP_udhi (``mo_udhi``). Each part is kept
+        until the SP's DELIVER_RESP: one never answered is sent again when it reconnects."""
         targets = self.connected()
         if not targets:
             raise LookupError("no CMPP client is connected")
         conn = targets[next(self._mo_turn) % len(targets)]
-        fmt, payloads = outbound.contents(text)
+        fmt, payloads = _gbk_contents(text) if gbk else outbound.contents(text)
         ref = next(self._mo_refs) & 0xFF
         for number, payload in enumerate(payloads, start=1):
             udh = concat_udh(reference=ref, total=len(payloads), number=number) if len(payloads) > 1 else b""
-            conn.send_request(p.Deliver(
+            conn.send_report(p.Deliver(
                 msg_id=self.msg_ids.next(), dest_id=destination, src_terminal_id=source,
                 msg_content=udh + payload, registered_delivery=0, msg_fmt=fmt,
                 tp_udhi=self.mo_udhi if udh else 0,

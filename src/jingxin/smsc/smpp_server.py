@@ -62,8 +62,8 @@ class SmppSmsc:
         self.receipts_sent = 0
         self.receipts_resent = 0
         self.mo_sent = 0
-        # Receipts a connection was closed with before the ESME acknowledged them, per
-        # system_id: sent again on its next receiver bind, as a real SMSC does.
+        # Receipts and MO a connection was closed with before the ESME acknowledged them,
+        # per system_id: sent again on its next receiver bind, as a real SMSC does.
         self.unacked_receipts: dict[str, list[bytes]] = {}
         self._tlv_cache: dict[tuple[ReceiptStatus, int], bytes] = {}
 
@@ -100,17 +100,19 @@ class SmppSmsc:
         receivers[0].send_receipt(data)
 
     def inject_mo(self, *, source: str, destination: str, text: str) -> int:
-        """Deliver an MO to one bound receiver (round robin); returns the parts sent."""
+        """Deliver an MO to one bound receiver (round robin); returns the parts sent.
+        Each part is kept until the ESME acknowledges it: one the ESME never answered is
+        delivered again on its next bind (the same PDU, a new sequence number)."""
         receivers = self.receivers()
         if not receivers:
             raise LookupError("no ESME is bound as receiver or transceiver")
         conn = receivers[next(self._mo_turn) % len(receivers)]
         parts = short_message.parts(text, ref=next(self._mo_refs) & 0xFF)
         for part in parts:
-            conn.send_request(p.DeliverSm(
-                source_addr=source, destination_addr=destination, esm_class=part.esm_class,
+            conn.send_receipt(codec.encode(p.DeliverSm(
+                0, source_addr=source, destination_addr=destination, esm_class=part.esm_class,
                 data_coding=part.data_coding, short_message=part.short_message, tlvs=part.tlvs,
-            ))  # fmt: skip
+            )))  # fmt: skip
         self.mo_sent += 1
         return len(parts)
 
@@ -150,8 +152,8 @@ class SmscConnection(asyncio.Protocol):
             self._receipts.clear()
 
     def send_receipt(self, data: bytes) -> None:
-        """Send an encoded deliver_sm receipt under a fresh sequence number and keep it
-        until the ESME acknowledges it."""
+        """Send an encoded deliver_sm (a receipt or an MO part) under a fresh sequence
+        number and keep it until the ESME acknowledges it."""
         seq = next(self._sequence)
         data = data[:12] + seq.to_bytes(4, "big") + data[16:]
         self._receipts[seq] = data

@@ -148,7 +148,7 @@ def test_a_campaign_comes_out_the_same_on_every_store(store, tmp_path) -> None:
     spec = CampaignSpec(name="t", category="marketing", tariff=0.05,
                         template={"code": "bench.points"}, audience={"path": audience})  # fmt: skip
     # When the campaign runs in chunks of 1,500
-    import jingxin.dispatch.campaign as runner
+    import jingxin.dispatch.delivery_table as runner
 
     runner_chunk, runner.CHUNK = runner.CHUNK, 1500
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
@@ -24,7 +25,8 @@ from jingxin.policy.audit import decision_rows
 from jingxin.policy.batch import decide_batch
 from jingxin.policy.columns import CANDIDATE_FIELDS, VIEW_COLUMNS, batch_table, decisions_of
 from jingxin.policy.decide import decide
-from jingxin.data.store.policy_state import load_batch, load_config, load_states, record_contacts
+from jingxin.data.store.ledger import record_contacts
+from jingxin.data.store.policy_state import load_batch, load_config, load_states
 
 # 14:00 in Shanghai, after the wall-clock instant the blacklist entry is stamped with.
 NOW = datetime(2030, 6, 5, 6, 0, tzinfo=UTC)
@@ -133,7 +135,11 @@ def test_caps_hold_end_to_end_through_the_ledger(store):
         ]
         decision = decide(first, state, NOW, config)
         assert decision.outcome == Outcome.SEND
-        assert record_contacts(session, sent=[(first, decision)], states={}, config=config) == 1
+        entry = {"tenant_id": first.tenant_id, "msisdn": first.msisdn, "category": "marketing",
+                 "campaign_id": 1, "contact_at": decision.send_at,
+                 "local_date": decision.send_at.astimezone(ZoneInfo("Asia/Shanghai")).date(),
+                 "idempotency_key": first.idempotency_key}  # fmt: skip
+        assert record_contacts(session, entries=[entry]) == 1
     # When the same step and a second campaign come later that day
     second = Candidate(NUMBERS[7], "operator", "marketing", "campaign", "c2-s1", source_id=2)
     later = NOW + timedelta(hours=2)

@@ -26,6 +26,8 @@ CONTRACT_TABLES = {
 }
 # Added by migration 0002 (dispatch): parts on the wire, stray receipts, failing numbers.
 DISPATCH_TABLES = {"message_parts", "unmatched_receipts", "number_failures"}
+# Added by migrations 0005 (the MO inbox) and 0006 (what its handlers did).
+INBOX_TABLES = {"mo_parts", "mo_messages", "mo_outcomes"}
 
 
 def table_names(url: str) -> set[str]:
@@ -43,8 +45,9 @@ def test_upgrade_from_empty_creates_every_table(store_url: str) -> None:
     revision = migrate.upgrade(store_url)
     # Then it is at head with the contract tables plus Alembic's version table
     assert revision == migrate.head()
-    assert table_names(store_url) == CONTRACT_TABLES | DISPATCH_TABLES | {"alembic_version"}
-    assert set(Base.metadata.tables) == CONTRACT_TABLES | DISPATCH_TABLES
+    assert table_names(store_url) == (CONTRACT_TABLES | DISPATCH_TABLES | INBOX_TABLES
+                                      | {"alembic_version"})
+    assert set(Base.metadata.tables) == CONTRACT_TABLES | DISPATCH_TABLES | INBOX_TABLES
 
 
 def test_upgrade_twice_changes_nothing(store_url: str) -> None:

@@ -14,7 +14,7 @@ from jingxin.dispatch.outbox import OutboxEntry, enqueue
 from jingxin.errors import ConfigError, InputError
 
 
-def fake_factory(settings: ChannelSettings, *, on_receipt=None, on_mo=None):
+def fake_factory(settings: ChannelSettings, *, on_receipt=None, on_mo=None, on_mo_part=None):
     return HappyChannel(settings.name, on_receipt=on_receipt)
 
 

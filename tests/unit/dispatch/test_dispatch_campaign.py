@@ -106,7 +106,7 @@ def test_a_second_marketing_campaign_the_same_day_hits_the_daily_cap(
     first = run_campaign(store, spec=spec, now=NOON)
     assert first.accepted == 2
     # When a second marketing campaign targets the same numbers an hour later
-    second = run_campaign(store, spec=spec, now=NOON + timedelta(hours=1))
+    second = run_campaign(store, spec=spec, now=NOON + timedelta(hours=1), again=True)
     # Then both are rejected by the daily cap, because the first was counted in the ledger
     assert second.accepted == 0
     assert dict(second.rejected) == {"cap_day": 2}
@@ -114,7 +114,9 @@ def test_a_second_marketing_campaign_the_same_day_hits_the_daily_cap(
 
 def test_campaign_and_policy_batch_agree_on_when_an_opt_out_applies(store, tmp_path) -> None:
     from jingxin.data.store.tenants import ensure_default_tenant
-    from jingxin.dispatch.admission import candidate_table
+    import pyarrow as pa
+
+    from jingxin.dispatch.admission import TS, candidate_table
     from jingxin.policy.batch import decide_batch
     from jingxin.data.store.policy_state import load_batch, load_config
 
@@ -130,7 +132,12 @@ def test_campaign_and_policy_batch_agree_on_when_an_opt_out_applies(store, tmp_p
     with store.transaction() as s:
         ensure_default_tenant(s)  # as `jingxin policy batch` does
         config = load_config(s)
-        candidates = candidate_table(spec, 1, [before, after, clean])
+        numbers = [before, after, clean]
+        candidates = candidate_table(
+            msisdns=pa.array(numbers), tenant_id=pa.array([spec.tenant] * 3),
+            category=pa.array([spec.category] * 3), source=pa.array(["campaign"] * 3),
+            campaign_id=pa.array([1] * 3, pa.int64()), wanted_at=pa.nulls(3, TS),
+            keys=pa.array([f"campaign:1:{m}" for m in numbers]))  # fmt: skip
         table, ledger = load_batch(s, candidates=candidates, now=NOON)
     batch = decide_batch(table, now=NOON, config=config, ledger=ledger)
     summary = run_campaign(store, spec=spec, now=NOON)
@@ -175,10 +182,10 @@ def queued_numbers(store) -> list[str]:
 
 
 def test_a_number_repeated_in_a_later_chunk_is_a_duplicate(store, tmp_path, monkeypatch) -> None:
-    from jingxin.dispatch import campaign
+    from jingxin.dispatch import delivery_table
 
     # Given chunks of two rows, and the first number again in the second chunk
-    monkeypatch.setattr(campaign, "CHUNK", 2)
+    monkeypatch.setattr(delivery_table, "CHUNK", 2)
     spec = spec_for(tmp_path, ["13900000000,a", "13900000001,b", "13900000000,c"])
     # When the campaign runs
     summary = run_campaign(store, spec=spec, now=NOON)
@@ -296,12 +303,12 @@ def test_start_at_moves_the_schedule_expiry_and_ledger_day(store, tmp_path) -> N
 def test_an_enqueue_failure_in_the_writer_thread_stops_the_campaign(
     store, tmp_path, monkeypatch
 ) -> None:
-    from jingxin.dispatch import campaign
+    from jingxin.dispatch import delivery_table, outbox
     from jingxin.errors import StoreError
 
     # Given chunks of one row, and an outbox that fails on the second chunk
-    monkeypatch.setattr(campaign, "CHUNK", 1)
-    real, calls = campaign.enqueue_table, []
+    monkeypatch.setattr(delivery_table, "CHUNK", 1)
+    real, calls = outbox.enqueue_table, []
 
     def failing(store, *, table, now):
         calls.append(table.num_rows)
@@ -309,7 +316,7 @@ def test_an_enqueue_failure_in_the_writer_thread_stops_the_campaign(
             raise StoreError("the outbox is gone")
         return real(store, table=table, now=now)
 
-    monkeypatch.setattr(campaign, "enqueue_table", failing)
+    monkeypatch.setattr(outbox, "enqueue_table", failing)
     spec = spec_for(tmp_path, [f"1390000000{i},n" for i in range(4)])
     # When the campaign runs, Then the writer's error reaches the caller, and no chunk
     # after the failed one was written

@@ -14,7 +14,10 @@ not have them).
 
 Every DELIVER is acknowledged with DELIVER_RESP (its Msg_Id, Result 0) once its handler
 has run — reports and MO alike, even ones that cannot be decoded (the ISMG would only
-resend them).
+resend them). With ``on_mo_part`` (the worker's durable inbox) each MO DELIVER is handed
+over raw as one :class:`~jingxin.domain.sms.MoPart` (UDH removed, not reassembled, not
+decoded) and acknowledged only when the future its handler returns resolves, i.e. after
+the part is committed.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from jingxin.channels.base import MoHandler, ReceiptHandler
+from jingxin.channels.base import MoHandler, MoPartHandler, ReceiptHandler
 from jingxin.channels.cmpp import auth, inbound, msgid, outbound
 from jingxin.channels.cmpp.concatenation import Reassembler, split_udh
 from jingxin.channels.cmpp.fields import udhi_set
@@ -50,7 +53,7 @@ from jingxin.channels.cmpp.results import (
     submit_result_text,
 )
 from jingxin.channels.throttle import TokenBucket
-from jingxin.domain.sms import MobileOriginated, OutboundSms, SubmitResult
+from jingxin.domain.sms import MobileOriginated, MoPart, OutboundSms, SubmitResult
 from jingxin.errors import ChannelError, ConfigError, ProtocolError, Retry
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,7 @@ class CmppOptions:
 
     link: LinkOptions = field(default_factory=LinkOptions)
     service_id: str = ""
+    sp_id_padding: str = "none"  # "nul": NUL-pad a short SP_Id in the CONNECT authenticator
     fee_user_type: int = 2
     fee_type: str = "01"
     fee_code: str = "000000"
@@ -88,6 +92,7 @@ class CmppChannel:
         options: CmppOptions | None = None,
         on_receipt: ReceiptHandler | None = None,
         on_mo: MoHandler | None = None,
+        on_mo_part: MoPartHandler | None = None,
         clock: Callable[[], datetime] = auth.beijing_now,
     ) -> None:
         if not sp_id or len(sp_id) > 6 or not sp_id.isascii():
@@ -97,7 +102,7 @@ class CmppChannel:
         self.name, self.host, self.port = name, host, port
         self.sp_id, self._secret = sp_id, secret
         self.options = options or CmppOptions()
-        self.on_receipt, self.on_mo = on_receipt, on_mo
+        self.on_receipt, self.on_mo, self.on_mo_part = on_receipt, on_mo, on_mo_part
         self._clock = clock
         self._defaults = outbound.SubmitDefaults(
             sp_id=sp_id, src_id=source_addr, service_id=self.options.service_id,
@@ -230,7 +235,8 @@ class CmppChannel:
         except (OSError, TimeoutError) as exc:
             raise ChannelError(f"{self.name}: cannot reach the ISMG at {peer}: {exc or 'timeout'}") from exc
         stamp = auth.timestamp(self._clock())
-        source_auth = auth.authenticator_source(source_addr=self.sp_id, secret=self._secret, timestamp=stamp)
+        source_auth = auth.authenticator_source(source_addr=self.sp_id, secret=self._secret,
+                                                timestamp=stamp, padding=self.options.sp_id_padding)
         try:
             response = await link.request(
                 Connect(self.sp_id, source_auth, stamp), windowed=False, timeout=timeout
@@ -308,6 +314,8 @@ class CmppChannel:
         now = datetime.now(UTC)
         if pdu.registered_delivery == 1:
             return self.on_receipt, inbound.receipt(pdu, received_at=now)
+        if self.on_mo_part is not None:
+            return self.on_mo_part, inbound.mo_part(pdu, received_at=now, channel=self.name)
         payload, parts = pdu.msg_content, 1
         if udhi_set(pdu.tp_udhi):
             concat, payload = split_udh(pdu.msg_content)
@@ -334,13 +342,14 @@ class CmppChannel:
         if not inspect.isawaitable(result):
             then()
         elif asyncio.isfuture(result):
-            # The worker's receipt inbox: one future per transaction, resolved once the
-            # receipt is committed - only then is it acknowledged (no task per receipt).
+            # The worker's receipt / MO inbox: one future per transaction, resolved once the
+            # receipt or MO part is committed - only then is it acknowledged (no task each).
             result.add_done_callback(functools.partial(_acked, then, self.name))
         else:
-            # A receipt whose handler failed is not acknowledged: the ISMG sends it again.
+            # A receipt or MO part whose handler failed is not acknowledged: sent again.
+            durable = handler is self.on_receipt or handler is self.on_mo_part
             task = asyncio.ensure_future(
-                _after(result, then, self.name, ack_on_error=handler is not self.on_receipt)
+                _after(result, then, self.name, ack_on_error=not durable)
             )
             self._callbacks.add(task)
             task.add_done_callback(self._callbacks.discard)
@@ -348,7 +357,7 @@ class CmppChannel:
 
 def _acked(then: Callable[[], object], name: str, done: asyncio.Future) -> None:
     if done.cancelled() or done.exception() is not None:
-        log.error("%s: receipt not committed (%s); the ISMG will send it again", name,
+        log.error("%s: DELIVER not committed (%s); the ISMG will send it again", name,
                   "cancelled" if done.cancelled() else done.exception())  # fmt: skip
         return
     then()
@@ -372,6 +381,7 @@ def from_settings(settings: Any, **kwargs: Any) -> CmppChannel:
         link=LinkOptions(window=settings.window),
         tps=settings.tps,
         service_id=getattr(settings, "service_id", ""),
+        sp_id_padding=getattr(settings, "sp_id_padding", "none"),
     )
     return CmppChannel(
         name=settings.name, host=settings.host, port=settings.port, sp_id=settings.system_id,

@@ -1,5 +1,6 @@
 """CMPP_DELIVER → :class:`DeliveryReceipt` (Registered_Delivery = 1) or the payload of a
-:class:`MobileOriginated` (Registered_Delivery = 0).
+:class:`MobileOriginated` (Registered_Delivery = 0), or, for the durable inbox, one raw
+:class:`MoPart` per MO DELIVER (:func:`mo_part`).
 
 Report times (Submit_time, Done_time: YYMMDDHHMM, §3.8) are read as Beijing time. A Stat
 of the ISMG's own ``XX:nnnn`` form (MA, MB, MC, CA, … §3.8) is a failure that never reached
@@ -15,10 +16,12 @@ from datetime import datetime
 
 from jingxin.channels.cmpp import msgid
 from jingxin.channels.cmpp.auth import BEIJING
-from jingxin.channels.cmpp.fields import MsgFmt
+from jingxin.channels.cmpp.concatenation import split_udh
+from jingxin.channels.cmpp.fields import MsgFmt, udhi_set
 from jingxin.channels.cmpp.pdu import Deliver
 from jingxin.channels.cmpp.report import StatusReport
-from jingxin.domain.sms import DeliveryReceipt, ReceiptStatus
+from jingxin.domain.sms import DeliveryReceipt, MoPart, ReceiptStatus
+from jingxin.errors import ProtocolError
 
 _ISMG_CODE = re.compile(r"^[A-Z]{2}:\d{4}$")
 _STATUSES = {s.value: s for s in ReceiptStatus}
@@ -77,3 +80,24 @@ def decode_text(payload: bytes, msg_fmt: int) -> tuple[str, bool]:
     if msg_fmt == MsgFmt.ASCII:
         return payload.decode("latin-1"), False
     return payload.hex(), True
+
+
+def mo_part(deliver: Deliver, *, received_at: datetime, channel: str) -> MoPart:
+    """One MO DELIVER as it came (UDH removed when TP_udhi says there is one). A UDH that
+    does not parse leaves the whole Msg_Content as the payload of a single part, so the
+    message is still stored (marked, not dropped)."""
+    payload, concat = deliver.msg_content, None
+    extra = {"channel": channel, "service_id": deliver.service_id}
+    if udhi_set(deliver.tp_udhi):
+        try:
+            concat, payload = split_udh(deliver.msg_content)
+        except ProtocolError as exc:
+            extra["udh_error"] = str(exc)
+    if concat is not None and not 1 <= concat.number <= concat.total:
+        concat = None  # a header that contradicts itself: keep the part as a message of its own
+    return MoPart(
+        protocol="cmpp", source=deliver.src_terminal_id, destination=deliver.dest_id,
+        coding=deliver.msg_fmt, payload=payload, received_at=received_at,
+        ref=concat.reference if concat else None, total=concat.total if concat else None,
+        seq=concat.number if concat else None, smsc_id=msgid.to_text(deliver.msg_id), extra=extra,
+    )  # fmt: skip

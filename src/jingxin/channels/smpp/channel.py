@@ -4,6 +4,11 @@ It keeps one bound :class:`~.session.SmppSession` alive (re-connecting and re-bi
 with exponential back-off when the link drops), turns an OutboundSms into its submit_sm
 parts, and turns deliver_sm into DeliveryReceipt (receipt bit set) or MobileOriginated
 (concatenated parts reassembled, partial ones handed over after ``mo_timeout``).
+
+With ``on_mo_part`` (the worker's durable inbox) every MO deliver_sm is handed over raw,
+one :class:`~jingxin.domain.sms.MoPart` per PDU, and its deliver_sm_resp waits for the
+future the handler returns (resolved once the part is committed): nothing is reassembled
+or decoded here, and a part the worker dies holding is delivered again by the SMSC.
 """
 
 from __future__ import annotations
@@ -16,12 +21,12 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
-from jingxin.channels.base import MoHandler, ReceiptHandler
+from jingxin.channels.base import MoHandler, MoPartHandler, ReceiptHandler
 from jingxin.channels.smpp import receipt, short_message
 from jingxin.channels.smpp.concat import Reassembled, Reassembler, concat_info
 from jingxin.channels.smpp.session import SessionConfig, SmppSession
 from jingxin.channels.smpp.status import ESME_ROK
-from jingxin.domain.sms import MobileOriginated, OutboundSms, SubmitResult
+from jingxin.domain.sms import MobileOriginated, MoPart, OutboundSms, SubmitResult
 from jingxin.errors import ChannelError, Retry
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,7 @@ class SmppChannel:
         ref16: bool = False,
         on_receipt: ReceiptHandler | None = None,
         on_mo: MoHandler | None = None,
+        on_mo_part: MoPartHandler | None = None,
         reconnect: bool = True,
         reconnect_max: float = 30.0,
         mo_timeout: float = 60.0,
@@ -52,6 +58,7 @@ class SmppChannel:
         self.ref16 = ref16
         self.on_receipt = on_receipt
         self.on_mo = on_mo
+        self.on_mo_part = on_mo_part
         self.reconnect = reconnect
         self.reconnect_max = reconnect_max
         self.receipt_id_format = receipt_id_format
@@ -186,6 +193,8 @@ class SmppChannel:
             return ESME_ROK
         body = getattr(pdu, "short_message", b"") or pdu.tlvs.get("message_payload", b"")
         info, user_data = concat_info(pdu.esm_class, body, pdu.tlvs)
+        if self.on_mo_part is not None:
+            return self._hand_over(pdu, info, user_data, now)
         meta = (pdu.source_addr, pdu.destination_addr, pdu.data_coding, now)
         if info is None or info.total == 1:
             self._emit_mo(Reassembled((), user_data, 1, 1, meta))
@@ -193,6 +202,23 @@ class SmppChannel:
         whole = self._reassembler.add((pdu.source_addr, pdu.destination_addr), info, user_data, meta)
         if whole is not None:
             self._emit_mo(whole)
+        return ESME_ROK
+
+    def _hand_over(self, pdu: Any, info: Any, user_data: bytes, now: datetime) -> int | Awaitable[Any]:
+        """The durable path: one MoPart per PDU; acknowledged when the handler's future is."""
+        assert self.on_mo_part is not None
+        smsc_id = pdu.tlvs.get("receipted_message_id")  # some SMSCs id their MO this way
+        part = MoPart(
+            protocol="smpp", source=pdu.source_addr, destination=pdu.destination_addr,
+            coding=pdu.data_coding, payload=user_data, received_at=now,
+            ref=info.ref if info else None, total=info.total if info else None,
+            seq=info.seq if info else None,
+            smsc_id=smsc_id.decode("latin-1") if isinstance(smsc_id, bytes) else smsc_id or None,
+            extra={"channel": self.name},
+        )  # fmt: skip
+        acked = self.on_mo_part(part)  # raising: the session answers RX_T_APPN (resend)
+        if acked is not None and inspect.isawaitable(acked):
+            return acked
         return ESME_ROK
 
     def _emit_mo(self, group: Reassembled) -> None:

@@ -10,8 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from jingxin.data.store.engine import Store, store_errors
@@ -24,8 +23,10 @@ DECISION_REQUIRED = ("tenant_id", "msisdn", "idempotency_key", "source", "catego
 DECISION_OPTIONAL = ("send_at", "reasons", "detail", "decided_at")
 
 
-def write_decisions(session: Session, *, decisions: Iterable[Mapping[str, Any]]) -> int:
-    """Insert decision rows in batches; returns how many were written.
+def write_decisions(session: Session | Connection, *,
+                    decisions: Iterable[Mapping[str, Any]]) -> int:  # fmt: skip
+    """Insert decision rows in batches (one row: one plain ``INSERT``, the single-message
+    path); returns how many were written. ``session`` may be a Session or a Connection.
 
     Each mapping has the ``decisions`` columns; ``reasons`` may be a list of codes, and
     a missing ``decided_at`` is now. Every row is checked before anything is written,
@@ -33,11 +34,16 @@ def write_decisions(session: Session, *, decisions: Iterable[Mapping[str, Any]])
     """
     now = utc_now()
     rows = [_decision_row(i, row, now) for i, row in enumerate(decisions)]
-    table = DecisionRecord.__table__
     with store_errors(f"writing {len(rows)} policy decisions"):
-        for start in range(0, len(rows), BATCH):
-            session.execute(insert(table), rows[start : start + BATCH])
+        if len(rows) == 1:  # a plain INSERT: executemany costs more for one row
+            session.execute(_INSERT_DECISION, rows[0])
+        else:
+            for start in range(0, len(rows), BATCH):
+                session.execute(_INSERT_DECISION, rows[start : start + BATCH])
     return len(rows)
+
+
+_INSERT_DECISION = insert(DecisionRecord.__table__)
 
 
 def _decision_row(index: int, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:

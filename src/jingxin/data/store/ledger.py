@@ -1,18 +1,22 @@
 """The contact ledger: contacts actually made, counted for frequency caps.
 
-Recording is idempotent: an entry whose ``idempotency_key`` is already in the ledger is
-skipped, so a retried batch never counts a contact twice.
+Only the dispatch package records contacts (through the delivery entry); this module holds
+the one insert path it uses, :func:`record_contact_table`: an Arrow table in bulk, or a few
+mappings as one ``INSERT ... ON CONFLICT DO NOTHING`` (:func:`record_contacts` is the same
+for many mappings, as a table). Recording is idempotent: an entry whose
+``idempotency_key`` is already in the ledger is skipped, so a retried batch never counts a
+contact twice.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from jingxin.data.store.engine import store_errors
@@ -25,26 +29,38 @@ REQUIRED = ("tenant_id", "msisdn", "category", "local_date", "idempotency_key")
 
 
 def record_contacts(session: Session, *, entries: Iterable[Mapping[str, Any]]) -> int:
-    """Add ledger entries (``contact_ledger`` columns); returns how many were new."""
+    """Add ledger entries (``contact_ledger`` columns); returns how many were new. The
+    entries go to :func:`record_contact_table` as columns: one insert path."""
     now = utc_now()
     rows = [_row(i, entry, now) for i, entry in enumerate(entries)]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(LedgerEntry)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(LedgerEntry.id)
-    )
+    if not rows:
+        return 0
+    from jingxin.data.store import bulk
+
+    table = pa.table({
+        **{key: [row[key] for row in rows] for key in ("tenant_id", "msisdn", "category",
+                                                       "idempotency_key")},
+        "local_date": pa.array([row["local_date"] for row in rows], pa.date32()),
+        "campaign_id": pa.array([row["campaign_id"] for row in rows], pa.int64()),
+        "contact_at": pa.array([row["contact_at"] for row in rows], bulk.US),
+    })  # fmt: skip
     added = 0
-    with store_errors(f"recording {len(rows)} contacts in the ledger"):
-        for start in range(0, len(rows), BATCH):
-            added += len(session.execute(statement, rows[start : start + BATCH]).all())
+    for start in range(0, table.num_rows, BATCH):
+        added += record_contact_table(session, table=table.slice(start, BATCH))
     return added
 
 
-def record_contact_table(session: Session, *, table: pa.Table) -> int:
-    """:func:`record_contacts` for a table with one column per ledger field (a chunk of a
-    campaign), without a dict per row; same checks, default and idempotency rule."""
+def record_contact_table(session: Session | Connection, *,
+                         table: pa.Table | Sequence[Mapping[str, Any]]) -> int:  # fmt: skip
+    """Add ledger entries (one column per ledger field; ``campaign_id`` and ``contact_at``
+    may be left out): the one insert path of the ledger, used by the delivery entry
+    (:mod:`jingxin.dispatch.deliver`) for a campaign chunk (an Arrow table, in bulk) and a
+    single message (a few rows as mappings, one ``INSERT ... ON CONFLICT DO NOTHING``). A
+    key already recorded is skipped; returns how many were new."""
+    connection = session.connection() if isinstance(session, Session) else session
+    if not isinstance(table, pa.Table):
+        now = utc_now()
+        return _insert_few(connection, [_row(i, entry, now) for i, entry in enumerate(table)])
     from jingxin.data.store import bulk
 
     for key in REQUIRED:
@@ -62,18 +78,40 @@ def record_contact_table(session: Session, *, table: pa.Table) -> int:
     rows = table.select(list(REQUIRED)).append_column("campaign_id", campaign_id)
     rows = rows.append_column("contact_at", contact_at)
     with store_errors(f"recording {rows.num_rows} contacts in the ledger"):
-        return bulk.insert_new(session.connection(), into="contact_ledger", table=rows)
+        return bulk.insert_new(connection, into="contact_ledger", table=rows)
+
+
+def _insert_few(connection: Connection, rows: list[dict[str, Any]]) -> int:
+    if not rows:
+        return 0
+    statement = _few_statement(connection.dialect.name)
+    with store_errors(f"recording {len(rows)} contacts in the ledger"):
+        return len(connection.execute(statement, rows[0] if len(rows) == 1 else rows).all())
+
+
+@functools.cache
+def _few_statement(dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``, built once."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = LedgerEntry.__table__
+    return (make(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(table.c.id))  # fmt: skip
 
 
 def _row(index: int, entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    missing = [key for key in REQUIRED if entry.get(key) is None]
+    missing = [key for key in REQUIRED if entry.get(key) in (None, "")]
     if missing:
         raise InputError(f"ledger entry #{index}: missing {', '.join(missing)}")
     if not isinstance(entry["local_date"], date) or isinstance(entry["local_date"], datetime):
         raise InputError(f"ledger entry #{index}: local_date must be a date")
+    contact_at = entry.get("contact_at") or now
+    if contact_at.tzinfo is None:
+        raise InputError(f"ledger entry #{index}: contact_at has no time zone")
     row = {key: entry[key] for key in REQUIRED}
     row["campaign_id"] = entry.get("campaign_id")
-    row["contact_at"] = entry.get("contact_at") or now
+    row["contact_at"] = contact_at
     return row
 
 

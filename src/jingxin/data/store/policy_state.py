@@ -4,11 +4,14 @@
   consent, time zone, and overrides under ``settings["policy"]``) on top of the settings.
 - :func:`load_states` builds :class:`ContactState` values for many numbers in a few
   queries per chunk of numbers (for the single form and ``decide_many``).
+- :func:`load_one` is the same for one number and one tenant in ONE statement (a UNION
+  ALL of plain Core selects, no ORM objects), with the outbox row already queued under
+  the idempotency key: the delivery entry's single-message path.
 - :func:`load_batch` joins a candidate table with the same facts as Arrow columns, as of
   ``now``, in DuckDB over the rows read from the store (for the batch form), and returns
   the ledger rows that the caps can reach.
-- :func:`record_contacts` writes sends to the contact ledger (the dispatcher's job in
-  production; here so that caps can be tested end to end).
+
+Recording contacts is the delivery entry's (:mod:`jingxin.dispatch.deliver`) alone.
 
 Only the ledger rows that caps can still reach are read: a send is never before ``now``,
 so a month window never starts more than :data:`LEDGER_REACH_DAYS` days before it.
@@ -16,30 +19,48 @@ so a month window never starts more than :data:`LEDGER_REACH_DAYS` days before i
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Column, ColumnElement, MetaData, String, Table, select, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Date,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from jingxin.data.store.engine import store_errors
-from jingxin.data.store.ledger import record_contacts as store_record_contacts
 from jingxin.data.store.models import (
     BlacklistEntry,
     Consent,
     LedgerEntry,
+    Message,
     OptOut,
     SubscriberState,
     Tenant,
 )
-from jingxin.domain.candidate import Candidate, Decision, Outcome, Source
+from jingxin.data.store.models.base import UtcDateTime
 from jingxin.policy.columns import BATCH_SCHEMA, CANDIDATE_FIELDS, LEDGER_SCHEMA, TS
 from jingxin.policy.config import PolicyConfig
-from jingxin.policy.localtime import date_of_day, day_number, local_us, subscriber_zone, to_us
 from jingxin.policy.state import BlacklistMark, ConsentMark, ContactMark, ContactState, OptOutMark
 
 CHUNK = 500  # bound IN lists: SQLite caps bound parameters
@@ -115,6 +136,98 @@ def load_states(
             ):
                 found[row.msisdn]["subscriber"].append(row)
     return {m: _state(m, found.get(m)) for m in wanted}
+
+
+def load_one(connection: Any, *, msisdn: str, tenant_id: str, key: str,
+             now: datetime) -> tuple[ContactState, int | None]:  # fmt: skip
+    """(the contact state of ``msisdn`` as ``tenant_id``'s candidate sees it, the id of the
+    message already queued under ``key``) in one statement on ``connection`` (a Session or
+    a Connection). The state holds what :func:`load_states` would give for everything
+    policy reads about that tenant: other tenants' consents, opt-outs and blacklist
+    entries are left out (they never apply), every tenant's reachable contacts kept."""
+    cutoff = now.date() - timedelta(days=LEDGER_REACH_DAYS)
+    found: dict[str, list] = defaultdict(list)
+    first = None
+    with store_errors("loading a contact state"):
+        rows = connection.execute(_one_statement(), {
+            "msisdn": msisdn, "tenant": tenant_id, "key": key, "cutoff": cutoff})  # fmt: skip
+        for kind, tenant, category, s1, s2, at1, at2, day, number, b1, b2 in rows:
+            if kind == "m":
+                first = number
+            elif kind == "c":
+                found["consents"].append(ConsentMark(tenant, category, at1, at2, s1, s2))
+            elif kind == "o":
+                found["opt_outs"].append(OptOutMark(tenant, category, at1))
+            elif kind == "b":
+                found["blacklist"].append(BlacklistMark(tenant, at1))
+            elif kind == "s":
+                found["subscriber"].append(_Subscriber(b1, at2, b2, at1, s1, s2))
+            else:  # "l": a ledger row, reachable by the caps or recorded under the key
+                if s1 == key:
+                    found["used_keys"].append(key)
+                if day >= cutoff:
+                    found["contacts"].append(ContactMark(category, day, number, tenant))
+    return _state(msisdn, found), first
+
+
+@dataclass(frozen=True, slots=True)
+class _Subscriber:
+    """A ``subscriber_state`` row's fields policy reads (as :func:`_state` takes them)."""
+
+    in_service: bool
+    invalid_since: datetime | None
+    complaint_sensitive: bool
+    last_complaint_at: datetime | None
+    timezone: str | None
+    roaming_country: str | None
+
+
+@functools.cache
+def _one_statement() -> Any:
+    """The UNION ALL behind :func:`load_one`, built once (SQLAlchemy then caches its SQL).
+    Every branch has the same eleven columns: kind, tenant, category, two texts, two
+    instants, a date, a number, two flags; the NULLs are typed so PostgreSQL can unify."""
+    def none(kind: Any) -> Any:
+        return cast(null(), kind)
+
+    m, t, k = bindparam("msisdn"), bindparam("tenant"), bindparam("key")
+    cutoff = bindparam("cutoff", type_=Date)
+    text_, at, day, num, flag = String(), UtcDateTime(), Date(), BigInteger(), Boolean()
+
+    def kind(code: str) -> Any:
+        return literal_column(f"'{code}'", String)
+
+    branches = [
+        select(kind("m").label("kind"), none(text_).label("tenant"),
+               none(text_).label("category"), none(text_).label("s1"),
+               none(text_).label("s2"), none(at).label("at1"), none(at).label("at2"),
+               none(day).label("day"), cast(Message.id, num).label("number"),
+               none(flag).label("b1"), none(flag).label("b2"))
+        .where(Message.idempotency_key == k),
+        select(kind("c"), Consent.tenant_id, Consent.category, Consent.channel,
+               Consent.wording, Consent.given_at, Consent.revoked_at, none(day), none(num),
+               none(flag), none(flag))
+        .where(Consent.tenant_id == t, Consent.msisdn == m),
+        select(kind("o"), OptOut.tenant_id, OptOut.category, none(text_), none(text_),
+               OptOut.recorded_at, none(at), none(day), none(num), none(flag), none(flag))
+        .where(OptOut.msisdn == m, or_(OptOut.tenant_id.is_(None), OptOut.tenant_id == t)),
+        select(kind("b"), BlacklistEntry.tenant_id, none(text_), none(text_), none(text_),
+               BlacklistEntry.added_at, none(at), none(day), none(num), none(flag), none(flag))
+        .where(BlacklistEntry.msisdn == m,
+               or_(BlacklistEntry.tenant_id.is_(None), BlacklistEntry.tenant_id == t)),
+        select(kind("s"), none(text_), none(text_), SubscriberState.timezone,
+               SubscriberState.roaming_country, SubscriberState.last_complaint_at,
+               SubscriberState.invalid_since, none(day), none(num), SubscriberState.in_service,
+               SubscriberState.complaint_sensitive)
+        .where(SubscriberState.msisdn == m),
+        select(kind("l"), LedgerEntry.tenant_id, LedgerEntry.category,
+               LedgerEntry.idempotency_key, none(text_), none(at), none(at),
+               LedgerEntry.local_date, cast(LedgerEntry.campaign_id, num), none(flag),
+               none(flag))
+        .where(LedgerEntry.msisdn == m,
+               or_(LedgerEntry.local_date >= cutoff, LedgerEntry.idempotency_key == k)),
+    ]  # fmt: skip
+    return union_all(*branches)
 
 
 def _state(msisdn: str, found: Mapping[str, list] | None) -> ContactState:
@@ -246,35 +359,3 @@ def load_batch(
     table = join_state(candidates.select([f.name for f in CANDIDATE_FIELDS]), raw, now=now)
     ledger = raw["ledger"].select(LEDGER_SCHEMA.names).cast(LEDGER_SCHEMA)
     return table.cast(BATCH_SCHEMA), ledger
-
-
-def record_contacts(
-    session: Session,
-    *,
-    sent: Iterable[tuple[Candidate, Decision]],
-    states: Mapping[str, ContactState],
-    config: PolicyConfig,
-) -> int:
-    """Put the candidates decided ``send``/``defer`` into the contact ledger, on the local
-    date of their send instant; returns how many were new (keys already there are skipped)."""
-    entries = []
-    for candidate, decision in sent:
-        if decision.outcome == Outcome.REJECT or decision.send_at is None:
-            continue
-        state = states.get(candidate.msisdn) or ContactState(msisdn=candidate.msisdn)
-        rules = config.rules_for(candidate.tenant_id)
-        default = rules.default_timezone if rules else "Asia/Shanghai"
-        zone = subscriber_zone(state.roaming_country, state.timezone, default)
-        send_us = to_us(decision.send_at)
-        entries.append(
-            {
-                "tenant_id": candidate.tenant_id,
-                "msisdn": candidate.msisdn,
-                "category": candidate.category,
-                "campaign_id": candidate.source_id if candidate.source == Source.CAMPAIGN else None,
-                "contact_at": decision.send_at,
-                "local_date": date_of_day(day_number(local_us(zone, send_us))),
-                "idempotency_key": candidate.idempotency_key,
-            }
-        )
-    return store_record_contacts(session, entries=entries)

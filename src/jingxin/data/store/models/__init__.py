@@ -30,6 +30,8 @@ from jingxin.data.store.models.dispatch import (
     NumberFailure,
     UnmatchedReceipt,
 )
+from jingxin.data.store.models.handlers import MO_OUTCOMES, MoOutcome
+from jingxin.data.store.models.inbox import MoMessage, MoPartRow
 from jingxin.data.store.models.messages import LANES, MESSAGE_STATES, Message, Receipt
 from jingxin.data.store.models.tenants import DEFAULT_TENANT_ID, DEFAULT_TIMEZONE, Tenant
 
@@ -42,6 +44,7 @@ __all__ = [
     "DEFAULT_TIMEZONE",
     "LANES",
     "MESSAGE_STATES",
+    "MO_OUTCOMES",
     "OPT_OUT_SOURCES",
     "OUTCOMES",
     "PART_STATES",
@@ -55,6 +58,9 @@ __all__ = [
     "LedgerEntry",
     "Message",
     "MessagePart",
+    "MoMessage",
+    "MoOutcome",
+    "MoPartRow",
     "NumberFailure",
     "OptOut",
     "Receipt",

@@ -12,7 +12,11 @@ from jingxin.data.store.models.base import Base, utc_now
 
 CATEGORIES = ("otp", "notification", "marketing")
 TEMPLATE_STATUSES = ("draft", "submitted", "approved", "rejected", "archived")
-CAMPAIGN_STATUSES = ("draft", "running", "paused", "cancelled", "done")
+CAMPAIGN_STATUSES = ("draft", "running", "paused", "cancelled", "finished")
+# How strict each category's rules are: a template approved for one category may be sent
+# under it or a stricter one, never a laxer one (a marketing text sent as a notification
+# would skip the opt-out, quiet hours and the unsubscribe route).
+STRICTNESS = {"otp": 0, "notification": 1, "marketing": 2}
 
 
 class Template(Base):
@@ -50,3 +54,6 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Migration 0004: sha256 of (name, template, audience file content): a spec that
+    # already ran is refused unless asked to run again.
+    fingerprint: Mapped[str | None] = mapped_column(String(64), default=None, index=True)

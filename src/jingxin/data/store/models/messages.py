@@ -8,6 +8,7 @@ from sqlalchemy import Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jingxin.data.store.models.base import Base, BigId, JsonDoc, utc_now
+from jingxin.domain.candidate import Source
 
 MESSAGE_STATES = (
     "queued",
@@ -21,6 +22,8 @@ MESSAGE_STATES = (
 )
 # Lower lane, higher priority: an OTP never waits behind a campaign.
 LANES = {"otp": 0, "notification": 1, "marketing": 2}
+# Who may ask the delivery entry for a message (messages.source).
+SOURCES = tuple(source.value for source in Source)  # one list: the domain's
 
 
 class Message(Base):
@@ -60,6 +63,11 @@ class Message(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     error_detail: Mapped[str | None] = mapped_column(Text, default=None)
+    # Added by migration 0004 (delivery): who asked for it, from which number, which arm.
+    source: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
+    source_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    sender: Mapped[str | None] = mapped_column(String(21), default=None)
+    arm: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class Receipt(Base):

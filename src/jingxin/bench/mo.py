@@ -1,0 +1,289 @@
+"""The durable MO inbox under load and under kill -9: ``jingxin bench mo-crash`` and
+``mo-inbox``.
+
+Both run ``jingxin smsc`` and ``jingxin worker`` as processes of their own
+(:mod:`jingxin.bench.harness`) on an empty PostgreSQL store and stream MO into the
+simulator's ``POST /mo`` endpoint from a few threads: two short ``TD`` for each long one
+(GSM-7 or UCS-2, two or three parts), each from a number of its own, so every MO is
+distinct and the unsubscribe handler answers the short ones.
+
+- **mo-crash**: the worker is killed with -9 once a third of the MO are in, and a worker
+  under the same name starts. The simulator delivers again every part the dead worker had
+  not acknowledged. The report counts MO lost (injected, never stored), stored twice,
+  handled twice (an outcome or an opt-out twice for one MO) and replies sent twice
+  (submit_sm at the SMSC per reply number); :func:`invariants` says which is not zero.
+- **mo-inbox**: no kill, optionally while a campaign drains; MO stored per second (first
+  part received → last MO stored) and handled per second (→ last outcome), PDU received →
+  reply enqueued (first part's ``received_at`` → the reply's ``created_at``) at p50 / p99,
+  and how fast the MO were injected (the simulator's HTTP endpoint: at a small size it,
+  not the worker, sets the pace).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from jingxin.bench import emit
+from jingxin.bench.harness import Fleet, kill_9, sim_channel, wait_until, worker_env
+
+Report = dict[str, Any]
+SERVICE = "10690001"
+
+
+@dataclass(frozen=True, slots=True)
+class MoPlan:
+    messages: int = 20_000
+    threads: int = 4  # HTTP clients injecting at once
+    kill_at: float = 1 / 3  # share of the MO injected when the worker is killed (mo-crash)
+    campaign: int = 0  # messages draining meanwhile (mo-inbox)
+    timeout: float = 120.0
+
+
+def mo_stream(plan: MoPlan) -> list[tuple[str, str]]:
+    """(sender, text) of every MO: ``TD`` twice for each long one, a number each."""
+    out = []
+    for i in range(plan.messages):
+        if i % 3 != 2:
+            text = "TD"
+        elif i % 2:
+            text = f"long message {i}: please call me back about the broadband offer. " * 3
+        else:
+            text = f"第{i}条：请回电话，我想咨询宽带和流量套餐的变更。" * 3
+        out.append((f"86137{i:08d}", text))
+    return out
+
+
+def inject(url: str, items: list[tuple[str, str]], *, threads: int, timeout: float,
+           progress: list[int]) -> None:  # fmt: skip
+    """POST every item once it is accepted (retrying while no worker is bound)."""
+    from jingxin.errors import ChannelError
+    from jingxin.smsc.mo import post_mo
+
+    def one(item: tuple[str, str]) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                post_mo(url, source=item[0], destination=SERVICE, text=item[1])
+                progress[0] += 1
+                return
+            except ChannelError:  # no receiver bound (the worker is restarting)
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, items))
+
+
+def counts(store, *, items: list[tuple[str, str]], smsc) -> Report:
+    """What the store (and the SMSC's record) say of the MO injected."""
+    from sqlalchemy import func, select
+
+    from jingxin.data.store.models import Message, MoMessage, MoPartRow, OptOut
+
+    expected = {(f"+{source}", text) for source, text in items}
+    with store.sessions() as s:
+        rows = s.execute(select(MoMessage.msisdn, MoMessage.text, MoMessage.complete)).all()
+        parts = s.execute(select(func.count()).select_from(MoPartRow)).scalar_one()
+        outcomes = dict(s.execute(_outcome_query()).all()) if _has_outcomes(s) else {}
+        opt_outs = s.execute(select(OptOut.msisdn, func.count()).group_by(OptOut.msisdn)
+                             .having(func.count() > 1)).all()  # fmt: skip
+        replies = s.execute(select(Message.msisdn, Message.state).where(Message.source == "inbox")).all()
+    stored = {(m, t) for m, t, _ in rows}
+    sent = smsc.submits()
+    try:  # the simulator's own count of deliver_sm it sent again (receipts and MO)
+        resent = json.loads(urllib.request.urlopen(f"{smsc.mo_url}/status", timeout=5).read())["receipts_resent"]
+    except (OSError, ValueError, KeyError):
+        resent = None
+    reply_numbers = {m.lstrip("+") for m, _ in replies}
+    return {
+        "injected": len(items), "mo_messages": len(rows), "mo_parts": parts, "smsc_resent": resent,
+        "lost": len(expected - stored), "stored_twice": len(rows) - len(stored),
+        "incomplete": sum(1 for *_, complete in rows if not complete),
+        "outcomes": outcomes, "opt_outs_twice": len(opt_outs),
+        "replies": len(replies), "replies_open": sum(1 for _, st in replies if st in ("queued", "submitting", "submitted")),
+        "replies_sent_twice": sum(1 for n in reply_numbers if sent.get(n, 0) > 1),
+    }  # fmt: skip
+
+
+def _has_outcomes(session) -> bool:
+    from sqlalchemy import inspect
+
+    return inspect(session.get_bind()).has_table("mo_outcomes")
+
+
+def _outcome_query():
+    from sqlalchemy import column, func, select, table
+
+    outcomes = table("mo_outcomes", column("outcome"))
+    return select(outcomes.c.outcome, func.count()).group_by(outcomes.c.outcome)
+
+
+def settled(store, *, items: list[tuple[str, str]]) -> Callable[[], bool]:
+    """Every MO stored, each with an outcome, every reply final."""
+    from sqlalchemy import func, select
+
+    from jingxin.data.store.models import Message, MoMessage
+
+    def check() -> bool:
+        with store.sessions() as s:
+            stored = s.execute(select(func.count()).select_from(MoMessage)).scalar_one()
+            handled = sum(dict(s.execute(_outcome_query()).all()).values()) if _has_outcomes(s) else stored
+            open_replies = s.execute(select(func.count()).where(
+                Message.source == "inbox", Message.state.in_(("queued", "submitting", "submitted")))).scalar_one()
+        return stored >= len(items) and handled >= stored and open_replies == 0
+
+    return check
+
+
+def invariants(report: Report) -> list[str]:
+    """One line per broken promise of the MO inbox; empty when the run is sound."""
+    checks = [
+        (report["lost"] == 0, f"lost: {report['lost']} MO injected were never stored"),
+        (report["stored_twice"] == 0, f"stored twice: {report['stored_twice']} MO"),
+        (report["opt_outs_twice"] == 0, f"handled twice: {report['opt_outs_twice']} opt-outs"),
+        (report["replies_sent_twice"] == 0, f"replies sent twice: {report['replies_sent_twice']}"),
+    ]
+    return [line for ok, line in checks if not ok]
+
+
+def _start(fleet: Fleet, store_url: str, name: str) -> tuple[Any, dict[str, str]]:
+    smsc = fleet.smsc(latency=0.001, receipt_delay=0.01)
+    env = worker_env(store_url=store_url, channels=[sim_channel(smsc.port)], worker_name="mo-worker")
+    return smsc, env
+
+
+def mo_crash(*, store_url: str, workdir: Path, plan: MoPlan = MoPlan()) -> Report:
+    """kill -9 the worker while MO stream in; restart it; count what was lost or doubled."""
+    from jingxin.bench.crash import _open_empty
+
+    store = _open_empty(store_url)
+    items = mo_stream(plan)
+    progress = [0]
+    try:
+        with Fleet(workdir) as fleet:
+            smsc, env = _start(fleet, store_url, "mo-crash")
+            first = fleet.worker(env, "worker-1")
+            feeder = threading.Thread(target=inject, args=(smsc.mo_url, items),
+                                      kwargs={"threads": plan.threads, "timeout": plan.timeout,
+                                              "progress": progress}, daemon=True)  # fmt: skip
+            feeder.start()
+            wait_until("a third of the MO in", lambda: progress[0] >= plan.kill_at * plan.messages,
+                       timeout=plan.timeout, processes=[first])  # fmt: skip
+            kill_9(first)
+            at_kill = progress[0]
+            second = fleet.worker(env, "worker-2")
+            feeder.join(plan.timeout)
+            wait_until("every MO stored and handled", settled(store, items=items),
+                       timeout=plan.timeout, processes=[second])  # fmt: skip
+            report = {"scenario": "mo-crash", "plan": asdict(plan), "injected_at_kill": at_kill,
+                      **counts(store, items=items, smsc=smsc)}  # fmt: skip
+    finally:
+        store.dispose()
+    report["failures"] = invariants(report)
+    return report
+
+
+def mo_inbox(*, store_url: str, workdir: Path, plan: MoPlan = MoPlan()) -> Report:
+    """MO stored and handled per second by one worker, and PDU → reply enqueued latency."""
+    from jingxin.bench.crash import CrashPlan, _open_empty, enqueue_campaign
+
+    store = _open_empty(store_url)
+    items = mo_stream(plan)
+    try:
+        with Fleet(workdir) as fleet:
+            if plan.campaign:
+                enqueue_campaign(store, plan=CrashPlan(messages=plan.campaign, base=600.0))
+            smsc, env = _start(fleet, store_url, "mo-inbox")
+            worker = fleet.worker(env, "worker-1")
+            began = time.monotonic()
+            inject(smsc.mo_url, items, threads=plan.threads, timeout=plan.timeout, progress=[0])
+            injected = time.monotonic() - began
+            wait_until("every MO stored and handled", settled(store, items=items),
+                       timeout=plan.timeout, processes=[worker])  # fmt: skip
+            report = {"scenario": "mo-inbox", "plan": asdict(plan),
+                      "inject_seconds": round(injected, 3),
+                      "injected_per_s": round(len(items) / max(injected, 1e-6), 1), **_rates(store),
+                      **counts(store, items=items, smsc=smsc)}  # fmt: skip
+    finally:
+        store.dispose()
+    report["failures"] = invariants(report)
+    return report
+
+
+def _rates(store) -> Report:
+    """MO/s from the first part received to the last outcome; reply latencies."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import aliased
+
+    from jingxin.data.store.models import Message, MoMessage, MoOutcome
+
+    reply = aliased(Message)
+    with store.sessions() as s:
+        first, count = s.execute(select(func.min(MoMessage.received_at), func.count()).select_from(MoMessage)).one()
+        last = s.execute(select(func.max(MoMessage.stored_at))).scalar_one()
+        handled = s.execute(select(func.max(MoOutcome.handled_at))).scalar_one()
+        pairs = s.execute(select(MoMessage.received_at, reply.created_at).join(
+            reply, (reply.source == "inbox") & (reply.source_id == func.cast(MoMessage.id, reply.source_id.type)))).all()
+    latencies = sorted((made - got).total_seconds() for got, made in pairs)
+    span = max((last - first).total_seconds(), 1e-6) if first and last else 0.0
+    handling = max((handled - first).total_seconds(), 1e-6) if first and handled else 0.0
+    return {
+        "mo_stored_per_s": round(count / span, 1) if span else None,
+        "mo_handled_per_s": round(count / handling, 1) if handling else None,
+        "reply_latency_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "reply_latency_p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 1) if latencies else None,
+    }
+
+
+def _command(bench_app: typer.Typer, name: str, scenario: Callable[..., Report], doc: str) -> None:
+    def run(
+        messages: int = typer.Option(20_000, min=1, help="MO to inject."),
+        campaign: int = typer.Option(0, min=0, help="Messages draining meanwhile (mo-inbox)."),
+        store_url: str = typer.Option(None, help="An empty PostgreSQL database (default: a throwaway one)."),
+        workdir: Path = typer.Option(None, help="Keep the logs here."),
+    ) -> None:
+        from jingxin.bench.crash import PG_SERVER, throwaway_database
+        from jingxin.bench.harness import RunFailed
+
+        plan = MoPlan(messages=messages, campaign=campaign, timeout=max(120.0, messages / 100))
+        try:
+            with tempfile.TemporaryDirectory(prefix="jingxin-mo-") as tmp:
+                where = workdir or Path(tmp)
+                where.mkdir(parents=True, exist_ok=True)
+                if store_url:
+                    report = scenario(store_url=store_url, workdir=where, plan=plan)
+                else:
+                    with throwaway_database(os.environ.get("JINGXIN_BENCH_PG", PG_SERVER)) as url:
+                        report = scenario(store_url=url, workdir=where, plan=plan)
+        except RunFailed as exc:
+            typer.echo(f"{name}: {exc}", err=True)
+            raise typer.Exit(1) from None
+        for failure in report["failures"]:
+            typer.echo(f"{name}: FAILED: {failure}", err=True)
+        print(emit({"benchmark": name, **report}), flush=True)
+        if report["failures"]:
+            raise typer.Exit(1)
+
+    run.__doc__ = doc
+    bench_app.command(name)(run)
+
+
+def register_commands(bench_app: typer.Typer) -> None:
+    _command(bench_app, "mo-crash", mo_crash,
+             "kill -9 the worker while MO stream in (PostgreSQL, real processes); count losses.")
+    _command(bench_app, "mo-inbox", mo_inbox,
+             "MO stored and handled per second by one worker; PDU → reply enqueued p99.")

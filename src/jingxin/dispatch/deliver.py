@@ -1,0 +1,253 @@
+"""THE delivery entry: the one road every sender takes to the outbox.
+
+Campaigns, journeys, geofences, the hall, the API, probes and inbox replies all ask here:
+a :class:`Delivery` (or a table of them, :func:`deliver_table`) names the number, the
+source, the idempotency key, the category and either an approved catalogue template with
+its variables or an already-approved text. Here it is normalised, checked (an unknown
+source, tenant or category, no template and no text, both, an unapproved template, a
+template sent under a laxer category than it was approved for, an invalid number: an
+:class:`~jingxin.errors.InputError` naming the field, nothing written), rendered, decided
+by policy, and written. No other module writes ``messages`` or ``contact_ledger``.
+
+Crash-safety contract
+---------------------
+:func:`deliver_one` writes the outbox row, its contact-ledger row and its decision row in
+ONE transaction: after a crash either all three are there or none is, and a retry with the
+same idempotency key either does the work or answers ``duplicate`` with the first
+message's id (the key is unique in ``messages``; a concurrent twin loses the insert and
+answers ``duplicate`` too). A rejection writes only its decision row.
+
+:func:`deliver_table` (the campaign's bulk form, :mod:`jingxin.dispatch.delivery_table`)
+works a chunk at a time: the chunk's ledger rows commit first (so a later chunk's caps and
+duplicate check see them), then its outbox rows, then its decision rows, each in its own
+transaction. A crash leaves at most one chunk counted in the ledger but not queued (the
+side of the caps that protects subscribers) or queued without its decision rows; nothing
+is ever queued twice, since every row's key is ``<source>:<source id>:<msisdn>``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlalchemy import select
+
+from jingxin.data.store.engine import Store, store_errors
+from jingxin.data.store.models import DEFAULT_TENANT_ID, Message, utc_now
+from jingxin.data.store.models.content import CATEGORIES
+from jingxin.data.store.models.messages import SOURCES
+from jingxin.dispatch.approval import ApprovedTemplate, TemplateCache, check_category
+from jingxin.errors import InputError, TemplateError
+
+if TYPE_CHECKING:
+    from jingxin.config import ContentSettings
+    from jingxin.policy.config import PolicyConfig
+
+__all__ = ["Delivered", "Delivery", "DeliveryContext", "DeliverySummary", "deliver_one",
+           "deliver_table"]  # fmt: skip
+
+CONFIG_TTL_SECONDS = 10.0
+OUTCOMES = ("queued", "deferred", "rejected", "duplicate")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message a sender asks for (contract 1 of the delivery entry)."""
+
+    msisdn: str  # any form; normalised here (refused if invalid)
+    source: str  # 'campaign'|'journey'|'fence'|'hall'|'api'|'probe'|'inbox'
+    idempotency_key: str
+    category: str = "notification"  # 'otp'|'notification'|'marketing'
+    tenant_id: str = DEFAULT_TENANT_ID
+    source_id: str | None = None
+    template: str | None = None  # code of an APPROVED catalogue template, or
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    text: str | None = None  # an already-approved reply text (exactly one of template/text)
+    wanted_at: datetime | None = None
+    validity: timedelta | None = None
+    sender: str | None = None  # service number it goes out from (None: channel default)
+    arm: str | None = None  # experiment arm, decided before policy
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What became of a :class:`Delivery`."""
+
+    outcome: str  # 'queued' | 'deferred' | 'rejected' | 'duplicate'
+    message_id: int | None
+    send_at: datetime | None
+    reasons: tuple[str, ...] = ()
+
+
+class DeliveryContext:
+    """What every delivery of a process shares: the ``[policy]`` defaults, the content
+    settings, and caches of the tenants' rules and signatures and of approved templates
+    (each kept a few seconds, so a change in the store is seen soon)."""
+
+    def __init__(self, *, policy_defaults: Mapping[str, Any] | None = None,
+                 content: ContentSettings | None = None) -> None:  # fmt: skip
+        from jingxin.config import ContentSettings
+
+        self.policy_defaults = dict(policy_defaults or {})
+        self.content = content or ContentSettings()
+        self.templates = TemplateCache()
+        self._tenants: tuple[float, PolicyConfig, dict[str, str | None]] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> DeliveryContext:
+        policy = settings.policy
+        defaults = {"quiet_start": policy.quiet_start, "quiet_end": policy.quiet_end,
+                    "default_timezone": policy.default_timezone}  # fmt: skip
+        return cls(policy_defaults=defaults, content=settings.content)
+
+    def tenant(self, store: Store, tenant_id: str) -> tuple[PolicyConfig, str | None]:
+        """(every tenant's policy rules, this tenant's signature); an unknown tenant is an
+        InputError. The operator's own tenant is created on first use."""
+        kept = self._tenants
+        if kept is None or time.monotonic() - kept[0] > CONFIG_TTL_SECONDS or (
+            tenant_id not in kept[2]
+        ):
+            kept = self._tenants = self._load_tenants(store, tenant_id)
+        if tenant_id not in kept[2]:
+            raise InputError(f"tenant: unknown tenant {tenant_id!r} (create it first)")
+        return kept[1], kept[2][tenant_id]
+
+    def _load_tenants(self, store: Store, tenant_id: str):
+        from jingxin.data.store.models import Tenant
+        from jingxin.data.store.policy_state import load_config
+        from jingxin.data.store.tenants import ensure_default_tenant
+
+        with store_errors("reading the tenants"), store.transaction() as session:
+            if tenant_id == DEFAULT_TENANT_ID:
+                ensure_default_tenant(session)
+            signatures = {t.id: t.signature for t in session.scalars(select(Tenant))}
+            config = load_config(session, defaults=self.policy_defaults)
+        return time.monotonic(), config, signatures
+
+    def approved(self, store: Store, *, tenant_id: str, code: str) -> ApprovedTemplate:
+        return self.templates.get(store, tenant_id=tenant_id, code=code)
+
+
+def check_fields(*, source: str, category: str, where: str = "delivery") -> None:
+    """An unknown source or category is an InputError naming the field."""
+    if source not in SOURCES:
+        raise InputError(f"{where}: source: unknown source {source!r} (use {', '.join(SOURCES)})")
+    if category not in CATEGORIES:
+        raise InputError(f"{where}: category: unknown category {category!r} "
+                         f"(use {', '.join(CATEGORIES)})")  # fmt: skip
+
+
+def normalised(msisdn: str, *, where: str = "delivery") -> str:
+    """The number in E.164. The common shapes (``+86`` and 11 digits, or 11 bare digits)
+    of a CN mobile are read as :func:`jingxin.data.msisdn.normalise_msisdns` reads them,
+    by phonenumbers' own CN mobile pattern; anything else is parsed by phonenumbers."""
+    from jingxin.data.msisdn import normalise_msisdn
+
+    text = msisdn.strip() if isinstance(msisdn, str) else ""
+    shape = _CN_SHAPE.fullmatch(text)
+    if shape is not None and _cn_mobile().fullmatch(shape[1]) is not None:
+        return "+86" + shape[1]
+    try:
+        return normalise_msisdn(msisdn).e164
+    except InputError as exc:
+        raise InputError(f"{where}: msisdn: {exc}") from exc
+
+
+_CN_SHAPE = re.compile(r"(?:\+86)?(1[0-9]{10})")
+
+
+@functools.cache
+def _cn_mobile() -> re.Pattern[str]:
+    from jingxin.data.msisdn import cn_mobile_pattern
+
+    return re.compile(cn_mobile_pattern())
+
+
+def campaign_id_of(source: str, source_id: str | None) -> int | None:
+    """The campaign id a campaign delivery's source id names (policy's per-campaign caps)."""
+    if source != "campaign" or source_id is None:
+        return None
+    try:
+        return int(source_id)
+    except ValueError as exc:
+        raise InputError(f"source_id: a campaign's source id is its number, "
+                         f"not {source_id!r}") from exc  # fmt: skip
+
+
+def _text_of(store: Store, delivery: Delivery, context: DeliveryContext,
+             signature: str | None) -> tuple[str, int]:  # fmt: skip
+    """(the final text, its parts): the approved template rendered, or the given text
+    composed (signature, and for marketing the unsubscribe route); too long is refused."""
+    from jingxin.content.encoding import count_parts
+    from jingxin.content.templates import compose, render
+
+    content, key = context.content, delivery.idempotency_key
+    if (delivery.template is None) == (delivery.text is None):
+        raise InputError(f"delivery {key}: give exactly one of template and text")
+    if delivery.template is not None:
+        approved = context.approved(store, tenant_id=delivery.tenant_id, code=delivery.template)
+        check_category(approved=approved.category, sending=delivery.category,
+                       what=f"template {delivery.template}")  # fmt: skip
+        rendered = render(approved.compiled, delivery.variables, category=delivery.category,
+                          signature=signature, unsubscribe_text=content.unsubscribe_text,
+                          max_parts=content.max_parts, where=f"template {delivery.template}")  # fmt: skip
+        if not rendered.fits:
+            raise TemplateError(rendered.error)
+        return rendered.text, rendered.parts.parts
+    if not delivery.text.strip():
+        raise InputError(f"delivery {key}: text is empty")
+    text = compose(delivery.text, category=delivery.category, signature=signature,
+                   unsubscribe_text=content.unsubscribe_text, where=f"delivery {key}")  # fmt: skip
+    parts = count_parts(text)
+    if parts.parts > content.max_parts:
+        raise TemplateError(f"delivery {key}: text: the message needs {parts.parts} parts; "
+                            f"at most {content.max_parts} are allowed")  # fmt: skip
+    return text, parts.parts
+
+
+def deliver_one(store: Store, *, delivery: Delivery, context: DeliveryContext | None = None,
+                now: datetime | None = None) -> Delivered:  # fmt: skip
+    """Decide, render and enqueue one message in one transaction, once per idempotency key
+    (see the module's crash-safety contract). A policy rejection is an outcome, not an
+    exception; bad input raises InputError naming the field and writes nothing."""
+    from jingxin.dispatch.admission import admit_one
+
+    context = context or DeliveryContext()
+    now = now or utc_now()
+    if not delivery.idempotency_key:
+        raise InputError("delivery: idempotency_key is required")
+    check_fields(source=delivery.source, category=delivery.category)
+    msisdn = normalised(delivery.msisdn)
+    config, signature = context.tenant(store, delivery.tenant_id)
+    text, parts = _text_of(store, delivery, context, signature)
+    return admit_one(store, delivery=delivery, msisdn=msisdn, text=text, parts=parts,
+                            config=config, now=now)  # fmt: skip
+
+
+def deliver_table(store: Store, *, table: pa.Table, context: DeliveryContext | None = None,
+                  now: datetime | None = None, **options: Any) -> DeliverySummary:  # fmt: skip
+    """Deliver a table of candidates (a campaign's audience): see
+    :func:`jingxin.dispatch.delivery_table.deliver_table` for its columns and options."""
+    from jingxin.dispatch.delivery_table import deliver_table as bulk
+
+    return bulk(store, table=table, context=context or DeliveryContext(),
+                now=now or utc_now(), **options)  # fmt: skip
+
+
+def existing_message(session: Any, key: str) -> int | None:
+    """The id of the message already queued under ``key``, if any."""
+    return session.scalar(select(Message.id).where(Message.idempotency_key == key))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DeliverySummary":  # the bulk form's module imports this one
+        from jingxin.dispatch.delivery_table import DeliverySummary
+
+        return DeliverySummary
+    raise AttributeError(name)

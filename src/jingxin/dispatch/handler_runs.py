@@ -1,0 +1,248 @@
+"""One run of the MO handlers over what is pending (:func:`jingxin.dispatch.handlers.run_pending`).
+
+A run works on one BATCH of up to ``limit`` MO, in id order:
+
+1. one query takes the pending MO (no ``mo_outcomes`` row), one more attributes them all
+   (:func:`~jingxin.dispatch.attribution.attribute_all`) - read-only;
+2. each handler gets its MO of the batch at once (:func:`~jingxin.dispatch.handlers.handle_all`:
+   ``handle_batch``, e.g. one insert of the new opt-outs), each in its own transactions;
+3. the replies the handlers asked for go out through one bulk delivery
+   (:func:`~jingxin.dispatch.reply.send_replies`, keys ``inbox:<mo_id>:reply``);
+4. one insert records every outcome, ``ON CONFLICT (mo_id) DO NOTHING``.
+
+Crash-safety contract: effects and replies commit before the outcomes do, so a crash in
+between leaves the whole batch pending and the next run handles it again - handlers are
+idempotent and the replies come back as ``duplicate``: nothing is applied or sent twice.
+SQLite allows one writer at a time, which is why no transaction is held open across a
+handler. An exception anywhere in steps 2-4 (a handler that raises, a number that does
+not normalise, an outcome that cannot be inserted) drops the batch back to one MO at a
+time: each handler again (idempotent), its reply through the single delivery entry, its
+outcome alone - so the bad MO is recorded ``failed`` with the error and the rest are
+handled. A store that cannot be read or written ends the run with
+:class:`~jingxin.errors.StoreError` and leaves the rest pending for the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from jingxin.data.store.engine import Store, store_errors
+from jingxin.data.store.models import MoMessage, MoOutcome, utc_now
+from jingxin.dispatch.attribution import attribute_all
+from jingxin.dispatch.handlers import (
+    HandlerContext,
+    HandlerRegistry,
+    HandlerResult,
+    InboundMessage,
+    MoHandler,
+    handle_all,
+)
+from jingxin.dispatch.reply import ReplyRequest
+from jingxin.logs import mask
+
+log = logging.getLogger(__name__)
+
+# An error longer than this is cut in ``detail``: enough to see what went wrong.
+MAX_DETAIL = 1000
+NO_HANDLER = HandlerResult(detail="no handler for this service number and text")
+
+
+@dataclass
+class RunTally:
+    """What one run did: outcomes recorded, MO another runner recorded first, and time;
+    ``fallbacks`` counts batches that had to be handled one MO at a time."""
+
+    handled: int = 0
+    no_handler: int = 0
+    failed: int = 0
+    raced: int = 0
+    fallbacks: int = 0
+    seconds: float = 0.0
+    by_handler: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.handled + self.no_handler + self.failed + self.raced
+
+    def count(self, done: Done, *, recorded: bool) -> None:
+        if not recorded:
+            self.raced += 1
+            return
+        setattr(self, done.outcome, getattr(self, done.outcome) + 1)
+        if done.handler:
+            self.by_handler[done.handler] = self.by_handler.get(done.handler, 0) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"handled": self.handled, "no_handler": self.no_handler, "failed": self.failed,
+                "raced": self.raced, "fallbacks": self.fallbacks,
+                "by_handler": dict(self.by_handler), "seconds": round(self.seconds, 3)}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """What became of one MO: the handler's name, the outcome and the result."""
+
+    mo: InboundMessage
+    handler: str | None
+    outcome: str
+    result: HandlerResult
+
+
+def run_batch(store: Store, *, registry: HandlerRegistry, context: HandlerContext,
+              limit: int) -> RunTally:  # fmt: skip
+    """Handle up to ``limit`` pending MO with ``context`` bound to the run's store and now."""
+    began = time.perf_counter()
+    tally = RunTally()
+    mos = _pending(store, context=context, limit=limit)
+    at = context.now or utc_now()
+    if mos:
+        try:
+            done = _handle_batch(mos, registry=registry, context=context)
+            recorded = _record_all(store, done=done, at=at)
+        except Exception as exc:  # noqa: BLE001 - one bad MO must not stop the batch
+            log.warning("a batch of %d MO failed (%s: %s); handling them one at a time",
+                        len(mos), type(exc).__name__, exc)  # fmt: skip
+            tally.fallbacks += 1
+            done = [_one(mo, registry=registry, context=context) for mo in mos]
+            recorded = {d.mo.id for d in done if _record(store, mo=d.mo, handler=d.handler,
+                                                          outcome=d.outcome, result=d.result,
+                                                          at=at)}  # fmt: skip
+        for item in done:
+            tally.count(item, recorded=item.mo.id in recorded)
+        context.cursor.advance(max(mo.id for mo in mos))
+    tally.seconds = time.perf_counter() - began
+    return tally
+
+
+def _handle_batch(mos: list[InboundMessage], *, registry: HandlerRegistry,
+                  context: HandlerContext) -> list[Done]:  # fmt: skip
+    """Every MO of the batch through its handler (all of a handler's at once), then all
+    the replies they asked for in one go. Raises whatever a handler or the delivery does."""
+    matched = [(mo, registry.match(mo)) for mo in mos]
+    groups: dict[int, tuple[MoHandler, list[InboundMessage]]] = {}
+    for mo, handler in matched:
+        if handler is not None:
+            groups.setdefault(id(handler), (handler, []))[1].append(mo)
+    results: dict[int, HandlerResult] = {}
+    for handler, group in groups.values():
+        results.update(zip((mo.id for mo in group),
+                           handle_all(handler, group, context=context), strict=True))  # fmt: skip
+    wanted = [mo for mo, _ in matched if mo.id in results and results[mo.id].reply is not None]
+    sent = context.send_replies([_request(mo, results[mo.id].reply) for mo in wanted])
+    done = []
+    for mo, handler in matched:
+        if handler is None:
+            done.append(Done(mo, None, "no_handler", NO_HANDLER))
+            continue
+        result = results[mo.id]
+        if result.reply is not None:
+            result = result.replied(sent[mo.id])
+        done.append(Done(mo, handler.name, "handled", result))
+    return done
+
+
+def _one(mo: InboundMessage, *, registry: HandlerRegistry, context: HandlerContext) -> Done:
+    """One MO alone: its handler, then its reply through the single delivery entry; an
+    exception is the outcome ``failed`` with the error."""
+    handler = registry.match(mo)
+    if handler is None:
+        return Done(mo, None, "no_handler", NO_HANDLER)
+    try:
+        result = handler.handle(mo, context=context)
+        if result.reply is not None:
+            result = result.replied(context.send_reply(mo, text=result.reply))
+        return Done(mo, handler.name, "handled", result)
+    except Exception as exc:  # noqa: BLE001 - one bad MO must not stop the inbox
+        log.warning("MO %s from %s: handler %s failed: %s", mo.id, mask(mo.msisdn),
+                    handler.name, exc, exc_info=True)  # fmt: skip
+        detail = f"{type(exc).__name__}: {exc}"
+        return Done(mo, handler.name, "failed", HandlerResult(detail=detail[:MAX_DETAIL]))
+
+
+def _request(mo: InboundMessage, text: str | None) -> ReplyRequest:
+    return ReplyRequest(mo_id=mo.id, msisdn=mo.msisdn, service_number=mo.service_number,
+                        text=text or "", tenant_id=mo.tenant_id)  # fmt: skip
+
+
+def _pending(store: Store, *, context: HandlerContext, limit: int) -> list[InboundMessage]:
+    """The next ``limit`` MO without an outcome, oldest first, with their attribution
+    (two queries, whatever the batch size)."""
+    after = context.cursor.start()
+    query = (
+        select(MoMessage)
+        .outerjoin(MoOutcome, MoOutcome.mo_id == MoMessage.id)
+        .where(MoOutcome.id.is_(None), MoMessage.id > after)
+        .order_by(MoMessage.id)
+        .limit(limit)
+    )
+    with store.transaction() as session:
+        with store_errors("reading the pending MO"):
+            rows = session.scalars(query).all()
+        found = attribute_all(session, received={r.id: r.received_at for r in rows},
+                              window=context.window,
+                              default_senders=context.default_senders)  # fmt: skip
+    return [
+        InboundMessage(
+            id=row.id, channel=row.channel, msisdn=row.msisdn,
+            service_number=row.service_number, text=row.text, received_at=row.received_at,
+            coding=row.coding, parts=row.parts, parts_expected=row.parts_expected,
+            complete=row.complete, undecodable=row.undecodable, attribution=found.get(row.id),
+        )  # fmt: skip
+        for row in rows
+    ]
+
+
+def _values(done: Done, at: datetime) -> dict[str, Any]:
+    mo, result, found = done.mo, done.result, done.mo.attribution
+    return {
+        "mo_id": mo.id, "handler": done.handler, "outcome": done.outcome,
+        "detail": result.detail or None, "tenant_id": mo.tenant_id,
+        "reply_message_id": result.reply_message_id,
+        "message_id": found.message_id if found else None,
+        "campaign_id": found.campaign_id if found else None,
+        "source": found.source if found else None,
+        "source_id": found.source_id if found else None,
+        "arm": found.arm if found else None,
+        "handled_at": at,
+    }  # fmt: skip
+
+
+def _insert(connection, rows: Sequence[dict[str, Any]]) -> set[int]:
+    """One INSERT ... ON CONFLICT (mo_id) DO NOTHING RETURNING mo_id for all ``rows``
+    (SQLAlchemy's insertmanyvalues batches them; the statement compiles once)."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = (dialect.insert(MoOutcome.__table__)
+                 .on_conflict_do_nothing(index_elements=["mo_id"])
+                 .returning(MoOutcome.__table__.c.mo_id))  # fmt: skip
+    return set(connection.execute(statement, list(rows)).scalars())
+
+
+def _record_all(store: Store, *, done: Sequence[Done], at: datetime) -> set[int]:
+    """Insert the batch's outcome rows at once; the ids recorded (an MO another runner
+    recorded first is left out)."""
+    with store_errors(f"recording the outcomes of {len(done)} MO"), store.engine.begin() as conn:
+        return _insert(conn, [_values(d, at) for d in done])
+
+
+def _record(store: Store, *, mo: InboundMessage, handler: str | None, outcome: str,
+            result: HandlerResult, at: datetime) -> bool:  # fmt: skip
+    """Insert one outcome row; False if another runner recorded this MO first."""
+    values = _values(Done(mo, handler, outcome, result), at)
+    with store_errors(f"recording the outcome of MO {mo.id}"), store.engine.begin() as conn:
+        return bool(_insert(conn, [values]))
+
+
+def forget_failed(store: Store) -> int:
+    """Delete the ``failed`` outcomes so the next run handles those MO again (after the
+    cause is fixed); returns how many."""
+    with store_errors("forgetting the failed MO outcomes"), store.transaction() as session:
+        done = session.execute(delete(MoOutcome).where(MoOutcome.outcome == "failed"))
+        return int(done.rowcount)  # type: ignore[attr-defined]
