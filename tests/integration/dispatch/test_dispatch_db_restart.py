@@ -60,11 +60,11 @@ async def test_a_database_restart_mid_drain_loses_nothing(pg_url, caplog) -> Non
                     text=f"账单提醒 {i}", idempotency_key=f"restart-{i}")
         for i in range(N)
     ])  # fmt: skip
-    settings = Settings(channels=[ChannelSettings(name="sim", port=0, window=20)],
-                        dispatch={"worker_name": "restart", "flush_interval": 0.02})  # fmt: skip
     try:
         async with Simulator(behaviour=Behaviour(submit_latency=0.001, receipt_delay=0.01)) as sim:
-            settings.channels[0].port = sim.smpp_port
+            settings = Settings(
+                channels=[ChannelSettings(name="sim", port=sim.smpp_port, window=20)],
+                dispatch={"worker_name": "restart", "flush_interval": 0.02})  # fmt: skip
             worker = build_worker(settings, store)
             await start_channels(worker)
             stop = asyncio.Event()
