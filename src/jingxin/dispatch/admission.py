@@ -3,7 +3,13 @@
 - :func:`admit_one` (the single-message path of :func:`jingxin.dispatch.deliver.deliver_one`):
   the number's contact state as of ``now`` (:func:`~jingxin.data.store.policy_state.load_one`,
   one statement), :func:`jingxin.policy.decide.decide`, then the outbox row, the ledger row
-  and the decision row through their tables' one insert paths, in one transaction.
+  and the decision row through their tables' one insert paths: on SQLite three
+  ``INSERT`` s in one transaction; on PostgreSQL ONE statement (:func:`_write_statement`,
+  the three inserts composed as data-modifying ``WITH`` queries), so a delivery is two
+  round trips - the read and the write - instead of seven.
+- :func:`admit_many` (``deliver_many``): the same for a small batch in one transaction,
+  one state load (:func:`~jingxin.data.store.policy_state.load_many`), the single form
+  per candidate in input order, one multi-row insert per table.
 - :func:`decide_chunk` (the bulk path): a chunk is decided exactly as ``jingxin policy
   batch`` decides - :func:`~jingxin.data.store.policy_state.load_batch` (state as of the
   decision time, and the ledger rows the caps can reach), then
@@ -14,8 +20,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,54 +39,253 @@ if TYPE_CHECKING:
 TS = pa.timestamp("us", tz="UTC")
 
 
-def admit_one(store: Store, *, delivery: Delivery, msisdn: str, text: str, parts: int,
-              config: PolicyConfig, now: datetime) -> Delivered:  # fmt: skip
-    """Decide one rendered delivery and write it, in one transaction on one connection
-    (see :mod:`jingxin.dispatch.deliver` for the contract): one statement reads the
-    number's state and the key's earlier message, then one plain ``INSERT`` each for the
-    outbox row, the ledger row and the decision row."""
-    from jingxin.data.store.policy_state import load_one
-    from jingxin.dispatch.deliver import Delivered, campaign_id_of, existing_message
-    from jingxin.domain.candidate import Candidate, Outcome
-    from jingxin.policy.decide import decide
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A delivery checked, its number normalised and its text rendered: what admission
+    needs of it."""
 
-    key = delivery.idempotency_key
-    campaign_id = campaign_id_of(delivery.source, delivery.source_id)
-    candidate = Candidate(msisdn, delivery.tenant_id, delivery.category, delivery.source, key,
-                          source_id=campaign_id, wanted_at=delivery.wanted_at)  # fmt: skip
-    with store_errors(f"delivering {key}"), store.engine.begin() as conn:
-        state, first = load_one(conn, msisdn=msisdn, tenant_id=delivery.tenant_id, key=key,
-                                now=now)  # fmt: skip
+    delivery: Delivery
+    msisdn: str
+    text: str
+    parts: int
+
+    def candidate(self) -> Any:
+        from jingxin.dispatch.deliver import campaign_id_of
+        from jingxin.domain.candidate import Candidate
+
+        d = self.delivery
+        return Candidate(self.msisdn, d.tenant_id, d.category, d.source, d.idempotency_key,
+                         source_id=campaign_id_of(d.source, d.source_id),
+                         wanted_at=d.wanted_at)  # fmt: skip
+
+
+def admit_one(store: Store, *, ready: Ready, config: PolicyConfig, now: datetime) -> Delivered:
+    """Decide one rendered delivery and write it (see :mod:`jingxin.dispatch.deliver` for
+    the contract): one statement reads the number's state and the key's earlier message;
+    the writes are one transaction (SQLite: three plain ``INSERT`` s; PostgreSQL: one
+    statement, its own transaction, so the connection runs in autocommit and no
+    ``BEGIN``/``COMMIT`` round trip is paid - the read needs no transaction either: under
+    READ COMMITTED each statement sees what was committed when it began, alone or not)."""
+    from jingxin.data.store.policy_state import load_one
+
+    key = ready.delivery.idempotency_key
+    postgres = store.engine.dialect.name == "postgresql"
+    with store_errors(f"delivering {key}"), _connection(store, autocommit=postgres) as conn:
+        state, first = load_one(conn, msisdn=ready.msisdn, tenant_id=ready.delivery.tenant_id,
+                                key=key, now=now)  # fmt: skip
         if first is not None:
-            return Delivered("duplicate", first, None, ("duplicate",))
-        decision = decide(candidate, state, now, config)
-        reasons = tuple(r.value for r in decision.reasons)
-        if decision.outcome == Outcome.REJECT:
-            _audit_one(conn, candidate, decision, now, delivery, None)
+            return _duplicate(first)
+        plan = _plan(ready, state, config, now)
+        if plan.message is None:
+            _write_decisions(conn, [plan.decision])
+        elif postgres:
+            plan = plan.with_id(conn.execute(_write_statement(), plan.parameters()).scalar())
+        else:
+            ids = _insert_messages(conn, [plan.message], now)
+            plan = plan.with_id(ids.get(key))
+            if plan.message_id is not None:
+                _write_contacts(conn, [plan.contact])
+                _write_decisions(conn, [plan.decision])
+        if plan.message is not None and plan.message_id is None:
+            # a concurrent twin took the key between our read and our insert
+            return _duplicate(_existing(conn, key))
+    return plan.delivered
+
+
+def admit_many(store: Store, *, ready: Sequence[Ready], config: PolicyConfig,
+               now: datetime) -> list[Delivered]:  # fmt: skip
+    """:func:`admit_one` for each of a small batch, in order, as if one after another,
+    but in ONE transaction: one state load for every number, the single form per
+    candidate on the state as the earlier ones of the batch left it (their contacts
+    counted, their keys taken), then one multi-row insert per table."""
+    from jingxin.data.store.policy_state import load_many
+
+    pairs = [(r.msisdn, r.delivery.idempotency_key) for r in ready]
+    tenants = {r.delivery.tenant_id for r in ready}
+    with store_errors(f"delivering {len(ready)} messages"), store.engine.begin() as conn:
+        states, first = load_many(conn, pairs=pairs, tenants=tenants, now=now)
+        plans: list[_Plan | str] = []  # a plan, or the key of an earlier delivery it repeats
+        taken = set(first)  # keys queued before, or by an earlier delivery of the batch
+        for r in ready:
+            key = r.delivery.idempotency_key
+            if key in taken:
+                plans.append(key)
+                continue
+            plan = _plan(r, states[r.msisdn], config, now)
+            if plan.message is not None:
+                states[r.msisdn] = plan.after(states[r.msisdn])
+                taken.add(key)
+            plans.append(plan)
+        return _write_many(conn, plans, first, now)
+
+
+def _write_many(conn: Any, plans: list[_Plan | str], first: dict[str, int],
+                now: datetime) -> list[Delivered]:  # fmt: skip
+    """The batch's rows, one multi-row insert per table, and what became of each."""
+    made = [p for p in plans if isinstance(p, _Plan)]
+    ids = _insert_messages(conn, [p.message for p in made if p.message is not None], now)
+    done = [p.with_id(ids.get(p.key)) if p.message is not None else p for p in made]
+    written = [p for p in done if p.message is None or p.message_id is not None]
+    _write_contacts(conn, [p.contact for p in written if p.message is not None])
+    _write_decisions(conn, [p.decision for p in written])
+    known = {**first, **ids}
+    out, plan = [], iter(done)
+    for p in plans:
+        if isinstance(p, str):  # queued before, or earlier in this batch
+            out.append(_duplicate(known.get(p) or _existing(conn, p)))
+            continue
+        p = next(plan)
+        lost = p.message is not None and p.message_id is None  # a concurrent twin's key
+        out.append(_duplicate(_existing(conn, p.key)) if lost else p.delivered)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What one delivery comes to: its decision row, and if admitted its outbox and
+    ledger rows (as their insert paths take them) and, once written, its message id."""
+
+    ready: Ready
+    verdict: Any  # policy's Decision
+    decision: dict[str, Any]
+    message: dict[str, Any] | None = None
+    contact: dict[str, Any] | None = None
+    message_id: int | None = None
+
+    @property
+    def key(self) -> str:
+        return self.ready.delivery.idempotency_key
+
+    @property
+    def delivered(self) -> Delivered:
+        from jingxin.dispatch.deliver import Delivered
+        from jingxin.domain.candidate import Outcome
+
+        reasons = tuple(r.value for r in self.verdict.reasons)
+        if self.message is None:
             outcome = "duplicate" if reasons == ("duplicate",) else "rejected"
             return Delivered(outcome, None, None, reasons)
-        ids = _enqueue_one(conn, delivery, msisdn, text, parts, campaign_id,
-                           decision.send_at, now)  # fmt: skip
-        if not ids:  # a concurrent twin took the key between our read and our insert
-            return Delivered("duplicate", existing_message(conn, key), None, ("duplicate",))
-        zone = _zone(state, config, delivery.tenant_id)
-        _ledger_one(conn, candidate, campaign_id, decision.send_at, zone)
-        _audit_one(conn, candidate, decision, now, delivery, ids[0])
-    outcome = "deferred" if decision.outcome == Outcome.DEFER else "queued"
-    return Delivered(outcome, ids[0], decision.send_at, reasons)
+        outcome = "deferred" if self.verdict.outcome == Outcome.DEFER else "queued"
+        return Delivered(outcome, self.message_id, self.verdict.send_at, reasons)
+
+    def with_id(self, message_id: int | None) -> _Plan:
+        if message_id is None:
+            return self
+        detail = {**(self.decision["detail"] or {}), "message_id": message_id}
+        return replace(self, message_id=message_id, decision={**self.decision, "detail": detail})
+
+    def after(self, state: Any) -> Any:
+        """The number's state once this delivery's contact is in the ledger."""
+        from jingxin.policy.state import ContactMark
+
+        c = self.contact
+        mark = ContactMark(c["category"], c["local_date"], c["campaign_id"], c["tenant_id"])
+        return replace(state, contacts=(*state.contacts, mark))
+
+    def parameters(self) -> dict[str, Any]:
+        """The bound values of :func:`_write_statement` (the message id is the statement's)."""
+        from jingxin.data.store.audit import decision_values
+        from jingxin.data.store.ledger import row_values as contact_values
+        from jingxin.dispatch.outbox_rows import row_values as message_values
+
+        now = self.decision["decided_at"]
+        decision = {**self.decision, "detail": self.decision["detail"] or {}}
+        rows = {"m_": message_values(self.message, now=now),
+                "l_": contact_values(0, self.contact, now),
+                "d_": decision_values(0, decision, now)}  # fmt: skip
+        return {prefix + name: value for prefix, row in rows.items() for name, value in row.items()}
 
 
-def _enqueue_one(conn, delivery: Delivery, msisdn: str, text: str, parts: int,
-                 campaign_id: int | None, send_at: datetime, now: datetime) -> list[int]:  # fmt: skip
-    from jingxin.dispatch.outbox_rows import insert_table
+def _plan(ready: Ready, state: Any, config: PolicyConfig, now: datetime) -> _Plan:
+    """Policy's single form on ``state``, and the rows it asks for."""
+    from jingxin.domain.candidate import Outcome
+    from jingxin.policy.decide import decide
 
-    expires = send_at + delivery.validity if delivery.validity is not None else None
-    row = {"tenant_id": delivery.tenant_id, "msisdn": msisdn, "category": delivery.category,
-           "text": text, "idempotency_key": delivery.idempotency_key, "parts": parts,
-           "scheduled_at": send_at, "expires_at": expires, "campaign_id": campaign_id,
-           "source": delivery.source, "source_id": delivery.source_id,
-           "sender": delivery.sender, "arm": delivery.arm}  # fmt: skip
-    return insert_table(conn, table=[row], now=now)
+    candidate = ready.candidate()
+    decision = decide(candidate, state, now, config)
+    d = ready.delivery
+    detail = {"source_id": d.source_id} if d.source_id is not None else {}
+    if decision.winner:
+        detail["winner"] = decision.winner
+    audit = {"tenant_id": d.tenant_id, "msisdn": ready.msisdn, "idempotency_key": d.idempotency_key,
+             "source": d.source, "category": d.category, "outcome": decision.outcome.value,
+             "send_at": decision.send_at, "reasons": decision.reason_text,
+             "detail": detail or None, "decided_at": now}  # fmt: skip
+    if decision.outcome == Outcome.REJECT:
+        return _Plan(ready, decision, audit)
+    send_at = decision.send_at
+    expires = send_at + d.validity if d.validity is not None else None
+    message = {"tenant_id": d.tenant_id, "msisdn": ready.msisdn, "category": d.category,
+               "text": ready.text, "idempotency_key": d.idempotency_key, "parts": ready.parts,
+               "scheduled_at": send_at, "expires_at": expires,
+               "campaign_id": candidate.source_id, "source": d.source,
+               "source_id": d.source_id, "sender": d.sender, "arm": d.arm}  # fmt: skip
+    contact = {"tenant_id": d.tenant_id, "msisdn": ready.msisdn, "category": d.category,
+               "idempotency_key": d.idempotency_key, "campaign_id": candidate.source_id,
+               "contact_at": send_at,
+               "local_date": _local_date(send_at, _zone(state, config, d.tenant_id))}  # fmt: skip
+    return _Plan(ready, decision, audit, message, contact)
+
+
+@functools.cache
+def _write_statement() -> Any:
+    """PostgreSQL: the outbox row, its ledger row and its decision row as ONE statement,
+    each table's own insert (its one insert path) composed as a data-modifying ``WITH``:
+    ``WITH m AS (INSERT INTO messages ... ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, idempotency_key), l AS (INSERT INTO contact_ledger ... SELECT ... FROM
+    m), d AS (INSERT INTO decisions ... SELECT ..., detail || {message_id: m.id} FROM m)
+    SELECT id FROM m``. A key already taken inserts nothing at all (``m`` is empty) and
+    answers no id; a single statement is atomic, so the three rows are there or none is."""
+    from sqlalchemy import select
+
+    from jingxin.data.store.audit import insert_decision_after
+    from jingxin.data.store.ledger import insert_after
+    from jingxin.dispatch.outbox_rows import insert_statement
+
+    m = insert_statement("postgresql", prefix="m_").cte("m")
+    ledger = insert_after(m, prefix="l_").cte("l")
+    decision = insert_decision_after(m, prefix="d_", detail_from={"message_id": "id"}).cte("d")
+    return select(m.c.id).add_cte(ledger, decision)
+
+
+def _connection(store: Store, *, autocommit: bool) -> AbstractContextManager[Any]:
+    """A transaction (``engine.begin()``), or with ``autocommit`` a connection whose every
+    statement is its own transaction (psycopg's autocommit: no ``BEGIN``/``COMMIT``)."""
+    if not autocommit:
+        return store.engine.begin()
+    return store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _duplicate(message_id: int | None) -> Delivered:
+    from jingxin.dispatch.deliver import Delivered
+
+    return Delivered("duplicate", message_id, None, ("duplicate",))
+
+
+def _existing(conn: Any, key: str) -> int | None:
+    from jingxin.dispatch.deliver import existing_message
+
+    return existing_message(conn, key)
+
+
+def _insert_messages(conn: Any, rows: list[dict[str, Any]], now: datetime) -> dict[str, int]:
+    from jingxin.dispatch.outbox_rows import insert_rows
+
+    return insert_rows(conn, rows=rows, now=now)
+
+
+def _write_contacts(conn: Any, rows: list[dict[str, Any]]) -> None:
+    from jingxin.data.store.ledger import record_contact_table
+
+    if rows:
+        record_contact_table(conn, table=rows)
+
+
+def _write_decisions(conn: Any, rows: list[dict[str, Any]]) -> None:
+    from jingxin.data.store.audit import write_decisions
+
+    if rows:
+        write_decisions(conn, decisions=rows)
 
 
 def _zone(state: Any, config: PolicyConfig, tenant_id: str) -> str:
@@ -89,42 +296,10 @@ def _zone(state: Any, config: PolicyConfig, tenant_id: str) -> str:
     return subscriber_zone(state.roaming_country, state.timezone, default)
 
 
-def _ledger_one(conn, candidate: Any, campaign_id: int | None, send_at: datetime,
-                zone: str) -> None:  # fmt: skip
-    from jingxin.data.store.ledger import record_contact_table
-
-    record_contact_table(conn, table=[{
-        "tenant_id": candidate.tenant_id, "msisdn": candidate.msisdn,
-        "category": candidate.category, "idempotency_key": candidate.idempotency_key,
-        "campaign_id": campaign_id, "contact_at": send_at,
-        "local_date": _local_date(send_at, zone),
-    }])  # fmt: skip
-
-
 def _local_date(moment: datetime, zone: str):
     from jingxin.policy.localtime import date_of_day, day_number, local_us, to_us
 
     return date_of_day(day_number(local_us(zone, to_us(moment))))
-
-
-def _audit_one(conn, candidate: Any, decision: Any, now: datetime, delivery: Delivery,
-               message_id: int | None) -> None:  # fmt: skip
-    from jingxin.data.store.audit import write_decisions
-
-    detail: dict[str, Any] = {}
-    if delivery.source_id is not None:
-        detail["source_id"] = delivery.source_id
-    if message_id is not None:
-        detail["message_id"] = message_id
-    if decision.winner:
-        detail["winner"] = decision.winner
-    write_decisions(conn, decisions=[{
-        "tenant_id": candidate.tenant_id, "msisdn": candidate.msisdn,
-        "idempotency_key": candidate.idempotency_key, "source": candidate.source,
-        "category": candidate.category, "outcome": decision.outcome.value,
-        "send_at": decision.send_at, "reasons": decision.reason_text,
-        "detail": detail or None, "decided_at": now,
-    }])  # fmt: skip
 
 
 # --------------------------------------------------------------------------- bulk

@@ -1,7 +1,8 @@
 """THE delivery entry: the one road every sender takes to the outbox.
 
 Campaigns, journeys, geofences, the hall, the API, probes and inbox replies all ask here:
-a :class:`Delivery` (or a table of them, :func:`deliver_table`) names the number, the
+a :class:`Delivery` (a few of them at once, :func:`deliver_many`; a table of them,
+:func:`deliver_table`) names the number, the
 source, the idempotency key, the category and either an approved catalogue template with
 its variables or an already-approved text. Here it is normalised, checked (an unknown
 source, tenant or category, no template and no text, both, an unapproved template, a
@@ -15,7 +16,10 @@ Crash-safety contract
 ONE transaction: after a crash either all three are there or none is, and a retry with the
 same idempotency key either does the work or answers ``duplicate`` with the first
 message's id (the key is unique in ``messages``; a concurrent twin loses the insert and
-answers ``duplicate`` too). A rejection writes only its decision row.
+answers ``duplicate`` too). A rejection writes only its decision row. On PostgreSQL the
+three rows are one statement (data-modifying ``WITH``), atomic by itself.
+:func:`deliver_many` writes every row of its batch in one transaction, as if each
+delivery had been a :func:`deliver_one` call in order.
 
 :func:`deliver_table` (the campaign's bulk form, :mod:`jingxin.dispatch.delivery_table`)
 works a chunk at a time: the chunk's ledger rows commit first (so a later chunk's caps and
@@ -30,7 +34,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -49,8 +53,8 @@ if TYPE_CHECKING:
     from jingxin.config import ContentSettings
     from jingxin.policy.config import PolicyConfig
 
-__all__ = ["Delivered", "Delivery", "DeliveryContext", "DeliverySummary", "deliver_one",
-           "deliver_table"]  # fmt: skip
+__all__ = ["Delivered", "Delivery", "DeliveryContext", "DeliverySummary", "deliver_many",
+           "deliver_one", "deliver_table"]  # fmt: skip
 
 CONFIG_TTL_SECONDS = 10.0
 OUTCOMES = ("queued", "deferred", "rejected", "duplicate")
@@ -219,15 +223,45 @@ def deliver_one(store: Store, *, delivery: Delivery, context: DeliveryContext | 
     from jingxin.dispatch.admission import admit_one
 
     context = context or DeliveryContext()
-    now = now or utc_now()
+    ready, config = _ready(store, delivery, context)
+    return admit_one(store, ready=ready, config=config, now=now or utc_now())
+
+
+def deliver_many(store: Store, *, deliveries: Sequence[Delivery],
+                 context: DeliveryContext | None = None,
+                 now: datetime | None = None) -> list[Delivered]:  # fmt: skip
+    """What :func:`deliver_one` called on each delivery in order gives, for a small batch
+    (tens to a few hundred, e.g. a batch of inbox replies) in ONE transaction: one state
+    load for every number, policy's single form per delivery on the state the earlier
+    ones left (so a later one meets the caps the earlier ones filled, and a repeated key
+    is a ``duplicate`` of the first), one multi-row insert per table. Every delivery is
+    checked and rendered first: bad input raises InputError naming the delivery and
+    writes nothing. (Competing candidates are taken first come, first served, as one
+    call after another would; ``deliver_table`` ranks them instead - a campaign's own.)"""
+    from jingxin.dispatch.admission import admit_many
+
+    context = context or DeliveryContext()
+    made = [_ready(store, d, context, where=f"delivery #{i + 1} ({d.idempotency_key})")
+            for i, d in enumerate(deliveries)]  # fmt: skip
+    if not made:
+        return []
+    return admit_many(store, ready=[r for r, _ in made], config=made[-1][1],
+                      now=now or utc_now())  # fmt: skip
+
+
+def _ready(store: Store, delivery: Delivery, context: DeliveryContext, *,
+           where: str = "delivery") -> tuple[Any, PolicyConfig]:  # fmt: skip
+    """The delivery checked, its number normalised and its text rendered (an InputError
+    naming the field otherwise), and every tenant's policy rules."""
+    from jingxin.dispatch.admission import Ready
+
     if not delivery.idempotency_key:
-        raise InputError("delivery: idempotency_key is required")
-    check_fields(source=delivery.source, category=delivery.category)
-    msisdn = normalised(delivery.msisdn)
+        raise InputError(f"{where}: idempotency_key is required")
+    check_fields(source=delivery.source, category=delivery.category, where=where)
+    msisdn = normalised(delivery.msisdn, where=where)
     config, signature = context.tenant(store, delivery.tenant_id)
     text, parts = _text_of(store, delivery, context, signature)
-    return admit_one(store, delivery=delivery, msisdn=msisdn, text=text, parts=parts,
-                            config=config, now=now)  # fmt: skip
+    return Ready(delivery, msisdn, text, parts), config
 
 
 def deliver_table(store: Store, *, table: pa.Table, context: DeliveryContext | None = None,

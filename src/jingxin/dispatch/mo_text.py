@@ -4,8 +4,8 @@ No decoder of its own: GSM 03.38 and UCS-2 come from :mod:`jingxin.content.encod
 through the channels' pure decode functions (SMPP ``short_message.decode``, CMPP
 ``inbound.decode_text``, which reads Msg_Fmt 15 as GB18030 ⊇ GBK). A payload that is binary
 by its coding, or that decodes only with replacement characters (an odd UCS-2 tail, bytes
-that are no GBK), is undecodable: its text is the payload as hex, so it is still stored
-and a person can read it later.
+that are no GBK, a NUL character PostgreSQL text cannot hold), is undecodable: its text is
+the payload as hex, so it is still stored and a person can read it later.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def mo_text(*, protocol: str, coding: int, payload: bytes) -> tuple[str, bool]:
         if smpp_binary(coding):
             return payload.hex(), True
         text = smpp_decode(payload, coding)
-    if REPLACEMENT in text or (coding == 8 and len(payload) % 2):
+    if REPLACEMENT in text or "\x00" in text or (coding == 8 and len(payload) % 2):
         return payload.hex(), True
     return text, False
 

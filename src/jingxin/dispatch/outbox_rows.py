@@ -1,7 +1,8 @@
 """The outbox's one insert path: rows become queued ``messages`` rows.
 
 :func:`insert_table` takes an Arrow table (a campaign chunk) or a few rows as mappings (the
-single-message path: no table is built for one row), fills the defaults (lane from
+single-message path: no table is built for one row; :func:`insert_rows` gives their ids
+by key), fills the defaults (lane from
 category, state ``queued``, the send and expiry instants, counters), checks every row (an
 error names it) and inserts in the caller's transaction, skipping idempotency keys already
 there. Many rows go in bulk (:func:`jingxin.data.store.bulk.insert_new`: COPY into a
@@ -47,12 +48,20 @@ def insert_table(connection, *, table: pa.Table | Sequence[Mapping[str, Any]], n
             rows = _table_columns(table, now=now, first=first)
             return [0] * bulk.insert_new(connection, into="messages", table=rows)
         table = _few_rows(table)
-    values = [_row_values(row, now=now, number=first + i + 1) for i, row in enumerate(table)]
+    return list(insert_rows(connection, rows=table, now=now, first=first).values())
+
+
+def insert_rows(connection, *, rows: Sequence[Mapping[str, Any]], now: datetime,
+                first: int = 0) -> dict[str, int]:  # fmt: skip
+    """Rows as mappings (a few, or a small batch of the delivery entry's ``deliver_many``)
+    as one multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING id, idempotency_key``:
+    the new rows' ids by key (a key already there is left out)."""
+    values = [row_values(row, now=now, number=first + i + 1) for i, row in enumerate(rows)]
     if not values:
-        return []
-    statement = _insert_few(connection.dialect.name)
-    return list(connection.execute(statement, values[0] if len(values) == 1 else values)
-                .scalars())  # fmt: skip
+        return {}
+    statement = insert_statement(connection.dialect.name)
+    found = connection.execute(statement, values[0] if len(values) == 1 else values)
+    return {key: message_id for message_id, key in found}
 
 
 def _few_rows(table: pa.Table) -> list[dict[str, Any]]:
@@ -67,7 +76,7 @@ def _few_rows(table: pa.Table) -> list[dict[str, Any]]:
     return table.to_pylist()
 
 
-def _row_values(row: Mapping[str, Any], *, now: datetime, number: int) -> dict[str, Any]:
+def row_values(row: Mapping[str, Any], *, now: datetime, number: int = 1) -> dict[str, Any]:
     """The stored values of one row (``COLUMNS``), defaults filled in as
     :func:`_table_columns` fills them; a bad row is an InputError naming it."""
     key = row.get("idempotency_key")
@@ -99,15 +108,23 @@ def _row_values(row: Mapping[str, Any], *, now: datetime, number: int) -> dict[s
 
 
 @functools.cache
-def _insert_few(dialect: str):
-    """One row (or a few) ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING
-    id``, built once per dialect."""
+def insert_statement(dialect: str, *, prefix: str | None = None):
+    """THE insert of rows as mappings (:func:`row_values`): ``INSERT ... ON CONFLICT
+    (idempotency_key) DO NOTHING RETURNING id, idempotency_key``, built once per dialect.
+    With ``prefix`` the values are bound to parameters named ``prefix`` + column, so that
+    the delivery entry can compose this insert with the ledger's and the decision's into
+    one statement (PostgreSQL's data-modifying ``WITH``) without a second insert path."""
+    from sqlalchemy import bindparam
     from sqlalchemy.dialects import postgresql, sqlite
 
     make = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = Message.__table__
-    return (make(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
-            .returning(table.c.id))  # fmt: skip
+    statement = make(table)
+    if prefix is not None:
+        statement = statement.values({name: bindparam(prefix + name, type_=table.c[name].type)
+                                      for name in COLUMNS})  # fmt: skip
+    return (statement.on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(table.c.id, table.c.idempotency_key))  # fmt: skip
 
 
 def _table_columns(table: pa.Table, *, now: datetime, first: int = 0) -> pa.Table:

@@ -11,19 +11,29 @@ came (``complete`` false), its missing parts never waited for again.
 ``dedup_key`` of a message is its first part's id, and the insert ignores a conflict, so
 two workers (PostgreSQL) racing on one group write one message; parts are linked to it
 only while still unlinked.
+
+Cost per flush: a new single-part MO needs no query at all (the part just inserted is
+its whole group); the waiting siblings of every long MO the flush touched, and on a sweep
+every group whose wait is over, come back in one query; the messages go in with one bulk
+insert (:func:`jingxin.data.store.bulk.insert_returning`) and their parts are linked with
+one statement (PostgreSQL: an ``UPDATE ... FROM unnest``; SQLite: one ``executemany``).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, select, update
+import pyarrow as pa
+from sqlalchemy import Connection, and_, bindparam, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 
-from jingxin.data.store.models import MoMessage, MoPartRow
 from jingxin.data.msisdn import normalise_msisdns
+from jingxin.data.store import bulk
+from jingxin.data.store.models import MoMessage, MoPartRow, utc_now
 from jingxin.dispatch.mo_text import mo_text
 
 
@@ -38,76 +48,125 @@ class Assembled:
     received_at: datetime
 
 
+class StoredPart(NamedTuple):
+    """A part as stored (what reassembly reads; a row of :data:`_COLUMNS` has the same names)."""
+
+    id: int
+    channel: str
+    protocol: str
+    source: str
+    destination: str
+    ref: int | None
+    total: int
+    seq: int
+    coding: int
+    payload: bytes
+    received_at: datetime
+
+
 _COLUMNS = (MoPartRow.id, MoPartRow.channel, MoPartRow.protocol, MoPartRow.source,
             MoPartRow.destination, MoPartRow.ref, MoPartRow.total, MoPartRow.seq,
             MoPartRow.coding, MoPartRow.payload, MoPartRow.received_at)  # fmt: skip
+_MESSAGES = pa.schema([
+    ("channel", pa.string()), ("msisdn", pa.string()), ("service_number", pa.string()),
+    ("text", pa.string()), ("coding", pa.int64()), ("parts", pa.int64()),
+    ("parts_expected", pa.int64()), ("complete", pa.bool_()), ("undecodable", pa.bool_()),
+    ("received_at", bulk.US), ("stored_at", bulk.US), ("dedup_key", pa.string()),
+])  # fmt: skip
+_SQLITE_PARAMETERS = 500  # per IN list: SQLite caps bound parameters
 
 
-def assemble(conn: Connection, *, now: datetime, part_timeout: timedelta) -> list[Assembled]:
-    """Write a message for every unlinked group that is whole or older than ``part_timeout``."""
-    rows = conn.execute(select(*_COLUMNS).where(MoPartRow.mo_id.is_(None)).order_by(MoPartRow.id)).all()
-    groups: dict[tuple, list[Any]] = defaultdict(list)
-    for row in rows:
-        key = (row.channel, row.source, row.destination, row.ref, row.total) if row.total > 1 else (row.id,)
-        groups[key].append(row)
+def assemble(conn: Connection, *, new: Sequence[StoredPart], now: datetime,
+             part_timeout: timedelta, expire: bool = True) -> list[Assembled]:  # fmt: skip
+    """Write a message for every group ``new`` parts completed (or whose wait is over), and
+    with ``expire`` for every unlinked group anywhere older than ``part_timeout``."""
     limit = now - part_timeout
-    ready = []
-    for parts in groups.values():
-        by_seq: dict[int, Any] = {}
-        for row in parts:
-            by_seq.setdefault(row.seq, row)
-        complete = len(by_seq) >= parts[0].total
-        if complete or min(r.received_at for r in parts) <= limit:
-            ready.append((parts, by_seq, complete))
+    singles = [part for part in new if part.total <= 1]
+    ready = [([part], {part.seq: part}, True) for part in singles]
+    sources = sorted({part.source for part in new if part.total > 1})
+    if sources or expire:
+        groups: dict[tuple, list[Any]] = defaultdict(list)
+        for row in _unlinked(conn, sources=sources, limit=limit, expire=expire):
+            key = (row.channel, row.source, row.destination, row.ref, row.total) if row.total > 1 else (row.id,)
+            groups[key].append(row)
+        for parts in groups.values():
+            by_seq: dict[int, Any] = {}
+            for row in parts:
+                by_seq.setdefault(row.seq, row)
+            complete = len(by_seq) >= parts[0].total
+            if complete or min(r.received_at for r in parts) <= limit:
+                ready.append((parts, by_seq, complete))
     return _write(conn, ready=ready, now=now) if ready else []
 
 
+def _unlinked(conn: Connection, *, sources: list[str], limit: datetime, expire: bool) -> list[Any]:
+    """Unlinked parts of long MO from ``sources`` and, with ``expire``, of every group with
+    a part older than ``limit``: one query (SQLite: one per 500 senders)."""
+    step = (len(sources) or 1) if conn.dialect.name == "postgresql" else _SQLITE_PARAMETERS
+    chunks = [sources[i : i + step] for i in range(0, len(sources), step)] or [[]]
+    expired = select(MoPartRow.source).where(MoPartRow.mo_id.is_(None), MoPartRow.received_at <= limit)
+    rows: dict[int, Any] = {}
+    for number, chunk in enumerate(chunks):
+        wanted = []
+        if chunk:
+            wanted.append(and_(MoPartRow.total > 1, bulk.among(conn, MoPartRow.source, chunk)))
+        if expire and number == 0:
+            wanted.append(MoPartRow.source.in_(expired))
+        if wanted:
+            query = select(*_COLUMNS).where(MoPartRow.mo_id.is_(None), or_(*wanted))
+            rows.update((row.id, row) for row in conn.execute(query))
+    return [rows[key] for key in sorted(rows)]
+
+
 def _write(conn: Connection, *, ready: list, now: datetime) -> list[Assembled]:
-    """One multi-row insert for every ready group, one executemany linking their parts."""
+    """One bulk insert for every ready group, one statement linking their parts."""
     senders = msisdns([parts[0].source for parts, _, _ in ready])
-    values = []
+    written_at = max(now, utc_now())  # stored_at: the wall clock, just before the commit
+    columns: list[list] = [[] for _ in _MESSAGES]
     for (parts, by_seq, complete), msisdn in zip(ready, senders, strict=True):
         first = parts[0]
         payload = b"".join(by_seq[seq].payload for seq in sorted(by_seq))
-        text, undecodable = mo_text(protocol=first.protocol, coding=first.coding, payload=payload)
-        values.append({
-            "channel": first.channel, "msisdn": msisdn, "service_number": first.destination[:21],
-            "text": text, "coding": first.coding, "parts": len(by_seq),
-            "parts_expected": first.total, "complete": complete, "undecodable": undecodable,
-            "received_at": min(r.received_at for r in parts), "stored_at": now,
-            "dedup_key": f"mo:{first.channel}:{first.id}"[:200],
-        })  # fmt: skip
-    written = dict(conn.execute(_insert_ignoring(conn.dialect.name), values).all())
-    missing = [v["dedup_key"] for v in values if v["dedup_key"] not in written]
+        text_, undecodable = mo_text(protocol=first.protocol, coding=first.coding, payload=payload)
+        row = (first.channel, msisdn, first.destination[:21], text_, first.coding, len(by_seq),
+               first.total, complete, undecodable, min(r.received_at for r in parts), written_at,
+               f"mo:{first.channel}:{first.id}"[:200])  # fmt: skip
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    table = pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, _MESSAGES, strict=True)],
+                                 schema=_MESSAGES)  # fmt: skip
+    keys = columns[-1]
+    written = {key: mo_id for mo_id, key in bulk.insert_returning(
+        conn, into="mo_messages", table=table, key="dedup_key", returning=("id", "dedup_key"))}  # fmt: skip
+    missing = [key for key in keys if key not in written]
+    raced = {}
     if missing:  # another worker wrote these first (PostgreSQL): link to its rows
         found = select(MoMessage.dedup_key, MoMessage.id).where(MoMessage.dedup_key.in_(missing))
         raced = dict(conn.execute(found).all())
-    else:
-        raced = {}
-    links = [{"part": row.id, "mo": written.get(v["dedup_key"]) or raced[v["dedup_key"]]}
-             for (parts, _, _), v in zip(ready, values, strict=True) for row in parts]  # fmt: skip
-    conn.execute(
-        update(MoPartRow).where(MoPartRow.id == bindparam("part"), MoPartRow.mo_id.is_(None))
-        .values(mo_id=bindparam("mo")).execution_options(synchronize_session=False),
-        links,
-    )  # fmt: skip
-    return [Assembled(written[v["dedup_key"]], v["channel"], v["complete"], v["undecodable"],
-                      v["received_at"]) for v in values if v["dedup_key"] in written]  # fmt: skip
+    links = [(row.id, written.get(key) or raced[key])
+             for (parts, _, _), key in zip(ready, keys, strict=True) for row in parts]  # fmt: skip
+    _link(conn, links)
+    return [Assembled(written[key], columns[0][i], columns[7][i], columns[8][i], columns[9][i])
+            for i, key in enumerate(keys) if key in written]  # fmt: skip
+
+
+def _link(conn: Connection, links: list[tuple[int, int]]) -> None:
+    """Point each part at its message, only while it points nowhere (a racing worker's
+    link stays)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(
+            "UPDATE mo_parts SET mo_id = v.mo FROM unnest(CAST(:parts AS BIGINT[]), CAST(:mos AS BIGINT[])) "
+            "AS v(part, mo) "
+            "WHERE mo_parts.id = v.part AND mo_parts.mo_id IS NULL"
+        ).bindparams(bindparam("parts", [p for p, _ in links], type_=ARRAY(BIGINT)),
+                     bindparam("mos", [m for _, m in links], type_=ARRAY(BIGINT))))  # fmt: skip
+        return
+    conn.exec_driver_sql("UPDATE mo_parts SET mo_id = ? WHERE id = ? AND mo_id IS NULL",
+                         [(m, p) for p, m in links])  # fmt: skip
 
 
 def msisdns(sources: list[str]) -> list[str]:
     """E.164 ('+86…') for each sender that normalises, else the source as received (max 20):
     the warehouse's vectorised normaliser, one call per batch."""
-    import pyarrow as pa
-
     column = normalise_msisdns(pa.array(sources, pa.string()))
     return [e164 if e164 is not None else source[:20]
             for e164, source in zip(column.e164.to_pylist(), sources, strict=True)]  # fmt: skip
-
-
-def _insert_ignoring(dialect: str):
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (make(MoMessage).on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(MoMessage.dedup_key, MoMessage.id))  # fmt: skip

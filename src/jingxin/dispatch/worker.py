@@ -504,7 +504,7 @@ class Worker:
                 outbox.expire_unreceipted(
                     conn, now=now, grace=self.config.no_receipt_grace
                 )
-            mo = (store_parts(conn, items=mo_parts, now=now, rules=self.config.inbox_rules)
+            mo = (store_parts(conn, items=mo_parts, now=now, rules=self.config.inbox_rules, expire=sweep)
                   if mo_parts or sweep else MoTally())  # fmt: skip
         self._observe(receipts, outcome, late, finished, marked)
         self._observe_mo(mo)

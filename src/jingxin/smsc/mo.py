@@ -56,10 +56,15 @@ def read_script(path: str | Path) -> list[ScriptLine]:
 
 
 async def run_script(lines: list[ScriptLine], inject: MoInjector) -> int:
-    """Play a script against ``inject``; returns the number of messages sent."""
+    """Play a script against ``inject``; returns the number of messages sent. Delays count
+    from the previous line's due time, so a paced script keeps its rate (time spent
+    injecting does not add up)."""
+    loop = asyncio.get_running_loop()
+    due = loop.time()
     for line in lines:
+        due += line.delay
         if line.delay:
-            await asyncio.sleep(line.delay)
+            await asyncio.sleep(max(0.0, due - loop.time()))
         inject(source=line.source, destination=line.destination, text=line.text)
     return len(lines)
 

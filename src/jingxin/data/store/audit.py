@@ -1,6 +1,8 @@
 """Writing and reading the audit trail: policy decisions in bulk (:class:`StoreAuditSink`,
 the store side of :class:`jingxin.policy.audit.AuditSink`: ``COPY`` on PostgreSQL, chunked
-``executemany`` on SQLite), staff actions one by one."""
+``executemany`` on SQLite), a few at a time (:func:`write_decisions`, and
+:func:`insert_decision_after`, the same row insert for the delivery entry to compose into
+one statement on PostgreSQL), staff actions one by one."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def write_decisions(session: Session | Connection, *,
     so a bad row (named by its index) writes nothing.
     """
     now = utc_now()
-    rows = [_decision_row(i, row, now) for i, row in enumerate(decisions)]
+    rows = [decision_values(i, row, now) for i, row in enumerate(decisions)]
     with store_errors(f"writing {len(rows)} policy decisions"):
         if len(rows) == 1:  # a plain INSERT: executemany costs more for one row
             session.execute(_INSERT_DECISION, rows[0])
@@ -44,9 +46,35 @@ def write_decisions(session: Session | Connection, *,
 
 
 _INSERT_DECISION = insert(DecisionRecord.__table__)
+DECISION_COLUMNS = (*DECISION_REQUIRED, *DECISION_OPTIONAL)
 
 
-def _decision_row(index: int, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+def insert_decision_after(source: Any, *, prefix: str, detail_from: Mapping[str, str]) -> Any:
+    """The decision insert (PostgreSQL) of one row (:func:`decision_values`, bound to
+    parameters named ``prefix`` + column) once for each row ``source`` gives, its
+    ``detail`` completed with ``{key: source.<column>}`` for each ``detail_from`` item:
+    the delivery entry composes it after the outbox's insert (``source``, a CTE), so the
+    decision names the message id that the same statement gave (the bound ``detail``
+    must then be a mapping, ``{}`` at least)."""
+    from sqlalchemy import bindparam, func, literal
+
+    table = DecisionRecord.__table__
+
+    def value(name: str) -> Any:  # typed: psycopg's dialect writes %(name)s::TYPE
+        bound = bindparam(prefix + name, type_=table.c[name].type)
+        if name != "detail":
+            return bound
+        pairs = [part for key, column in detail_from.items()
+                 for part in (literal(key), source.c[column])]  # fmt: skip
+        return bound.op("||")(func.jsonb_build_object(*pairs))
+
+    values = select(*(value(name) for name in DECISION_COLUMNS)).select_from(source)
+    return insert(table).from_select(list(DECISION_COLUMNS), values)
+
+
+def decision_values(index: int, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The stored values of one decision (:data:`DECISION_COLUMNS`); a bad row is an
+    InputError naming it."""
     missing = [key for key in DECISION_REQUIRED if row.get(key) is None]
     if missing:
         raise InputError(f"decision #{index}: missing {', '.join(missing)}")

@@ -3,9 +3,10 @@
 Only the dispatch package records contacts (through the delivery entry); this module holds
 the one insert path it uses, :func:`record_contact_table`: an Arrow table in bulk, or a few
 mappings as one ``INSERT ... ON CONFLICT DO NOTHING`` (:func:`record_contacts` is the same
-for many mappings, as a table). Recording is idempotent: an entry whose
-``idempotency_key`` is already in the ledger is skipped, so a retried batch never counts a
-contact twice.
+for many mappings, as a table); :func:`insert_after` is the same row insert for the
+delivery entry to compose after its outbox insert in one PostgreSQL statement. Recording
+is idempotent: an entry whose ``idempotency_key`` is already in the ledger is skipped, so a
+retried batch never counts a contact twice.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def record_contacts(session: Session, *, entries: Iterable[Mapping[str, Any]]) -
     """Add ledger entries (``contact_ledger`` columns); returns how many were new. The
     entries go to :func:`record_contact_table` as columns: one insert path."""
     now = utc_now()
-    rows = [_row(i, entry, now) for i, entry in enumerate(entries)]
+    rows = [row_values(i, entry, now) for i, entry in enumerate(entries)]
     if not rows:
         return 0
     from jingxin.data.store import bulk
@@ -60,7 +61,8 @@ def record_contact_table(session: Session | Connection, *,
     connection = session.connection() if isinstance(session, Session) else session
     if not isinstance(table, pa.Table):
         now = utc_now()
-        return _insert_few(connection, [_row(i, entry, now) for i, entry in enumerate(table)])
+        return _insert_few(connection, [row_values(i, entry, now)
+                                        for i, entry in enumerate(table)])
     from jingxin.data.store import bulk
 
     for key in REQUIRED:
@@ -100,7 +102,30 @@ def _few_statement(dialect: str) -> Any:
             .returning(table.c.id))  # fmt: skip
 
 
-def _row(index: int, entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+COLUMNS = (*REQUIRED, "campaign_id", "contact_at")
+
+
+def insert_after(source: Any, *, prefix: str) -> Any:
+    """The ledger's insert (PostgreSQL) of one row (:func:`row_values`, bound to
+    parameters named ``prefix`` + column) once for each row ``source`` gives: ``INSERT
+    INTO contact_ledger ... SELECT :values FROM source ON CONFLICT DO NOTHING``. The
+    delivery entry composes it after the outbox's insert (``source``, a CTE), so a contact
+    is counted exactly when its message was queued, in the same statement."""
+    from sqlalchemy import bindparam
+    from sqlalchemy.dialects import postgresql
+
+    table = LedgerEntry.__table__
+    # Typed parameters: psycopg's dialect writes each as %(name)s::TYPE (no CAST to a
+    # VARCHAR(n), which would cut a long value where the INSERT would refuse it).
+    values = select(*(bindparam(prefix + name, type_=table.c[name].type)
+                      for name in COLUMNS)).select_from(source)  # fmt: skip
+    return (postgresql.insert(table).from_select(list(COLUMNS), values)
+            .on_conflict_do_nothing(index_elements=["idempotency_key"]))  # fmt: skip
+
+
+def row_values(index: int, entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The stored values of one ledger entry (:data:`COLUMNS`); a bad entry is an
+    InputError naming it."""
     missing = [key for key in REQUIRED if entry.get(key) in (None, "")]
     if missing:
         raise InputError(f"ledger entry #{index}: missing {', '.join(missing)}")

@@ -6,7 +6,8 @@
   queries per chunk of numbers (for the single form and ``decide_many``).
 - :func:`load_one` is the same for one number and one tenant in ONE statement (a UNION
   ALL of plain Core selects, no ORM objects), with the outbox row already queued under
-  the idempotency key: the delivery entry's single-message path.
+  the idempotency key: the delivery entry's single-message path. :func:`load_many` is
+  the same statement with IN lists, for a small batch (``deliver_many``).
 - :func:`load_batch` joins a candidate table with the same facts as Arrow columns, as of
   ``now``, in DuckDB over the rows read from the store (for the batch form), and returns
   the ledger rows that the caps can reach.
@@ -146,28 +147,60 @@ def load_one(connection: Any, *, msisdn: str, tenant_id: str, key: str,
     policy reads about that tenant: other tenants' consents, opt-outs and blacklist
     entries are left out (they never apply), every tenant's reachable contacts kept."""
     cutoff = now.date() - timedelta(days=LEDGER_REACH_DAYS)
-    found: dict[str, list] = defaultdict(list)
-    first = None
     with store_errors("loading a contact state"):
-        rows = connection.execute(_one_statement(), {
+        rows = connection.execute(_state_statement(many=False), {
             "msisdn": msisdn, "tenant": tenant_id, "key": key, "cutoff": cutoff})  # fmt: skip
-        for kind, tenant, category, s1, s2, at1, at2, day, number, b1, b2 in rows:
-            if kind == "m":
-                first = number
-            elif kind == "c":
-                found["consents"].append(ConsentMark(tenant, category, at1, at2, s1, s2))
-            elif kind == "o":
-                found["opt_outs"].append(OptOutMark(tenant, category, at1))
-            elif kind == "b":
-                found["blacklist"].append(BlacklistMark(tenant, at1))
-            elif kind == "s":
-                found["subscriber"].append(_Subscriber(b1, at2, b2, at1, s1, s2))
-            else:  # "l": a ledger row, reachable by the caps or recorded under the key
-                if s1 == key:
-                    found["used_keys"].append(key)
-                if day >= cutoff:
-                    found["contacts"].append(ContactMark(category, day, number, tenant))
-    return _state(msisdn, found), first
+        found, first = _gather(rows, keys={key}, cutoff=cutoff)
+    return _state(msisdn, found.get(msisdn)), first.get(key)
+
+
+def load_many(connection: Any, *, pairs: Sequence[tuple[str, str]], tenants: Iterable[str],
+              now: datetime) -> tuple[dict[str, ContactState], dict[str, int]]:  # fmt: skip
+    """:func:`load_one` for many (number, idempotency key) pairs and the tenants asking:
+    (the state of every number, the message already queued under each key that has one),
+    in one statement per :data:`CHUNK` numbers (a number's keys go with it)."""
+    cutoff = now.date() - timedelta(days=LEDGER_REACH_DAYS)
+    keys_of: dict[str, set[str]] = defaultdict(set)
+    for msisdn, key in pairs:
+        keys_of[msisdn].add(key)
+    found: dict[str, dict[str, list]] = {}
+    first: dict[str, int] = {}
+    with store_errors(f"loading {len(keys_of)} contact states"):
+        for chunk in _chunks(list(keys_of)):
+            keys = set().union(*(keys_of[m] for m in chunk))
+            rows = connection.execute(_state_statement(many=True), {
+                "msisdns": chunk, "tenants": sorted(set(tenants)), "keys": sorted(keys),
+                "cutoff": cutoff})  # fmt: skip
+            more, queued = _gather(rows, keys=keys, cutoff=cutoff)
+            found.update(more)
+            first.update(queued)
+    return {m: _state(m, found.get(m)) for m in keys_of}, first
+
+
+def _gather(rows: Iterable[Any], *, keys: set[str], cutoff: date
+            ) -> tuple[dict[str, dict[str, list]], dict[str, int]]:  # fmt: skip
+    """The rows of :func:`_state_statement` as facts by number, and messages by key."""
+    found: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    first: dict[str, int] = {}
+    for kind, msisdn, tenant, category, s1, s2, at1, at2, day, number, b1, b2 in rows:
+        if kind == "m":
+            first[s1] = number
+            continue
+        facts = found[msisdn]
+        if kind == "c":
+            facts["consents"].append(ConsentMark(tenant, category, at1, at2, s1, s2))
+        elif kind == "o":
+            facts["opt_outs"].append(OptOutMark(tenant, category, at1))
+        elif kind == "b":
+            facts["blacklist"].append(BlacklistMark(tenant, at1))
+        elif kind == "s":
+            facts["subscriber"].append(_Subscriber(b1, at2, b2, at1, s1, s2))
+        else:  # "l": a ledger row, reachable by the caps or recorded under a key
+            if s1 in keys:
+                facts["used_keys"].append(s1)
+            if day >= cutoff:
+                facts["contacts"].append(ContactMark(category, day, number, tenant))
+    return found, first
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,14 +216,19 @@ class _Subscriber:
 
 
 @functools.cache
-def _one_statement() -> Any:
-    """The UNION ALL behind :func:`load_one`, built once (SQLAlchemy then caches its SQL).
-    Every branch has the same eleven columns: kind, tenant, category, two texts, two
-    instants, a date, a number, two flags; the NULLs are typed so PostgreSQL can unify."""
+def _state_statement(*, many: bool) -> Any:
+    """The UNION ALL behind :func:`load_one` (``many``: :func:`load_many`, the same with IN
+    lists), built once (SQLAlchemy then caches its SQL). Every branch has the same twelve
+    columns: kind, number, tenant, category, two texts, two instants, a date, a number, two
+    flags; the NULLs are typed so PostgreSQL can unify."""
     def none(kind: Any) -> Any:
         return cast(null(), kind)
 
-    m, t, k = bindparam("msisdn"), bindparam("tenant"), bindparam("key")
+    def among(column: Any, name: str) -> Any:
+        if many:
+            return column.in_(bindparam(name + "s", expanding=True))
+        return column == bindparam(name)
+
     cutoff = bindparam("cutoff", type_=Date)
     text_, at, day, num, flag = String(), UtcDateTime(), Date(), BigInteger(), Boolean()
 
@@ -198,34 +236,38 @@ def _one_statement() -> Any:
         return literal_column(f"'{code}'", String)
 
     branches = [
-        select(kind("m").label("kind"), none(text_).label("tenant"),
-               none(text_).label("category"), none(text_).label("s1"),
-               none(text_).label("s2"), none(at).label("at1"), none(at).label("at2"),
-               none(day).label("day"), cast(Message.id, num).label("number"),
-               none(flag).label("b1"), none(flag).label("b2"))
-        .where(Message.idempotency_key == k),
-        select(kind("c"), Consent.tenant_id, Consent.category, Consent.channel,
-               Consent.wording, Consent.given_at, Consent.revoked_at, none(day), none(num),
-               none(flag), none(flag))
-        .where(Consent.tenant_id == t, Consent.msisdn == m),
-        select(kind("o"), OptOut.tenant_id, OptOut.category, none(text_), none(text_),
-               OptOut.recorded_at, none(at), none(day), none(num), none(flag), none(flag))
-        .where(OptOut.msisdn == m, or_(OptOut.tenant_id.is_(None), OptOut.tenant_id == t)),
-        select(kind("b"), BlacklistEntry.tenant_id, none(text_), none(text_), none(text_),
-               BlacklistEntry.added_at, none(at), none(day), none(num), none(flag), none(flag))
-        .where(BlacklistEntry.msisdn == m,
-               or_(BlacklistEntry.tenant_id.is_(None), BlacklistEntry.tenant_id == t)),
-        select(kind("s"), none(text_), none(text_), SubscriberState.timezone,
-               SubscriberState.roaming_country, SubscriberState.last_complaint_at,
-               SubscriberState.invalid_since, none(day), none(num), SubscriberState.in_service,
-               SubscriberState.complaint_sensitive)
-        .where(SubscriberState.msisdn == m),
-        select(kind("l"), LedgerEntry.tenant_id, LedgerEntry.category,
+        select(kind("m").label("kind"), Message.msisdn.label("msisdn"),
+               none(text_).label("tenant"), none(text_).label("category"),
+               Message.idempotency_key.label("s1"), none(text_).label("s2"),
+               none(at).label("at1"), none(at).label("at2"), none(day).label("day"),
+               cast(Message.id, num).label("number"), none(flag).label("b1"),
+               none(flag).label("b2"))
+        .where(among(Message.idempotency_key, "key")),
+        select(kind("c"), Consent.msisdn, Consent.tenant_id, Consent.category,
+               Consent.channel, Consent.wording, Consent.given_at, Consent.revoked_at,
+               none(day), none(num), none(flag), none(flag))
+        .where(among(Consent.tenant_id, "tenant"), among(Consent.msisdn, "msisdn")),
+        select(kind("o"), OptOut.msisdn, OptOut.tenant_id, OptOut.category, none(text_),
+               none(text_), OptOut.recorded_at, none(at), none(day), none(num), none(flag),
+               none(flag))
+        .where(among(OptOut.msisdn, "msisdn"),
+               or_(OptOut.tenant_id.is_(None), among(OptOut.tenant_id, "tenant"))),
+        select(kind("b"), BlacklistEntry.msisdn, BlacklistEntry.tenant_id, none(text_),
+               none(text_), none(text_), BlacklistEntry.added_at, none(at), none(day),
+               none(num), none(flag), none(flag))
+        .where(among(BlacklistEntry.msisdn, "msisdn"),
+               or_(BlacklistEntry.tenant_id.is_(None), among(BlacklistEntry.tenant_id, "tenant"))),
+        select(kind("s"), SubscriberState.msisdn, none(text_), none(text_),
+               SubscriberState.timezone, SubscriberState.roaming_country,
+               SubscriberState.last_complaint_at, SubscriberState.invalid_since, none(day),
+               none(num), SubscriberState.in_service, SubscriberState.complaint_sensitive)
+        .where(among(SubscriberState.msisdn, "msisdn")),
+        select(kind("l"), LedgerEntry.msisdn, LedgerEntry.tenant_id, LedgerEntry.category,
                LedgerEntry.idempotency_key, none(text_), none(at), none(at),
                LedgerEntry.local_date, cast(LedgerEntry.campaign_id, num), none(flag),
                none(flag))
-        .where(LedgerEntry.msisdn == m,
-               or_(LedgerEntry.local_date >= cutoff, LedgerEntry.idempotency_key == k)),
+        .where(among(LedgerEntry.msisdn, "msisdn"),
+               or_(LedgerEntry.local_date >= cutoff, among(LedgerEntry.idempotency_key, "key"))),
     ]  # fmt: skip
     return union_all(*branches)
 
