@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "jingxin.cli.audience",
     "jingxin.cli.content",
     "jingxin.cli.policy",
+    "jingxin.cli.contact",
     "jingxin.cli.dispatch",
     "jingxin.cli.inbox",
     "jingxin.cli.channels",

@@ -3,65 +3,25 @@
 - ``jingxin why MSISDN [--days N]``: what was sent, deferred and rejected to a number, and why;
 - ``jingxin policy decide ...``: the single form against the store, for staff;
 - ``jingxin policy batch CANDIDATES.parquet``: the batch form over a file of candidates;
-- ``jingxin policy check``: every tenant's effective rules (fails on bad overrides);
-- ``jingxin consent add``, ``jingxin optout add``, ``jingxin blacklist add``,
-  ``jingxin subscriber set``: record what policy must respect.
+- ``jingxin policy check``: every tenant's effective rules (fails on bad overrides).
+
+What policy must respect is recorded by :mod:`jingxin.cli.contact`.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from jingxin.cli.arguments import (AtOption, MsisdnOption, TenantOption, UrlOption, console,
+                                   instant, number, open_cli_store)  # fmt: skip
 from jingxin.errors import InputError
 
-# Tables keep whole numbers and keys when piped (rich would squeeze them to 80 columns).
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-
-UrlOption = Annotated[str | None, typer.Option("--url", help="Store URL (default: store.url).")]
-MsisdnOption = Annotated[
-    str, typer.Option("--msisdn", help="The number, e.g. 13812345678 or +8613812345678.")
-]
-TenantOption = Annotated[str, typer.Option("--tenant", help="Tenant id.")]
-AtOption = Annotated[
-    str | None, typer.Option("--at", help="Decide as of this ISO instant (default: now).")
-]
-
 policy_app = typer.Typer(help="Policy: decide candidates, explain decisions.", no_args_is_help=True)
-consent_app = typer.Typer(help="Consent evidence.", no_args_is_help=True)
-optout_app = typer.Typer(help="Opt-outs (unsubscribes).", no_args_is_help=True)
-blacklist_app = typer.Typer(
-    help="Numbers nobody (or one tenant) may message.", no_args_is_help=True
-)
-subscriber_app = typer.Typer(help="What the network knows about a number.", no_args_is_help=True)
-
-
-def _store(url: str | None):
-    from jingxin.config import load_settings
-    from jingxin.data.store import open_store
-
-    return open_store(url or load_settings().store.url, upgrade=True)
-
-
-def _number(raw: str, field: str = "--msisdn") -> str:
-    """The E.164 form every store row uses, or one line saying why ``raw`` is no number."""
-    from jingxin.data.validate import valid_msisdn
-
-    return valid_msisdn(raw, field=field)
-
-
-def _instant(text: str | None, field: str = "--at") -> datetime:
-    """The instant an option names (bare times in the operator's zone), or now."""
-    from jingxin.cli.instants import parse_instant
-
-    return datetime.now(UTC) if text is None else parse_instant(text, option=field)
 
 
 def _config(session):
@@ -107,13 +67,13 @@ def decide_command(
     from jingxin.data.store.policy_state import load_states
     from jingxin.data.validate import valid_category, valid_source
 
-    msisdn = _number(msisdn)
+    msisdn = number(msisdn)
     category = valid_category(category, field="--category")
     source = valid_source(source, field="--source")
-    now = _instant(at)
+    now = instant(at)
     key = key or f"check-{msisdn}-{category}-{now.isoformat()}"
     candidate = Candidate(msisdn, tenant, category, source, key, source_id, priority)
-    store = _store(url)
+    store = open_cli_store(url)
     try:
         with store.transaction() as session:
             config = _config(session)
@@ -148,9 +108,9 @@ def batch_command(
     from jingxin.policy.batch import decide_batch
     from jingxin.data.store.policy_state import load_batch
 
-    now = _instant(at)
+    now = instant(at)
     table = _read_candidates(candidates)
-    store = _store(url)
+    store = open_cli_store(url)
     try:
         with store.transaction() as session:
             config = _config(session)
@@ -220,7 +180,7 @@ def _normalised_numbers(table):
 @policy_app.command("check")
 def check_command(url: UrlOption = None) -> None:
     """Print every tenant's effective rules; fails if a tenant's overrides are invalid."""
-    store = _store(url)
+    store = open_cli_store(url)
     try:
         with store.transaction() as session:
             config = _config(session)
@@ -266,8 +226,8 @@ def why_command(
     """What was sent, deferred and rejected to MSISDN, and why."""
     from jingxin.data.store.audit import list_decisions
 
-    msisdn = _number(msisdn, "MSISDN")  # decisions are kept under the E.164 form
-    store = _store(url)
+    msisdn = number(msisdn, "MSISDN")  # decisions are kept under the E.164 form
+    store = open_cli_store(url)
     try:
         with store.transaction() as session:
             records = list_decisions(session, msisdn=msisdn, days=days)
@@ -309,154 +269,7 @@ def why_command(
     console.print(table)
 
 
-@consent_app.command("add")
-def consent_add(
-    msisdn: MsisdnOption,
-    tenant: TenantOption = "operator",
-    category: Annotated[str, typer.Option("--category")] = "marketing",
-    channel: Annotated[
-        str, typer.Option("--channel", help="sms, app, hall, web, api, paper.")
-    ] = "sms",
-    wording: Annotated[str, typer.Option("--wording", help="What the subscriber agreed to.")] = "",
-    at: AtOption = None,
-    url: UrlOption = None,
-) -> None:
-    """Record a subscriber's consent to one tenant for one category."""
-    from jingxin.data.store.contact import record_consent
-    from jingxin.data.store.tenants import ensure_default_tenant
-    from jingxin.data.validate import CONSENT_CATEGORIES, valid_category
-
-    msisdn = _number(msisdn)
-    category = valid_category(category, field="--category", allowed=CONSENT_CATEGORIES)
-    _with_store(
-        url,
-        lambda s: (
-            ensure_default_tenant(s),
-            record_consent(
-                s,
-                tenant_id=tenant,
-                msisdn=msisdn,
-                category=category,
-                channel=channel,
-                wording=wording,
-                given_at=_instant(at),
-            ),
-        ),
-    )
-    console.print(f"consent recorded: {msisdn} -> {tenant} {category}")
-
-
-@optout_app.command("add")
-def optout_add(
-    msisdn: MsisdnOption,
-    tenant: Annotated[
-        str | None, typer.Option("--tenant", help="Only this tenant (default: all).")
-    ] = None,
-    category: Annotated[
-        str | None, typer.Option("--category", help="Default: all marketing.")
-    ] = None,
-    source: Annotated[str, typer.Option("--source")] = "console",
-    at: AtOption = None,
-    url: UrlOption = None,
-) -> None:
-    """Record an unsubscribe (from everyone, or one tenant; all marketing, or one category)."""
-    from jingxin.data.store.contact import record_opt_out
-    from jingxin.data.validate import OPT_OUT_CATEGORIES, OPT_OUT_SOURCES, valid_choice
-
-    msisdn = _number(msisdn)
-    if category is not None:
-        valid_choice(category, allowed=OPT_OUT_CATEGORIES, field="--category")
-    valid_choice(source, allowed=OPT_OUT_SOURCES, field="--source")
-    _with_store(
-        url,
-        lambda s: record_opt_out(
-            s, msisdn=msisdn, source=source, tenant_id=tenant, category=category, at=_instant(at)
-        ),
-    )
-    console.print(
-        f"opt-out recorded: {msisdn} from {tenant or 'everyone'} {category or 'marketing'}"
-    )
-
-
-@blacklist_app.command("add")
-def blacklist_add(
-    msisdn: MsisdnOption,
-    tenant: Annotated[
-        str | None, typer.Option("--tenant", help="Only this tenant (default: all).")
-    ] = None,
-    reason: Annotated[str, typer.Option("--reason")] = "",
-    by: Annotated[str, typer.Option("--by", help="Who adds it.")] = "console",
-    at: Annotated[
-        str | None, typer.Option("--at", help="In force from this ISO instant (default: now).")
-    ] = None,
-    url: UrlOption = None,
-) -> None:
-    """Blacklist a number for everyone (or one tenant), whatever the category."""
-    from jingxin.data.store.contact import add_to_blacklist
-
-    msisdn = _number(msisdn)
-    _with_store(
-        url,
-        lambda s: add_to_blacklist(
-            s, msisdn=msisdn, added_by=by, reason=reason, tenant_id=tenant, at=_instant(at)
-        ),
-    )
-    console.print(f"blacklisted: {msisdn} for {tenant or 'everyone'}")
-
-
-@subscriber_app.command("set")
-def subscriber_set(
-    msisdn: MsisdnOption,
-    in_service: Annotated[bool | None, typer.Option("--in-service/--out-of-service")] = None,
-    complaint_sensitive: Annotated[
-        bool | None, typer.Option("--complaint-sensitive/--not-complaint-sensitive")
-    ] = None,
-    complained_at: Annotated[
-        str | None, typer.Option("--complained-at", help="ISO instant of the last complaint.")
-    ] = None,
-    roaming: Annotated[
-        str | None, typer.Option("--roaming", help="ISO country visited; '-' clears.")
-    ] = None,
-    timezone: Annotated[
-        str | None, typer.Option("--timezone", help="IANA zone of the subscriber.")
-    ] = None,
-    url: UrlOption = None,
-) -> None:
-    """Set what the network knows about a number (service, complaints, roaming, zone)."""
-    from jingxin.data.store.contact import update_subscriber_state
-    from jingxin.data.validate import valid_country, valid_timezone
-
-    msisdn = _number(msisdn)
-    changes: dict = {}
-    if in_service is not None:
-        changes["in_service"] = in_service
-    if complaint_sensitive is not None:
-        changes["complaint_sensitive"] = complaint_sensitive
-    if complained_at is not None:
-        changes["last_complaint_at"] = _instant(complained_at, "--complained-at")
-    if roaming is not None:
-        changes["roaming_country"] = (None if roaming == "-"
-                                      else valid_country(roaming, field="--roaming"))
-    if timezone is not None:
-        changes["timezone"] = valid_timezone(timezone, field="--timezone")
-    _with_store(url, lambda s: update_subscriber_state(s, msisdn=msisdn, **changes))
-    console.print(f"subscriber state updated: {msisdn} {sorted(changes)}")
-
-
-def _with_store(url: str | None, work) -> None:
-    store = _store(url)
-    try:
-        with store.transaction() as session:
-            work(session)
-    finally:
-        store.dispose()
-
-
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
     app.command("why")(why_command)
     app.add_typer(policy_app, name="policy")
-    app.add_typer(consent_app, name="consent")
-    app.add_typer(optout_app, name="optout")
-    app.add_typer(blacklist_app, name="blacklist")
-    app.add_typer(subscriber_app, name="subscriber")
