@@ -11,6 +11,7 @@ What policy must respect is recorded by :mod:`jingxin.cli.contact`.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -256,6 +257,9 @@ def why_command(
         why = r.reasons or "-"
         if r.detail and r.detail.get("winner"):
             why += f" (winner {r.detail['winner']})"
+        if r.detail and r.detail.get("recorded_at"):  # a send-time cancellation
+            recorded = datetime.fromisoformat(r.detail["recorded_at"]).astimezone(zone)
+            why += f" (recorded {recorded:%Y-%m-%d %H:%M}, after the decision)"
         table.add_row(
             f"{r.decided_at.astimezone(zone):%Y-%m-%d %H:%M}",
             r.tenant_id,

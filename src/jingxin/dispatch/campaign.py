@@ -197,9 +197,16 @@ def campaign_status(store: Store, *, campaign_id: int) -> dict[str, Any]:
             select(Message.state, func.count(), func.sum(Message.parts), func.sum(Message.cost))
             .where(Message.campaign_id == campaign_id).group_by(Message.state)
         ).all()  # fmt: skip
+        # Why messages ended without being sent: the campaign's own cancel ('cancelled')
+        # and the send-time re-check ('opted_out', 'blacklisted', 'consent_withdrawn').
+        stopped = dict(session.execute(
+            select(Message.error_code, func.count())
+            .where(Message.campaign_id == campaign_id, Message.state == "rejected")
+            .group_by(Message.error_code)).all())  # fmt: skip
         name, status = campaign.name, campaign.status
     return {"id": campaign_id, "name": name, "status": status,
             "messages": {state: count for state, count, _, _ in rows},
+            "rejected_by": {code or "unknown": n for code, n in stopped.items()},
             "parts": sum(p or 0 for _, _, p, _ in rows),
             "cost": round(sum(c or 0.0 for _, _, _, c in rows), 4)}  # fmt: skip
 

@@ -80,3 +80,4 @@ def test_pause_resume_cancel(tmp_path, monkeypatch) -> None:
     assert "cancelled" in runner.invoke(app, ["campaign", "cancel", str(cid)]).output
     status = json.loads(runner.invoke(app, ["campaign", "status", str(cid)]).output)
     assert status["status"] == "cancelled" and status["messages"] == {"rejected": 3}
+    assert status["rejected_by"] == {"cancelled": 3}

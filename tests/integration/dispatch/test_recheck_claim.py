@@ -113,6 +113,7 @@ def test_refusals_since_the_decision_cancel_at_claim_and_why_shows_them(store, s
                                 catch_exceptions=False)  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "cancel" in result.output and "consent_withdrawn" in result.output
+    assert "after the decision" in result.output  # when the refusal was recorded
 
 
 def test_a_second_claim_finds_nothing_more_to_cancel(store):

@@ -41,3 +41,30 @@ async def test_a_number_that_opted_out_after_the_decision_is_not_sent_to(store) 
             for d in list_decisions(session, msisdn=m.msisdn)
         ]
     assert reasons == [("cancel", "opted_out"), ("cancel", "blacklisted")]
+
+
+async def test_campaign_status_counts_the_cancellations_by_reason(store) -> None:
+    from jingxin.data.store.models import Campaign
+    from jingxin.dispatch.campaign import campaign_status
+
+    # Given a campaign of two messages deferred to 08:00, one number opting out at 07:00
+    eight = utc_now() - timedelta(minutes=1)
+    with store.transaction() as session:
+        ensure_default_tenant(session)
+        campaign = Campaign(tenant_id="default", name="night", category="marketing",
+                            status="running", started_at=eight - timedelta(hours=10))  # fmt: skip
+        session.add(campaign)
+        session.flush()
+        campaign_id = campaign.id
+    queued = entries(2, scheduled_at=eight, campaign_id=campaign_id)
+    enqueue(store, entries=queued, now=eight - timedelta(hours=9))
+    with store.transaction() as session:
+        record_opt_out(session, msisdn=queued[0].msisdn, source="sms_reply",
+                       at=eight - timedelta(hours=1))  # fmt: skip
+    worker, _ = make_worker(store, {"happy": (HappyChannel, {})})
+    # When the worker drains at 08:00
+    await worker.run(once=True, linger=2)
+    # Then the campaign's status says why one message never went
+    status = campaign_status(store, campaign_id=campaign_id)
+    assert status["rejected_by"] == {"opted_out": 1}
+    assert status["messages"]["rejected"] == 1
