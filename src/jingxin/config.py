@@ -184,7 +184,10 @@ class DispatchSettings(Section):
     retry_base: float = Field(default=1.0, gt=0)
     retry_max: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=50, ge=1)
-    unresolved: dict[str, Literal["resend", "fail"]] = Field(default_factory=dict)
+    # An unanswered submit, per source or category: resend (possible duplicate) or fail.
+    # Inbox replies are sent at most once; everything else is resent.
+    unresolved: dict[str, Literal["resend", "fail"]] = Field(
+        default_factory=lambda: {"inbox": "fail"})
     routes: list[RouteSettings] = Field(default_factory=list)
     tps: dict[str, NonNegative] = Field(default_factory=dict)  # channel -> submits/s shared by all workers
     tariffs: dict[str, NonNegative] = Field(default_factory=dict)  # channel -> price per part
@@ -193,6 +196,20 @@ class DispatchSettings(Section):
     invalid_statuses: list[str] = Field(default_factory=lambda: ["undeliverable"])
     error_rate_limit: float = Field(default=0.5, gt=0, le=1)
     metrics_port: ListenPort | None = None
+
+    @field_validator("unresolved")
+    @classmethod
+    def _unresolved_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        """Keys are categories or sources; inbox replies stay at most once unless the
+        settings say ``inbox = "resend"``."""
+        from jingxin.domain.candidate import Source
+
+        known = {"otp", "notification", "marketing"} | {s.value for s in Source}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown category or source {', '.join(unknown)} "
+                             f"(use {', '.join(sorted(known))})")  # fmt: skip
+        return {"inbox": "fail", **value}
 
     @model_validator(mode="after")
     def _retry_order(self) -> DispatchSettings:

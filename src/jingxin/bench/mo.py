@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -119,6 +120,9 @@ def counts(store, *, items: list[tuple[str, str]], smsc) -> Report:
         "outcomes": outcomes, "opt_outs_twice": len(opt_outs),
         "replies": len(replies), "replies_open": sum(1 for _, st in replies if st in ("queued", "submitting", "submitted")),
         "replies_sent_twice": sum(1 for n in reply_numbers if sent.get(n, 0) > 1),
+        # Replies whose submit was on the wire at the kill: failed, not resent (the
+        # settings' `unresolved = {inbox = "fail"}`: a reply goes at most once).
+        "replies_by_state": dict(Counter(st for _, st in replies)),
     }  # fmt: skip
 
 

@@ -97,7 +97,7 @@ def build_worker(
                   metrics=metrics, mo_inbox=mo_inbox, on_mo_stored=on_mo_stored)  # fmt: skip
 
 
-def mo_handlers(settings: Settings, store: Store, *, limit: int = 200) -> Callable[[], bool] | None:
+def mo_handlers(settings: Settings, store: Store, *, limit: int = 64) -> Callable[[], bool] | None:
     """``run_pending`` over the default registry (unsubscribe words, ``[inbox]`` replies),
     as the worker calls it after each MO commit (its database thread). At most ``limit``
     MO per call, so storing new MO never waits behind a long backlog of handlers; returns

@@ -48,6 +48,7 @@ class Claimed:
     idempotency_key: str
     campaign_id: int | None
     sender: str | None = None  # the service number it goes out from (None: the channel's)
+    source: str | None = None  # what asked for it (the unresolved rule may be per source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ class ClaimBatch:
 _RETURNED = (
     Message.id, Message.msisdn, Message.text, Message.category, Message.lane, Message.parts,
     Message.channel, Message.attempts, Message.expires_at, Message.idempotency_key,
-    Message.campaign_id, Message.sender,
+    Message.campaign_id, Message.sender, Message.source,
 )  # fmt: skip
 
 
@@ -204,14 +205,14 @@ def _pg_claim_statement(lanes: tuple[int, ...]) -> TextualSelect:
 
 def stale_submitting(
     store: Store, *, now: datetime, older_than: timedelta, worker: str | None = None
-) -> list[tuple[int, str, datetime | None, datetime]]:
-    """Messages stuck in ``submitting``: (id, category, expires_at, scheduled_at).
+) -> list[tuple[int, str, datetime | None, datetime, str | None]]:
+    """Messages stuck in ``submitting``: (id, category, expires_at, scheduled_at, source).
 
     With ``worker``, every message that worker left behind (it restarted, so nothing of
     its own is in flight); otherwise those whose submit started before ``now - older_than``.
     """
     query = select(
-        Message.id, Message.category, Message.expires_at, Message.scheduled_at
+        Message.id, Message.category, Message.expires_at, Message.scheduled_at, Message.source
     ).where(Message.state == "submitting")
     if worker is not None:
         query = query.where(Message.worker == worker)

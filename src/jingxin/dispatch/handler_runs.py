@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select, text
+from sqlalchemy.dialects import sqlite
 
 from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.models import MoMessage, MoOutcome, utc_now
@@ -215,11 +215,27 @@ def _values(done: Done, at: datetime) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# PostgreSQL: one statement text whatever the batch size (arrays, unnest), so psycopg and
+# the server parse and plan it once per connection instead of once per batch size.
+_OUTCOME_ARRAYS = (("mo_id", "BIGINT"), ("handler", "TEXT"), ("outcome", "TEXT"),
+                   ("detail", "TEXT"), ("tenant_id", "TEXT"), ("reply_message_id", "BIGINT"),
+                   ("message_id", "BIGINT"), ("campaign_id", "INTEGER"), ("source", "TEXT"),
+                   ("source_id", "TEXT"), ("arm", "TEXT"), ("handled_at", "TIMESTAMPTZ"))  # fmt: skip
+_INSERT_PG = text(
+    f"INSERT INTO mo_outcomes ({', '.join(c for c, _ in _OUTCOME_ARRAYS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _OUTCOME_ARRAYS)}) "
+    "ON CONFLICT (mo_id) DO NOTHING RETURNING mo_id"
+)
+
+
 def _insert(connection, rows: Sequence[dict[str, Any]]) -> set[int]:
-    """One INSERT ... ON CONFLICT (mo_id) DO NOTHING RETURNING mo_id for all ``rows``
-    (SQLAlchemy's insertmanyvalues batches them; the statement compiles once)."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = (dialect.insert(MoOutcome.__table__)
+    """One INSERT ... ON CONFLICT (mo_id) DO NOTHING RETURNING mo_id for all ``rows``: on
+    PostgreSQL over arrays (one statement text for every batch size), on SQLite through
+    SQLAlchemy's insertmanyvalues."""
+    if connection.dialect.name == "postgresql":
+        arrays = {c: [row[c] for row in rows] for c, _ in _OUTCOME_ARRAYS}
+        return set(connection.execute(_INSERT_PG, arrays).scalars())
+    statement = (sqlite.insert(MoOutcome.__table__)
                  .on_conflict_do_nothing(index_elements=["mo_id"])
                  .returning(MoOutcome.__table__.c.mo_id))  # fmt: skip
     return set(connection.execute(statement, list(rows)).scalars())

@@ -11,10 +11,13 @@ The rules (docs/dispatch.md says the same):
   destination or text that cannot be encoded): final ``failed``, never retried.
 * **Unresolved** (the submit left, but no response came: response time-out, link lost
   mid-flight, or the worker died): the SMSC may or may not have the message. The rule per
-  category is ``resend`` (back to queued, the default: a missed OTP costs more than a
-  duplicate) or ``fail`` (final ``failed`` with ``unresolved``, for tenants that would
-  rather lose a marketing message than send it twice). Either way ``messages.unresolved``
-  is incremented and the ``unresolved`` metric counted, so duplicates are reported.
+  source or category is ``resend`` (back to queued, the default: a missed OTP costs more
+  than a duplicate) or ``fail`` (final ``failed`` with ``unresolved``, for tenants that
+  would rather lose a marketing message than send it twice). A source's rule wins over its
+  category's; the settings' default makes inbox replies ``fail``: an answer to an MO is
+  sent at most once (a subscriber who texted TD must not get two confirmations, and one
+  who gets none can text again). Either way ``messages.unresolved`` is incremented and
+  the ``unresolved`` metric counted, so duplicates are reported.
 """
 
 from __future__ import annotations
@@ -74,16 +77,22 @@ class RetryPolicy:
         grown = self.base * self.factor ** max(attempts - 1, 0)
         return max(min(grown, self.max_delay), asked)
 
+    def unresolved_rule(self, *, category: str, source: str | None = None) -> str:
+        """``resend`` or ``fail`` for an unanswered submit: the rule for the message's
+        source when there is one (e.g. ``inbox``), else for its category."""
+        rule = self.unresolved.get(source) if source else None
+        return rule or self.unresolved.get(category, "resend")
+
     def after(
         self, *, failure: Failure, attempts: int, category: str, now: datetime,
-        expires_at: datetime | None, asked: float = 0.0,
+        expires_at: datetime | None, asked: float = 0.0, source: str | None = None,
     ) -> Verdict:  # fmt: skip
         """The verdict for a message that failed its ``attempts``-th submit."""
         if failure is Failure.PERMANENT:
             return Verdict("failed")
         if (
             failure is Failure.UNRESOLVED
-            and self.unresolved.get(category, "resend") == "fail"
+            and self.unresolved_rule(category=category, source=source) == "fail"
         ):
             return Verdict("failed")
         if attempts >= self.max_attempts:

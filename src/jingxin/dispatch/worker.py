@@ -19,6 +19,11 @@ parts follow the same rule (:mod:`jingxin.dispatch.mo_inbox`): stored, reassembl
 whole and only then acknowledged; the MO handlers (``on_mo_stored``, i.e.
 ``handlers.run_pending``) run right after that commit, at least once (a sweep re-runs
 whatever a crash left without an outcome).
+
+MO have a lane of their own (:meth:`Worker._mo_loop`): on PostgreSQL their own thread
+and connection, woken by each arriving part, storing what arrived and then handling a
+bounded batch - so an MO never waits behind a claim, a write-back of campaign outcomes or
+a long handler backlog (p99 PDU → reply enqueued is the goal, not throughput alone).
 """
 
 from __future__ import annotations
@@ -131,11 +136,19 @@ class Worker:
         self._submitted: list[outbox.Submitted] = []
         self._moved: list[outbox.Moved] = []
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jingxin-db")
+        postgres = store.engine.dialect.name == "postgresql"
         # PostgreSQL: claims get their own thread (and connection), so an OTP's claim never
         # queues behind a write-back. SQLite has one writer anyway: one thread for both.
         self._claim_db = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="jingxin-claim")
-            if store.engine.dialect.name == "postgresql"
+            if postgres
+            else self._db
+        )
+        # PostgreSQL: the MO lane too (store parts → commit → ack → handlers), so an MO never
+        # queues behind the campaign's write-backs. SQLite: the one writer thread.
+        self._mo_db = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="jingxin-mo")
+            if postgres
             else self._db
         )
         self._writing = 0  # rows taken out of the buffers and being written back
@@ -165,6 +178,7 @@ class Worker:
         stop = stop or asyncio.Event()
         await self._call(self.recover, own=True)
         flusher = asyncio.create_task(self._flush_loop(stop))
+        mo_lane = asyncio.create_task(self._mo_loop(stop))
         idle_since: float | None = None
         loop = asyncio.get_running_loop()
         try:
@@ -182,8 +196,10 @@ class Worker:
                 await asyncio.gather(*self._in_flight, return_exceptions=True)
             stop.set()
             await flusher
+            await mo_lane
             self._db.shutdown(wait=True)
             self._claim_db.shutdown(wait=True)
+            self._mo_db.shutdown(wait=True)
         return self.tally
 
     def _free(self) -> int:
@@ -362,6 +378,7 @@ class Worker:
         verdict = self.config.retry.after(
             failure=failure, attempts=message.attempts, category=message.category,
             now=self.clock(), expires_at=message.expires_at, asked=getattr(exc, "delay", 0.0),
+            source=message.source,
         )  # fmt: skip
         unresolved = failure is Failure.UNRESOLVED
         if unresolved:
@@ -393,15 +410,14 @@ class Worker:
             stopping = stop.is_set()
             sweep = loop.time() - last_sweep > 5.0
             # Buffers are swapped here, on the loop thread that fills them (no lock needed);
-            # only the swapped-out lists go to the database thread.
-            batch, waiter = self._take()
+            # only the swapped-out lists go to the database thread. MO parts are the MO
+            # lane's (_mo_loop), not this batch's.
+            batch, waiter = self._take(mo=False)
             self._writing = len(batch[0]) + len(batch[1])
             try:
-                mo = await self._call(self.write_back, batch=batch, sweep=sweep)
-                # Only now may the channels acknowledge the receipts and MO to the SMSC.
+                await self._call(self.write_back, batch=batch, sweep=sweep)
+                # Only now may the channels acknowledge the receipts to the SMSC.
                 self._committed(waiter)
-                if mo.assembled or sweep or self._mo_behind:
-                    await self._call(self.run_handlers, mo=mo)
                 if sweep:
                     last_sweep = loop.time()
                     self._observe_binds()
@@ -414,8 +430,7 @@ class Worker:
                 log.error("flush failed (will retry): %s", exc)
             finally:
                 self._writing = 0
-            if stopping and not (self._submitted or self._moved or self.inbox.items
-                                 or self.mo_inbox.items):  # fmt: skip
+            if stopping and not (self._submitted or self._moved or self.inbox.items):
                 return
             if stopping and failures >= 20:
                 # Rows stay 'submitting': the next start resolves them by the unresolved rule.
@@ -424,21 +439,58 @@ class Worker:
                     failures,
                 )
                 return
-            await (self._pause() if not failures else asyncio.sleep(self.config.flush_interval))
+            await asyncio.sleep(self.config.flush_interval)
 
-    async def _pause(self) -> None:
-        """Until the next flush: ``flush_interval``, or less when an MO arrives - its reply
-        should not wait a whole interval (p99 PDU → reply enqueued ≤ 50 ms)."""
+    async def _mo_loop(self, stop: asyncio.Event) -> None:
+        """The MO lane: store what arrived (one transaction), let the channels acknowledge
+        it, then run one bounded batch of handlers; again at once while parts wait or the
+        handlers are behind, else when the next part arrives (or ``flush_interval``, for
+        the sweep and the stop). The first round sweeps: handlers for whatever a crashed
+        worker left without an outcome, groups whose wait is over."""
         arrived = self.mo_inbox.watch()
-        if arrived.is_set():
-            await asyncio.sleep(0)
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(arrived.wait(), self.config.flush_interval)
+        last_sweep = 0.0
+        failures = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            stopping = stop.is_set()
+            sweep = loop.time() - last_sweep > 5.0
+            parts, waiter = self.mo_inbox.take()
+            try:
+                mo = MoTally()
+                if parts or sweep:
+                    mo = await self._call(self.store_mo, _pool=self._mo_db, parts=parts, sweep=sweep)
+                self.mo_inbox.committed(waiter)  # only now may the channels ack the PDUs
+                if mo.assembled or sweep or self._mo_behind:
+                    await self._call(self.run_handlers, _pool=self._mo_db, mo=mo)
+                if sweep:
+                    last_sweep = loop.time()
+                failures = 0
+            except JingxinError as exc:  # the database went away: keep the parts, retry
+                self.mo_inbox.put_back(parts, waiter)
+                failures += 1
+                log.error("storing MO failed (will retry): %s", exc)
+            if stopping and (not self.mo_inbox.items or failures >= 20):
+                return  # unacknowledged parts stay with the SMSC, which delivers them again
+            if failures:
+                await asyncio.sleep(self.config.flush_interval)
+            elif not (self.mo_inbox.items or self._mo_behind):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), self.config.flush_interval)
+            else:
+                await asyncio.sleep(0)  # let the channels hand over what they read meanwhile
 
-    def _take(self) -> tuple[tuple[list, list, list, list], tuple]:
+    def store_mo(self, *, parts: list, sweep: bool = False) -> MoTally:
+        """Store MO parts in their own transaction (the MO lane's thread)."""
+        now = self.clock()
+        with store_errors("storing MO"), self.store.engine.begin() as conn:
+            mo = store_parts(conn, items=parts, now=now, rules=self.config.inbox_rules,
+                             expire=sweep)  # fmt: skip
+        self._observe_mo(mo)
+        return mo
+
+    def _take(self, *, mo: bool = True) -> tuple[tuple[list, ...], tuple]:
         receipts, waiter = self.inbox.take()
-        mo_parts, mo_waiter = self.mo_inbox.take()
+        mo_parts, mo_waiter = self.mo_inbox.take() if mo else ([], None)
         batch = (self._submitted, self._moved, receipts, mo_parts)
         self._submitted, self._moved = [], []
         return batch, (waiter, mo_waiter)
@@ -454,11 +506,11 @@ class Worker:
         self.mo_inbox.committed(waiter[1])
 
     def flush(self, *, sweep: bool = False) -> MoTally:
-        """Write what is buffered now (for callers on the loop thread, and tests); then
-        run the MO handlers when MO were stored."""
+        """Write what is buffered now, MO parts included, in one transaction (for callers
+        on the loop thread, and tests); then run the MO handlers when MO were stored."""
         batch, waiter = self._take()
         try:
-            mo = self.write_back(batch=batch, sweep=sweep)
+            mo = self.write_back(batch=batch, sweep=sweep, mo=True)
         except JingxinError:
             self._put_back(batch, waiter)
             raise
@@ -481,9 +533,10 @@ class Worker:
         done = self.clock()
         self.mo_latencies.extend((done - a.received_at).total_seconds() for a in mo.assembled)
 
-    def write_back(self, *, batch: tuple[list, ...], sweep: bool = False) -> MoTally:
-        """Write one batch of outcomes, receipts and MO parts in one transaction (the db
-        thread)."""
+    def write_back(self, *, batch: tuple[list, ...], sweep: bool = False,
+                   mo: bool = False) -> MoTally:  # fmt: skip
+        """Write one batch of outcomes and receipts in one transaction (the db thread);
+        with ``mo``, its MO parts too (the MO lane stores them otherwise)."""
         submitted, moved, receipts, *more = batch
         mo_parts = more[0] if more else []
         now = self.clock()
@@ -504,15 +557,15 @@ class Worker:
                 outbox.expire_unreceipted(
                     conn, now=now, grace=self.config.no_receipt_grace
                 )
-            mo = (store_parts(conn, items=mo_parts, now=now, rules=self.config.inbox_rules, expire=sweep)
-                  if mo_parts or sweep else MoTally())  # fmt: skip
+            tally = (store_parts(conn, items=mo_parts, now=now, rules=self.config.inbox_rules,
+                                 expire=sweep) if mo and (mo_parts or sweep) else MoTally())  # fmt: skip
         self._observe(receipts, outcome, late, finished, marked)
-        self._observe_mo(mo)
+        self._observe_mo(tally)
         if sweep:
             self.recover(own=False)
             self._finish_campaigns(now)
             self._observe_queue(now)
-        return mo
+        return tally
 
     def _finish_campaigns(self, now: datetime) -> None:
         """Housekeeping, at most every ``finish_every``: running campaigns whose messages
@@ -582,10 +635,10 @@ class Worker:
             worker=self.config.name if own else None,
         )  # fmt: skip
         moved = []
-        for message_id, category, expires_at, scheduled_at in rows:
+        for message_id, category, expires_at, scheduled_at, source in rows:
             verdict = self.config.retry.after(
                 failure=Failure.UNRESOLVED, attempts=1, category=category, now=now,
-                expires_at=expires_at,
+                expires_at=expires_at, source=source,
             )  # fmt: skip
             # A resend keeps its original due time, so it goes out before the backlog
             # queued behind it (due "now", it waited for a whole campaign and expired).

@@ -149,3 +149,48 @@ async def test_a_restarted_worker_resolves_what_it_left_in_submitting(store) -> 
     # Then the three are resent by the unresolved rule, counted, and delivered
     assert states(store) == {"delivered": 3}
     assert tally.unresolved == 3
+
+
+async def test_an_unresolved_inbox_reply_is_sent_at_most_once(store) -> None:
+    from sqlalchemy import update
+
+    from jingxin.config import DispatchSettings
+
+    # Given two replies to MO (source 'inbox') and the settings' default rule
+    enqueue(store, entries=entries(2, category="notification"))
+    with store.transaction() as s:
+        s.execute(update(Message).values(source="inbox"))
+    rule = DispatchSettings().unresolved
+    worker, ch = make_worker(store, {"s": (SilentChannel, {"silences": 1})},
+                             retry=RetryPolicy(unresolved=rule))  # fmt: skip
+    # When the first submit goes unanswered
+    await worker.run(once=True, linger=2)
+    # Then it is not sent again (a reply goes at most once); the other is delivered
+    assert states(store) == {"delivered": 1, "failed": 1}
+    assert len(ch["s"].sent) == 2
+
+
+def test_the_unresolved_rule_is_per_source_then_category() -> None:
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from jingxin.config import DispatchSettings
+    from jingxin.dispatch.retry import Failure
+
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    policy = RetryPolicy(unresolved={"inbox": "fail", "marketing": "resend"})
+
+    def state(category, source):
+        return policy.after(failure=Failure.UNRESOLVED, attempts=1, category=category,
+                            now=now, expires_at=None, source=source).state  # fmt: skip
+
+    assert state("notification", "inbox") == "failed"
+    assert state("notification", "api") == "queued"
+    assert state("marketing", None) == "queued"
+    # The settings keep inbox replies at most once unless told otherwise, and name a typo
+    assert DispatchSettings(unresolved={"marketing": "fail"}).unresolved == {
+        "inbox": "fail", "marketing": "fail"}
+    assert DispatchSettings(unresolved={"inbox": "resend"}).unresolved == {"inbox": "resend"}
+    with pytest.raises(ValueError, match="marketng"):
+        DispatchSettings(unresolved={"marketng": "fail"})
