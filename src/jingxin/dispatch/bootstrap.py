@@ -97,24 +97,27 @@ def build_worker(
                   metrics=metrics, mo_inbox=mo_inbox, on_mo_stored=on_mo_stored)  # fmt: skip
 
 
-def mo_handlers(settings: Settings, store: Store, *, limit: int = 64) -> Callable[[], bool] | None:
+def mo_handlers(settings: Settings, store: Store, *, limit: int = 64,
+                most: int = 256) -> Callable[[], bool]:  # fmt: skip
     """``run_pending`` over the default registry (unsubscribe words, ``[inbox]`` replies),
-    as the worker calls it after each MO commit (its database thread). At most ``limit``
-    MO per call, so storing new MO never waits behind a long backlog of handlers; returns
-    true when it stopped at the limit (the worker calls again on its next flush)."""
-    try:
-        from jingxin.dispatch import handlers
-    except ImportError:  # a build without MO handlers: MO are stored, nothing answers them
-        logging.getLogger(__name__).warning("no MO handlers available; MO are stored only")
-        return None
+    as the worker calls it after each MO commit (its MO thread). At most ``limit`` MO per
+    call while the handlers keep up, so a new MO never waits behind a long batch; while
+    they are behind (a call stopped at its limit) the batch doubles up to ``most``, since
+    a bigger batch spreads each statement over more MO. Returns true when it stopped at
+    the limit (the worker calls again straight away)."""
+    from jingxin.dispatch import handlers
 
     registry = handlers.default_registry(settings)
     context = handlers.HandlerContext.from_settings(settings, store=store)
     handlers.warm_up()
+    batch = limit
 
     def run() -> bool:
-        tally = handlers.run_pending(store, registry=registry, context=context, limit=limit)
-        return tally.total >= limit
+        nonlocal batch
+        tally = handlers.run_pending(store, registry=registry, context=context, limit=batch)
+        behind = tally.total >= batch
+        batch = min(batch * 2, most) if behind else limit
+        return behind
 
     return run
 
