@@ -225,13 +225,13 @@ def why_command(
     url: UrlOption = None,
 ) -> None:
     """What was sent, deferred and rejected to MSISDN, and why."""
-    from jingxin.data.store.audit import list_decisions
+    from jingxin.data.store.audit import explain
 
     msisdn = number(msisdn, "MSISDN")  # decisions are kept under the E.164 form
     store = open_cli_store(url)
     try:
         with store.transaction() as session:
-            records = list_decisions(session, msisdn=msisdn, days=days)
+            records = explain(session, msisdn=msisdn, days=days)
     finally:
         store.dispose()
     if not records:

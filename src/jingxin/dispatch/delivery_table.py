@@ -283,8 +283,12 @@ def _early_rejects(chunk, fields, numbers, raw, keys, made, ok, summary) -> pa.T
 
 
 def _audit_table(early: pa.Table | None, decided: pa.Table | None) -> pa.Table | None:
+    """The decisions to keep: every rejected and deferred row. An admitted row's record is
+    its outbox row (``jingxin why`` reads both: :func:`jingxin.data.store.audit.explain`)."""
     from jingxin.policy.columns import DECISION_SCHEMA
 
+    if decided is not None and decided.num_rows:
+        decided = decided.filter(pc.not_equal(decided.column("outcome"), "send"))
     parts = [t.select(DECISION_SCHEMA.names).cast(DECISION_SCHEMA)
              for t in (early, decided) if t is not None and t.num_rows]  # fmt: skip
     return pa.concat_tables(parts) if parts else None

@@ -94,6 +94,7 @@ def test_a_marketing_template_cannot_go_out_as_a_notification(store, tmp_path) -
 
 
 def test_every_campaign_row_with_a_number_is_explained(store, tmp_path) -> None:
+    from jingxin.data.store.audit import explain
     from jingxin.data.store.models import DecisionRecord
 
     # Given an opted-out number, a clean one, a repeat and a malformed one
@@ -104,12 +105,20 @@ def test_every_campaign_row_with_a_number_is_explained(store, tmp_path) -> None:
     spec = spec_for(tmp_path, ["13900000001", "13900000002", "13900000002", "12345"])
     # When the campaign runs
     run_campaign(store, spec=spec, now=NOON)
-    # Then each row's decision is kept, with its reason, for `jingxin why`
+    # Then each rejection is kept with its reason; the admission's record is its outbox row
     kept = sorted(rows(store, DecisionRecord, "msisdn", "outcome", "reasons", "source"))
     assert kept == [("+8613900000001", "reject", "opted_out", "campaign"),
                     ("+8613900000002", "reject", "duplicate", "campaign"),
-                    ("+8613900000002", "send", "", "campaign"),
                     ("12345", "reject", "invalid_number", "campaign")]  # fmt: skip
+    # And `jingxin why` explains every row: the admitted one too
+    with store.sessions() as s:
+        told = {m: sorted((e.outcome, e.reasons, e.source)
+                          for e in explain(s, msisdn=m, days=30, now=NOON + timedelta(hours=1)))
+                for m in ("+8613900000001", "+8613900000002", "12345")}  # fmt: skip
+    assert told == {"+8613900000001": [("reject", "opted_out", "campaign")],
+                    "+8613900000002": [("reject", "duplicate", "campaign"),
+                                       ("send", "", "campaign")],
+                    "12345": [("reject", "invalid_number", "campaign")]}  # fmt: skip
 
 
 @settings(max_examples=60, deadline=None)

@@ -7,6 +7,7 @@ one statement on PostgreSQL), staff actions one by one."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.models import OUTCOMES, AuditEntry, DecisionRecord, utc_now
+from jingxin.data.store.models import OUTCOMES, AuditEntry, DecisionRecord, Message, utc_now
 from jingxin.errors import InputError
 from jingxin.policy.audit import CHUNK, COLUMNS, decision_columns, decision_tuples
 
@@ -96,6 +97,49 @@ def decision_values(index: int, row: Mapping[str, Any], now: datetime) -> dict[s
         decided_at=row.get("decided_at") or now,
     )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """One line of ``jingxin why``: a kept decision, or an admission whose record is its
+    outbox row (the bulk form keeps no ``send`` decision: see :func:`explain`)."""
+
+    decided_at: datetime
+    tenant_id: str
+    category: str
+    source: str
+    idempotency_key: str
+    outcome: str
+    send_at: datetime | None
+    reasons: str
+    detail: dict[str, Any] | None
+
+
+def explain(
+    session: Session, *, msisdn: str, days: int = 30, now: datetime | None = None
+) -> list[Explained]:
+    """Everything decided about ``msisdn`` in the last ``days`` days, newest first: the
+    ``decisions`` rows, and every outbox row whose admission has no ``send``/``defer``
+    decision beside it. The delivery entry's bulk form (campaigns) writes decisions only
+    for what it deferred or rejected: an admitted row's record is its outbox row, written
+    in the same chunk, with the same key, decided at its ``created_at`` and due at its
+    ``scheduled_at`` - a second copy of a million admissions would be a third of a
+    campaign's time (measured in BENCHMARKS.md)."""
+    since = (now or utc_now()) - timedelta(days=days)
+    decided = [Explained(r.decided_at, r.tenant_id, r.category, r.source, r.idempotency_key,
+                         r.outcome, r.send_at, r.reasons, r.detail)
+               for r in list_decisions(session, msisdn=msisdn, days=days, now=now)]  # fmt: skip
+    admitted = {e.idempotency_key for e in decided if e.outcome in ("send", "defer")}
+    query = (select(Message.created_at, Message.tenant_id, Message.category, Message.source,
+                    Message.idempotency_key, Message.scheduled_at, Message.campaign_id)
+             .where(Message.msisdn == msisdn, Message.created_at >= since))  # fmt: skip
+    with store_errors(f"listing messages to {msisdn}"):
+        queued = [Explained(row.created_at, row.tenant_id, row.category, row.source or "-",
+                            row.idempotency_key, "send", row.scheduled_at, "",
+                            {"campaign_id": row.campaign_id} if row.campaign_id else None)
+                  for row in session.execute(query)
+                  if row.idempotency_key not in admitted]  # fmt: skip
+    return sorted(decided + queued, key=lambda e: e.decided_at, reverse=True)
 
 
 def list_decisions(
