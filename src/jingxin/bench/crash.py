@@ -27,11 +27,8 @@ instead of going out, a final state too; the report counts them by reason.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -39,12 +36,12 @@ from typing import Any
 
 import typer
 
-from jingxin.bench import emit
 from jingxin.bench.harness import (
     Fleet,
     RunFailed,
     SmscProcess,
     kill_9,
+    run_scenario,
     scan_log,
     sim_channel,
     terminate,
@@ -54,7 +51,6 @@ from jingxin.bench.harness import (
 
 OPEN_STATES = ("queued", "submitting", "submitted")
 FINAL_STATES = ("delivered", "expired")
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 Report = dict[str, Any]
 
 
@@ -151,9 +147,6 @@ def open_empty_store(store_url: str):
         raise InputError(f"--store-url: the outbox already holds {queued} messages; "
                          "a crash run needs an empty database")  # fmt: skip
     return store
-
-
-_open_empty = open_empty_store  # the name jingxin.bench.mo imports
 
 
 # --------------------------------------------------------------------------- the scenarios
@@ -345,30 +338,6 @@ SCENARIO_CHECKS = {"crash-worker": _worker_checks, "crash-smsc": _smsc_checks}
 # --------------------------------------------------------------------------- the commands
 
 
-@contextmanager
-def throwaway_database(server: str) -> Iterator[str]:
-    """A fresh database ``bench_crash_<pid>`` on ``server``, dropped afterwards."""
-    import psycopg
-
-    from jingxin.errors import StoreError
-
-    name = f"bench_crash_{os.getpid()}"
-    plain = server.replace("postgresql+psycopg://", "postgresql://")
-    try:
-        admin = psycopg.connect(f"{plain}/postgres", autocommit=True)
-    except psycopg.Error as exc:
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StoreError(f"the crash runs need PostgreSQL at {plain} "
-                         f"(JINGXIN_BENCH_PG, or --store-url): {why}") from exc  # fmt: skip
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{server}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _command(bench_app: typer.Typer, name: str, scenario: Callable[..., Report], doc: str) -> None:
     def run(
         messages: int = typer.Option(100_000, min=1, help="Messages in the campaign."),
@@ -379,30 +348,10 @@ def _command(bench_app: typer.Typer, name: str, scenario: Callable[..., Report],
         pace: float = typer.Option(600.0, min=1, help="msg/s the validity is staggered at."),
     ) -> None:
         plan = CrashPlan(messages=messages, base=base, pace=pace)
-        try:
-            report = _run_somewhere(scenario, plan=plan, store_url=store_url, workdir=workdir)
-        except RunFailed as exc:
-            typer.echo(f"{name}: {exc}", err=True)
-            raise typer.Exit(1) from None
-        for failure in report["failures"]:
-            typer.echo(f"{name}: FAILED: {failure}", err=True)
-        print(emit({"benchmark": name, **report}), flush=True)
-        if report["failures"]:
-            raise typer.Exit(1)
+        run_scenario(name, scenario, plan=plan, store_url=store_url, workdir=workdir)
 
     run.__doc__ = doc
     bench_app.command(name)(run)
-
-
-def _run_somewhere(scenario: Callable[..., Report], *, plan: CrashPlan, store_url: str | None,
-                   workdir: Path | None) -> Report:  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="jingxin-crash-") as tmp:
-        where = workdir or Path(tmp)
-        where.mkdir(parents=True, exist_ok=True)
-        if store_url:
-            return scenario(store_url=store_url, workdir=where, plan=plan)
-        with throwaway_database(os.environ.get("JINGXIN_BENCH_PG", PG_SERVER)) as url:
-            return scenario(store_url=url, workdir=where, plan=plan)
 
 
 def register_commands(bench_app: typer.Typer) -> None:

@@ -10,12 +10,12 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from jingxin.bench import benchmark
+from jingxin.bench.harness import throwaway_database
 
 
 def _store(tmp: str):
@@ -131,7 +131,6 @@ def _otp_latencies(store) -> list[float]:
 
 # --------------------------------------------------------------------------- PostgreSQL, processes
 
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 
 @benchmark("dispatch-drain-pg", summary="drain N marketing messages from PostgreSQL with 1 and 2 "
@@ -142,11 +141,10 @@ def dispatch_drain_pg(scale: int) -> dict[str, Any]:
     """One throwaway database per worker count (``bench_drain_<pid>`` on
     ``JINGXIN_BENCH_PG``, default the local server), dropped afterwards."""
     counts = _worker_counts(os.environ.get("JINGXIN_BENCH_WORKERS", "1,2"))
-    server = os.environ.get("JINGXIN_BENCH_PG", PG_SERVER)
     figures: dict[str, Any] = {"dialect": "postgresql", "messages": scale,
                                "max_in_flight": _in_flight()}  # fmt: skip
     for workers in counts:
-        with _pg_database(server) as url:
+        with throwaway_database(prefix="bench_drain") as url:
             figures[f"workers_{workers}"] = _drain_processes(
                 url, scale, workers=workers
             )
@@ -163,28 +161,6 @@ def _worker_counts(text_value: str) -> list[int]:
             f"JINGXIN_BENCH_WORKERS={text_value!r}: expected worker counts such as '1,2'"
         )
     return counts
-
-
-@contextmanager
-def _pg_database(server: str) -> Iterator[str]:
-    """A fresh database on ``server`` (created through the ``postgres`` maintenance db)."""
-    import psycopg
-
-    name = f"bench_drain_{os.getpid()}"
-    plain = server.replace("postgresql+psycopg://", "postgresql://")
-    try:
-        admin = psycopg.connect(f"{plain}/postgres", autocommit=True)
-    except psycopg.Error as exc:
-        raise SystemExit(
-            f"dispatch-drain-pg needs PostgreSQL at {plain}: {exc}"
-        ) from exc
-    with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{server}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _drain_processes(url: str, scale: int, *, workers: int) -> dict[str, Any]:

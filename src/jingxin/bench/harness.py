@@ -28,11 +28,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-from jingxin.errors import JingxinError
+from jingxin.errors import JingxinError, StoreError
 from jingxin.smsc.spawn import free_port, wait_listening
 
 # A whole mainland mobile number, with or without +86: what masked logs must never contain.
@@ -263,3 +264,61 @@ def scan_log(path: Path) -> LogScan:
         else:
             scan.bad_lines += 1
     return scan
+
+
+# --------------------------------------------------------------------------- databases and runs
+
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+@contextmanager
+def throwaway_database(*, prefix: str, server: str | None = None) -> Iterator[str]:
+    """A fresh database ``<prefix>_<pid>`` on ``server`` (default ``JINGXIN_BENCH_PG``, else
+    the local server), dropped afterwards; an unreachable server is one StoreError."""
+    import psycopg
+
+    server = server or os.environ.get("JINGXIN_BENCH_PG", PG_SERVER)
+    name = f"{prefix}_{os.getpid()}"
+    plain = server.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        admin = psycopg.connect(f"{plain}/postgres", autocommit=True)
+    except psycopg.Error as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StoreError(f"this benchmark needs PostgreSQL at {plain} "
+                         f"(JINGXIN_BENCH_PG, or --store-url): {why}") from exc  # fmt: skip
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"{server}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_scenario(name: str, scenario: Callable[..., dict[str, Any]], *, plan: Any,
+                 store_url: str | None, workdir: Path | None) -> None:  # fmt: skip
+    """Run a process scenario (in ``workdir`` or a temporary one, on ``store_url`` or a
+    throwaway database), print its report as one JSON line, and exit 1 when it failed."""
+    import tempfile
+
+    import typer
+
+    from jingxin.bench import emit
+
+    try:
+        with tempfile.TemporaryDirectory(prefix=f"jingxin-{name}-") as tmp:
+            where = workdir or Path(tmp)
+            where.mkdir(parents=True, exist_ok=True)
+            if store_url:
+                report = scenario(store_url=store_url, workdir=where, plan=plan)
+            else:
+                with throwaway_database(prefix=f"bench_{name.replace('-', '_')}") as url:
+                    report = scenario(store_url=url, workdir=where, plan=plan)
+    except RunFailed as exc:
+        typer.echo(f"{name}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for failure in report["failures"]:
+        typer.echo(f"{name}: FAILED: {failure}", err=True)
+    print(emit({"benchmark": name, **report}), flush=True)
+    if report["failures"]:
+        raise typer.Exit(1)

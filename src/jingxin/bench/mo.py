@@ -25,8 +25,6 @@ distinct and the unsubscribe handler answers the short ones.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 import time
 import urllib.request
@@ -39,8 +37,8 @@ from typing import Any
 
 import typer
 
-from jingxin.bench import emit
-from jingxin.bench.harness import Fleet, kill_9, sim_channel, wait_until, worker_env
+from jingxin.bench.harness import (Fleet, kill_9, run_scenario, sim_channel, wait_until,
+                                   worker_env)  # fmt: skip
 
 Report = dict[str, Any]
 SERVICE = "10690001"
@@ -175,9 +173,9 @@ def _start(fleet: Fleet, store_url: str, name: str) -> tuple[Any, dict[str, str]
 
 def mo_crash(*, store_url: str, workdir: Path, plan: MoPlan = MoPlan()) -> Report:
     """kill -9 the worker while MO stream in; restart it; count what was lost or doubled."""
-    from jingxin.bench.crash import _open_empty
+    from jingxin.bench.crash import open_empty_store
 
-    store = _open_empty(store_url)
+    store = open_empty_store(store_url)
     items = mo_stream(plan)
     progress = [0]
     try:
@@ -219,9 +217,9 @@ def mo_script(path: Path, items: list[tuple[str, str]], *, rate: float, tick: fl
 def mo_inbox(*, store_url: str, workdir: Path, plan: MoPlan = MoPlan()) -> Report:
     """MO stored and handled per second by one worker at an offered rate while a campaign
     drains; PDU → stored and PDU → reply enqueued latency."""
-    from jingxin.bench.crash import CrashPlan, _open_empty, enqueue_campaign
+    from jingxin.bench.crash import CrashPlan, open_empty_store, enqueue_campaign
 
-    store = _open_empty(store_url)
+    store = open_empty_store(store_url)
     items = mo_stream(plan)
     script = mo_script(workdir / "mo-script.txt", items, rate=plan.rate)
     try:
@@ -296,27 +294,8 @@ def _command(bench_app: typer.Typer, name: str, scenario: Callable[..., Report],
         store_url: str = typer.Option(None, help="An empty PostgreSQL database (default: a throwaway one)."),
         workdir: Path = typer.Option(None, help="Keep the logs here."),
     ) -> None:
-        from jingxin.bench.crash import PG_SERVER, throwaway_database
-        from jingxin.bench.harness import RunFailed
-
         plan = MoPlan(messages=messages, campaign=campaign, rate=rate, timeout=max(120.0, messages / 100))
-        try:
-            with tempfile.TemporaryDirectory(prefix="jingxin-mo-") as tmp:
-                where = workdir or Path(tmp)
-                where.mkdir(parents=True, exist_ok=True)
-                if store_url:
-                    report = scenario(store_url=store_url, workdir=where, plan=plan)
-                else:
-                    with throwaway_database(os.environ.get("JINGXIN_BENCH_PG", PG_SERVER)) as url:
-                        report = scenario(store_url=url, workdir=where, plan=plan)
-        except RunFailed as exc:
-            typer.echo(f"{name}: {exc}", err=True)
-            raise typer.Exit(1) from None
-        for failure in report["failures"]:
-            typer.echo(f"{name}: FAILED: {failure}", err=True)
-        print(emit({"benchmark": name, **report}), flush=True)
-        if report["failures"]:
-            raise typer.Exit(1)
+        run_scenario(name, scenario, plan=plan, store_url=store_url, workdir=workdir)
 
     run.__doc__ = doc
     bench_app.command(name)(run)
