@@ -9,7 +9,8 @@
   round trips - the read and the write - instead of seven.
 - :func:`admit_many` (``deliver_many``): the same for a small batch in one transaction,
   one state load (:func:`~jingxin.data.store.policy_state.load_many`), the single form
-  per candidate in input order, one multi-row insert per table.
+  per candidate in input order, one multi-row insert per table - on PostgreSQL the three
+  as ONE statement of one fixed text (:func:`_arrays_statement`: arrays, ``WITH``).
 - :func:`decide_chunk` (the bulk path): a chunk is decided exactly as ``jingxin policy
   batch`` decides - :func:`~jingxin.data.store.policy_state.load_batch` (state as of the
   decision time, and the ledger rows the caps can reach), then
@@ -102,7 +103,11 @@ def admit_many(store: Store, *, ready: Sequence[Ready], config: PolicyConfig,
 
     pairs = [(r.msisdn, r.delivery.idempotency_key) for r in ready]
     tenants = {r.delivery.tenant_id for r in ready}
-    with store_errors(f"delivering {len(ready)} messages"), store.engine.begin() as conn:
+    postgres = store.engine.dialect.name == "postgresql"
+    # PostgreSQL: the read, then ONE write statement (autocommit, as admit_one: no
+    # BEGIN/COMMIT round trips; the one statement is atomic on its own).
+    with store_errors(f"delivering {len(ready)} messages"), \
+            _connection(store, autocommit=postgres) as conn:  # fmt: skip
         states, first = load_many(conn, pairs=pairs, tenants=tenants, now=now)
         plans: list[_Plan | str] = []  # a plan, or the key of an earlier delivery it repeats
         taken = set(first)  # keys queued before, or by an earlier delivery of the batch
@@ -123,11 +128,15 @@ def _write_many(conn: Any, plans: list[_Plan | str], first: dict[str, int],
                 now: datetime) -> list[Delivered]:  # fmt: skip
     """The batch's rows, one multi-row insert per table, and what became of each."""
     made = [p for p in plans if isinstance(p, _Plan)]
-    ids = _insert_messages(conn, [p.message for p in made if p.message is not None], now)
-    done = [p.with_id(ids.get(p.key)) if p.message is not None else p for p in made]
-    written = [p for p in done if p.message is None or p.message_id is not None]
-    _write_contacts(conn, [p.contact for p in written if p.message is not None])
-    _write_decisions(conn, [p.decision for p in written])
+    if conn.dialect.name == "postgresql":
+        ids = _write_arrays(conn, made, now) if made else {}
+        done = [p.with_id(ids.get(p.key)) if p.message is not None else p for p in made]
+    else:
+        ids = _insert_messages(conn, [p.message for p in made if p.message is not None], now)
+        done = [p.with_id(ids.get(p.key)) if p.message is not None else p for p in made]
+        written = [p for p in done if p.message is None or p.message_id is not None]
+        _write_contacts(conn, [p.contact for p in written if p.message is not None])
+        _write_decisions(conn, [p.decision for p in written])
     known = {**first, **ids}
     out, plan = [], iter(done)
     for p in plans:
@@ -246,6 +255,49 @@ def _write_statement() -> Any:
     ledger = insert_after(m, prefix="l_").cte("l")
     decision = insert_decision_after(m, prefix="d_", detail_from={"message_id": "id"}).cte("d")
     return select(m.c.id).add_cte(ledger, decision)
+
+
+def _write_arrays(conn: Any, plans: list[_Plan], now: datetime) -> dict[str, int]:
+    """PostgreSQL: a batch's outbox, ledger and decision rows as ONE fixed-text statement
+    (:func:`_arrays_statement`); the new messages' ids by key."""
+    from sqlalchemy import text
+
+    from jingxin.data.store.audit import DECISION_COLUMNS, decision_values
+    from jingxin.data.store.bulk import array_values
+    from jingxin.data.store.ledger import COLUMNS as LEDGER
+    from jingxin.data.store.ledger import row_values as contact_values
+    from jingxin.dispatch.outbox_rows import COLUMNS as MESSAGES
+    from jingxin.dispatch.outbox_rows import row_values as message_values
+
+    admitted = [p for p in plans if p.message is not None]
+    messages = [message_values(p.message, now=now, number=i + 1) for i, p in enumerate(admitted)]
+    contacts = [contact_values(i, p.contact, now) for i, p in enumerate(admitted)]
+    decisions = [{**decision_values(i, p.decision, now), "admitted": p.message is not None}
+                 for i, p in enumerate(plans)]  # fmt: skip
+    values = {**array_values(messages, MESSAGES, prefix="m_"),
+              **array_values(contacts, LEDGER, prefix="l_"),
+              **array_values(decisions, (*DECISION_COLUMNS, "admitted"), prefix="d_",
+                             json=("detail",))}  # fmt: skip
+    found = conn.execute(text(_arrays_statement()), values)
+    return {key: message_id for message_id, key in found}
+
+
+@functools.cache
+def _arrays_statement() -> str:
+    """PostgreSQL: :func:`_write_statement` for a whole batch, each table's rows as one
+    array per column (one statement text whatever the batch size, so it is prepared
+    once): ``WITH m AS (INSERT INTO messages ... RETURNING id, idempotency_key), l AS
+    (INSERT INTO contact_ledger ... JOIN m), d AS (INSERT INTO decisions ... LEFT JOIN m)
+    SELECT id, idempotency_key FROM m``. A key already taken inserts no message, hence
+    neither its contact nor its decision, as on the other paths."""
+    from jingxin.data.store.audit import insert_decision_arrays_after
+    from jingxin.data.store.ledger import insert_arrays_after
+    from jingxin.dispatch.outbox_rows import insert_arrays
+
+    return (f"WITH m AS ({insert_arrays(prefix='m_')}), "
+            f"l AS ({insert_arrays_after('m', prefix='l_')}), "
+            f"d AS ({insert_decision_arrays_after('m', prefix='d_')}) "
+            "SELECT id, idempotency_key FROM m")  # fmt: skip
 
 
 def _connection(store: Store, *, autocommit: bool) -> AbstractContextManager[Any]:

@@ -9,23 +9,22 @@ default ``source_addr`` (``[[channels]]``). Messages the inbox itself sent (conf
 auto-replies) are never the answer: a reply to a reply still belongs to the campaign,
 journey or fence that started the conversation.
 
-:func:`attribute_all` attributes a whole batch of MO in ONE query (the handler runner's
-batch): ``mo_messages`` joined to ``messages`` on the number (indexed), the sender
-matched as a prefix in SQL, and ``row_number()`` over each MO newest first - a window
-function SQLite (3.25+) and PostgreSQL both have. Read-only; the caller owns the session.
+:func:`pending_attributed` reads a batch of pending MO with what each answers in ONE
+query (the handler runner's batch): ``mo_messages`` joined to ``messages`` on the number
+(indexed), the sender matched as a prefix in SQL, and ``row_number()`` over each MO newest
+first - a window function SQLite (3.25+) and PostgreSQL both have.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, case, func, literal, select
-from sqlalchemy.orm import Session
 
-from jingxin.data.store.engine import store_errors
-from jingxin.data.store.models import Message, MoMessage
+from jingxin.data.store.models import Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,55 +45,53 @@ def sender_matches(service_number: str, sender: str | None) -> bool:
     return bool(sender) and service_number.startswith(sender)  # type: ignore[arg-type]
 
 
-def attribute_all(
-    session: Session,
-    *,
-    received: Mapping[int, datetime],
-    window: timedelta,
-    default_senders: Mapping[str, str],
-) -> dict[int, Attribution]:
-    """The message each MO answers, by MO id (an MO that answers nothing is absent).
-
-    ``received`` maps the ids of ``mo_messages`` rows to their ``received_at``;
-    ``default_senders`` maps a channel name to its default ``source_addr``.
-    """
-    if not received:
-        return {}
+def pending_attributed(pending: Any, *, window: timedelta, default_senders: Mapping[str, str],
+                       dialect: str) -> Any:  # fmt: skip
+    """The MO of ``pending`` (a CTE of ``mo_messages`` rows) with ``att_*`` columns of the newest message each answers
+    (all null when none). The window bound is each MO's own in SQL (loosened by a second,
+    as dialects round differently); the caller checks the answer's ``att_submitted_at``
+    against its window exactly (:func:`within`)."""
     sender = _sender_of(default_senders)
-    newest = func.row_number().over(
-        partition_by=MoMessage.id,
-        order_by=(Message.submitted_at.desc(), Message.id.desc()),
-    )
-    # One lower bound for the batch (SQL date arithmetic differs by dialect); the newest
-    # match per MO is checked against its own window below - if it is too old, every
-    # older match is too.
-    earliest = min(received.values()) - window
+    newest = func.row_number().over(partition_by=pending.c.id,
+                                    order_by=(Message.submitted_at.desc(), Message.id.desc()))
     ranked = (
-        select(MoMessage.id.label("mo_id"), Message.id, Message.tenant_id,
+        select(pending.c.id.label("mo_id"), Message.id, Message.tenant_id,
                Message.campaign_id, Message.source, Message.source_id, Message.arm,
                Message.submitted_at, newest.label("rank"))
         .join(Message, and_(
-            Message.msisdn == MoMessage.msisdn,
+            Message.msisdn == pending.c.msisdn,
             Message.submitted_at.is_not(None),
-            Message.submitted_at >= earliest,
-            Message.submitted_at <= MoMessage.received_at,
+            Message.submitted_at >= _earliest(pending.c.received_at, window, dialect),
+            Message.submitted_at <= pending.c.received_at,
             Message.source != "inbox",
             sender.is_not(None),
             sender != "",
-            func.substr(MoMessage.service_number, 1, func.length(sender)) == sender,
+            func.substr(pending.c.service_number, 1, func.length(sender)) == sender,
         ))
-        .where(MoMessage.id.in_(list(received)))
-    ).subquery()  # fmt: skip
-    with store_errors(f"attributing {len(received)} MO"):
-        rows = session.execute(select(ranked).where(ranked.c.rank == 1)).all()
-    return {
-        row.mo_id: Attribution(
-            message_id=row.id, tenant_id=row.tenant_id, campaign_id=row.campaign_id,
-            source=row.source, source_id=row.source_id, arm=row.arm, sent_at=row.submitted_at,
-        )  # fmt: skip
-        for row in rows
-        if row.submitted_at >= received[row.mo_id] - window
-    }
+    ).subquery("ranked")  # fmt: skip
+    att = [ranked.c[name].label(f"att_{name}") for name in
+           ("id", "tenant_id", "campaign_id", "source", "source_id", "arm", "submitted_at")]
+    return (select(pending, *att)
+            .outerjoin(ranked, and_(ranked.c.mo_id == pending.c.id, ranked.c.rank == 1))
+            .order_by(pending.c.id))  # fmt: skip
+
+
+def within(row: Any, window: timedelta) -> Attribution | None:
+    """The attribution of a :func:`pending_attributed` row, if its message is in the window."""
+    if row.att_id is None or row.att_submitted_at < row.received_at - window:
+        return None
+    return Attribution(message_id=row.att_id, tenant_id=row.att_tenant_id,
+                       campaign_id=row.att_campaign_id, source=row.att_source,
+                       source_id=row.att_source_id, arm=row.att_arm,
+                       sent_at=row.att_submitted_at)  # fmt: skip
+
+
+def _earliest(received: Any, window: timedelta, dialect: str) -> Any:
+    """``received - window - 1 s`` in the dialect's own date arithmetic."""
+    seconds = int(window.total_seconds()) + 1
+    if dialect == "postgresql":
+        return received - func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+    return func.datetime(received, f"-{seconds} seconds")
 
 
 def _sender_of(default_senders: Mapping[str, str]):

@@ -23,7 +23,8 @@ delivery had been a :func:`deliver_one` call in order.
 
 :func:`deliver_table` (the campaign's bulk form, :mod:`jingxin.dispatch.delivery_table`)
 works a chunk at a time: the chunk's ledger rows commit first (so a later chunk's caps and
-duplicate check see them), then its outbox rows, then its decision rows, each in its own
+duplicate check see them), then its outbox rows, then the decision rows of what it
+deferred or rejected (an admitted row's record is its outbox row), each in its own
 transaction. A crash leaves at most one chunk counted in the ledger but not queued (the
 side of the caps that protects subscribers) or queued without its decision rows; nothing
 is ever queued twice, since every row's key is ``<source>:<source id>:<msisdn>``.

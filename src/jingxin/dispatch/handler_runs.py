@@ -2,8 +2,8 @@
 
 A run works on one BATCH of up to ``limit`` MO, in id order:
 
-1. one query takes the pending MO (no ``mo_outcomes`` row), one more attributes them all
-   (:func:`~jingxin.dispatch.attribution.attribute_all`) - read-only;
+1. one query takes the pending MO (no ``mo_outcomes`` row) and attributes them all
+   (:func:`~jingxin.dispatch.attribution.pending_attributed`) - read-only;
 2. each handler gets its MO of the batch at once (:func:`~jingxin.dispatch.handlers.handle_all`:
    ``handle_batch``, e.g. one insert of the new opt-outs), each in its own transactions;
 3. the replies the handlers asked for go out through one bulk delivery
@@ -36,7 +36,7 @@ from sqlalchemy.dialects import sqlite
 
 from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.models import MoMessage, MoOutcome, utc_now
-from jingxin.dispatch.attribution import attribute_all
+from jingxin.dispatch.attribution import pending_attributed, within
 from jingxin.dispatch.handlers import (
     HandlerContext,
     HandlerRegistry,
@@ -173,31 +173,41 @@ def _request(mo: InboundMessage, text: str | None) -> ReplyRequest:
 
 
 def _pending(store: Store, *, context: HandlerContext, limit: int) -> list[InboundMessage]:
-    """The next ``limit`` MO without an outcome, oldest first, with their attribution
-    (two queries, whatever the batch size)."""
+    """The next ``limit`` MO without an outcome, oldest first, with their attribution: ONE
+    query (:func:`~jingxin.dispatch.attribution.pending_attributed`), on PostgreSQL without
+    a transaction around it (one statement sees one snapshot anyway)."""
     after = context.cursor.start()
-    query = (
-        select(MoMessage)
+    pending = (
+        select(*MoMessage.__table__.c)
         .outerjoin(MoOutcome, MoOutcome.mo_id == MoMessage.id)
         .where(MoOutcome.id.is_(None), MoMessage.id > after)
         .order_by(MoMessage.id)
         .limit(limit)
-    )
-    with store.transaction() as session:
-        with store_errors("reading the pending MO"):
-            rows = session.scalars(query).all()
-        found = attribute_all(session, received={r.id: r.received_at for r in rows},
-                              window=context.window,
-                              default_senders=context.default_senders)  # fmt: skip
+    ).cte("pending")
+    dialect = store.engine.dialect.name
+    query = pending_attributed(pending, window=context.window, dialect=dialect,
+                               default_senders=context.default_senders)  # fmt: skip
+    with store_errors("reading the pending MO"), _connection(store) as conn:
+        rows = conn.execute(query).all()
     return [
         InboundMessage(
             id=row.id, channel=row.channel, msisdn=row.msisdn,
             service_number=row.service_number, text=row.text, received_at=row.received_at,
             coding=row.coding, parts=row.parts, parts_expected=row.parts_expected,
-            complete=row.complete, undecodable=row.undecodable, attribution=found.get(row.id),
+            complete=row.complete, undecodable=row.undecodable,
+            attribution=within(row, context.window),
         )  # fmt: skip
         for row in rows
     ]
+
+
+def _connection(store: Store) -> Any:
+    """PostgreSQL: a connection whose every statement is its own transaction (no
+    ``BEGIN``/``COMMIT`` round trips: each use here is one statement); SQLite: a
+    transaction."""
+    if store.engine.dialect.name != "postgresql":
+        return store.engine.begin()
+    return store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _values(done: Done, at: datetime) -> dict[str, Any]:
@@ -244,7 +254,7 @@ def _insert(connection, rows: Sequence[dict[str, Any]]) -> set[int]:
 def _record_all(store: Store, *, done: Sequence[Done], at: datetime) -> set[int]:
     """Insert the batch's outcome rows at once; the ids recorded (an MO another runner
     recorded first is left out)."""
-    with store_errors(f"recording the outcomes of {len(done)} MO"), store.engine.begin() as conn:
+    with store_errors(f"recording the outcomes of {len(done)} MO"), _connection(store) as conn:
         return _insert(conn, [_values(d, at) for d in done])
 
 
@@ -252,7 +262,7 @@ def _record(store: Store, *, mo: InboundMessage, handler: str | None, outcome: s
             result: HandlerResult, at: datetime) -> bool:  # fmt: skip
     """Insert one outcome row; False if another runner recorded this MO first."""
     values = _values(Done(mo, handler, outcome, result), at)
-    with store_errors(f"recording the outcome of MO {mo.id}"), store.engine.begin() as conn:
+    with store_errors(f"recording the outcome of MO {mo.id}"), _connection(store) as conn:
         return bool(_insert(conn, [values]))
 
 

@@ -127,6 +127,20 @@ def insert_statement(dialect: str, *, prefix: str | None = None):
             .returning(table.c.id, table.c.idempotency_key))  # fmt: skip
 
 
+@functools.cache
+def insert_arrays(*, prefix: str) -> str:
+    """THE insert of rows as mappings (:func:`row_values`) for PostgreSQL's array form:
+    the same ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id,
+    idempotency_key``, its rows bound as one array per column (``prefix`` + column,
+    :func:`jingxin.data.store.bulk.array_values`), so the delivery entry's batch composes
+    it with the ledger's and the decisions' into one fixed-text statement."""
+    from jingxin.data.store.bulk import unnest_arrays
+
+    return (f"INSERT INTO messages ({', '.join(COLUMNS)}) SELECT {', '.join(COLUMNS)} "
+            f"FROM {unnest_arrays(Message.__table__, COLUMNS, prefix=prefix, alias='u')} "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")  # fmt: skip
+
+
 def _table_columns(table: pa.Table, *, now: datetime, first: int = 0) -> pa.Table:
     """The stored columns, in ``COLUMNS`` order, defaults filled in."""
     import pyarrow.compute as pc

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from jingxin.data.store.bulk import among
 from jingxin.data.store.contact import record_opt_outs
 from jingxin.data.store.engine import store_errors
 from jingxin.data.store.models import OptOut
@@ -51,10 +52,13 @@ class UnsubscribeHandler:
         notes = {mo.id: opt_out_note(mo) for mo in mos}
         with context.bound_store().transaction() as session:
             with store_errors(f"looking up the opt-outs of {len(mos)} MO"):
+                # among: on PostgreSQL one array parameter each - one statement text
+                # whatever the batch, so it is parsed and prepared once.
+                conn = session.connection()
                 done = {(msisdn, note) for msisdn, note in session.execute(
                     select(OptOut.msisdn, OptOut.note).where(
-                        OptOut.msisdn.in_({mo.msisdn for mo in mos}),
-                        OptOut.note.in_(set(notes.values()))))}  # fmt: skip
+                        among(conn, OptOut.msisdn, sorted({mo.msisdn for mo in mos})),
+                        among(conn, OptOut.note, sorted(set(notes.values())))))}  # fmt: skip
             fresh = [mo for mo in mos if (mo.msisdn, notes[mo.id]) not in done]
             record_opt_outs(session, source=OPT_OUT_SOURCE, at=context.now, entries=[
                 {"msisdn": mo.msisdn, "tenant_id": mo.tenant_id, "note": notes[mo.id]}

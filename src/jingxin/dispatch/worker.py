@@ -21,9 +21,12 @@ whole and only then acknowledged; the MO handlers (``on_mo_stored``, i.e.
 whatever a crash left without an outcome).
 
 MO have a lane of their own (:meth:`Worker._mo_loop`): on PostgreSQL their own thread
-and connection, woken by each arriving part, storing what arrived and then handling a
-bounded batch - so an MO never waits behind a claim, a write-back of campaign outcomes or
-a long handler backlog (p99 PDU → reply enqueued is the goal, not throughput alone).
+and connection, woken by each arriving part, storing what arrived - so an MO never waits
+behind a claim or a write-back of campaign outcomes. Their handlers have a lane beside it
+(:meth:`Worker._handler_loop`, on PostgreSQL a second thread and connection) woken by
+each commit and running bounded batches, so storing and acknowledging never waits behind
+a handler backlog and the two overlap (p99 PDU → reply enqueued is the goal, not
+throughput alone).
 """
 
 from __future__ import annotations
@@ -151,6 +154,16 @@ class Worker:
             if postgres
             else self._db
         )
+        # PostgreSQL: the MO handlers a thread (and connection) of their own beside the MO
+        # store, so storing and acknowledging never waits behind a handler batch and the
+        # two overlap. They read only committed rows, so this keeps "handled after stored".
+        self._handler_db = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="jingxin-mo-handlers")
+            if postgres
+            else self._db
+        )
+        self._mo_unhandled: list = []  # MO stored since the handlers last ran (latency)
+        self._handlers_due = False  # a store round swept, or stored MO: run the handlers
         self._writing = 0  # rows taken out of the buffers and being written back
         self._in_flight: set[asyncio.Task] = set()
         self._untariffed: set[str] = set()
@@ -200,6 +213,7 @@ class Worker:
             self._db.shutdown(wait=True)
             self._claim_db.shutdown(wait=True)
             self._mo_db.shutdown(wait=True)
+            self._handler_db.shutdown(wait=True)
         return self.tally
 
     def _free(self) -> int:
@@ -443,41 +457,69 @@ class Worker:
 
     async def _mo_loop(self, stop: asyncio.Event) -> None:
         """The MO lane: store what arrived (one transaction), let the channels acknowledge
-        it, then run one bounded batch of handlers; again at once while parts wait or the
-        handlers are behind, else when the next part arrives (or ``flush_interval``, for
-        the sweep and the stop). The first round sweeps: handlers for whatever a crashed
-        worker left without an outcome, groups whose wait is over."""
+        it and wake the handler lane (:meth:`_handler_loop`); again at once while parts
+        wait, else when the next part arrives (or ``flush_interval``, for the sweep and the
+        stop). The first round sweeps: groups whose wait is over, and handlers for whatever
+        a crashed worker left without an outcome."""
         arrived = self.mo_inbox.watch()
+        wake, storing = asyncio.Event(), asyncio.Event()
+        handlers = asyncio.create_task(self._handler_loop(wake, storing))
         last_sweep = 0.0
         failures = 0
         loop = asyncio.get_running_loop()
+        try:
+            while True:
+                stopping = stop.is_set()
+                sweep = loop.time() - last_sweep > 5.0
+                parts, waiter = self.mo_inbox.take()
+                try:
+                    mo = MoTally()
+                    if parts or sweep:
+                        mo = await self._call(self.store_mo, _pool=self._mo_db, parts=parts,
+                                              sweep=sweep)  # fmt: skip
+                    self.mo_inbox.committed(waiter)  # only now may the channels ack the PDUs
+                    if mo.assembled or sweep:
+                        self._mo_unhandled.extend(mo.assembled)
+                        self._handlers_due = True
+                        wake.set()
+                    if sweep:
+                        last_sweep = loop.time()
+                    failures = 0
+                except JingxinError as exc:  # the database went away: keep the parts, retry
+                    self.mo_inbox.put_back(parts, waiter)
+                    failures += 1
+                    log.error("storing MO failed (will retry): %s", exc)
+                if stopping and (not self.mo_inbox.items or failures >= 20):
+                    return  # unacknowledged parts stay with the SMSC, which delivers them again
+                if failures:
+                    await asyncio.sleep(self.config.flush_interval)
+                elif not self.mo_inbox.items:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(arrived.wait(), self.config.flush_interval)
+                else:
+                    await asyncio.sleep(0)  # let the channels hand over what they read meanwhile
+        finally:
+            storing.set()
+            wake.set()
+            await handlers
+
+    async def _handler_loop(self, wake: asyncio.Event, storing: asyncio.Event) -> None:
+        """The handler lane: one bounded batch of handlers whenever the MO lane committed
+        MO (or swept), again at once while they are behind. Runs after the store commits,
+        so whatever it reads is stored; ends with one last run once storing has stopped."""
         while True:
-            stopping = stop.is_set()
-            sweep = loop.time() - last_sweep > 5.0
-            parts, waiter = self.mo_inbox.take()
-            try:
-                mo = MoTally()
-                if parts or sweep:
-                    mo = await self._call(self.store_mo, _pool=self._mo_db, parts=parts, sweep=sweep)
-                self.mo_inbox.committed(waiter)  # only now may the channels ack the PDUs
-                if mo.assembled or sweep or self._mo_behind:
-                    await self._call(self.run_handlers, _pool=self._mo_db, mo=mo)
-                if sweep:
-                    last_sweep = loop.time()
-                failures = 0
-            except JingxinError as exc:  # the database went away: keep the parts, retry
-                self.mo_inbox.put_back(parts, waiter)
-                failures += 1
-                log.error("storing MO failed (will retry): %s", exc)
-            if stopping and (not self.mo_inbox.items or failures >= 20):
-                return  # unacknowledged parts stay with the SMSC, which delivers them again
-            if failures:
-                await asyncio.sleep(self.config.flush_interval)
-            elif not (self.mo_inbox.items or self._mo_behind):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(arrived.wait(), self.config.flush_interval)
-            else:
-                await asyncio.sleep(0)  # let the channels hand over what they read meanwhile
+            if not (self._handlers_due or self._mo_behind):
+                if storing.is_set():
+                    return
+                await wake.wait()
+                wake.clear()
+                continue
+            assembled, self._mo_unhandled = self._mo_unhandled, []
+            self._handlers_due = False
+            await self._call(self.run_handlers, _pool=self._handler_db,
+                             mo=MoTally(assembled=assembled))  # fmt: skip
+            if storing.is_set():
+                self._mo_behind = False  # stopping: what is left waits for the next start
 
     def store_mo(self, *, parts: list, sweep: bool = False) -> MoTally:
         """Store MO parts in their own transaction (the MO lane's thread)."""
@@ -522,8 +564,8 @@ class Worker:
     def run_handlers(self, *, mo: MoTally) -> None:
         """After an MO commit (the db thread): the handlers, then PDU → handled latency.
         A failure is logged and counted; the rows wait for the next call (at least once).
-        A run that returns true stopped at its limit with MO left: the next flush runs it
-        again, so a backlog never holds the flusher (and new MO) for long."""
+        A run that returns true stopped at its limit with MO left: the handler lane (or the
+        next flush) runs it again at once."""
         if self.on_mo_stored is not None:
             try:
                 self._mo_behind = bool(self.on_mo_stored())

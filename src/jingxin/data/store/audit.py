@@ -73,6 +73,27 @@ def insert_decision_after(source: Any, *, prefix: str, detail_from: Mapping[str,
     return insert(table).from_select(list(DECISION_COLUMNS), values)
 
 
+def insert_decision_arrays_after(source: str, *, prefix: str) -> str:
+    """The decision insert (PostgreSQL) of rows (:func:`decision_values`) bound as one
+    array per column (``prefix`` + column) plus ``<prefix>admitted`` (boolean): a row not
+    admitted is written as it is; an admitted one only if ``source`` (a CTE of the
+    outbox's insert, ``RETURNING id, idempotency_key``) gave its key, its ``detail``
+    completed with ``{"message_id": id}`` - as :func:`insert_decision_after` does."""
+    from jingxin.data.store.bulk import unnest_arrays
+
+    arrays = unnest_arrays(DecisionRecord.__table__, DECISION_COLUMNS, prefix=prefix,
+                           alias="u", extra=[("admitted", "BOOLEAN")])  # fmt: skip
+    values = ", ".join(
+        f"CASE WHEN {source}.id IS NULL THEN u.detail ELSE COALESCE(u.detail, '{{}}'::jsonb)"
+        f" || jsonb_build_object('message_id', {source}.id) END" if c == "detail" else "u." + c
+        for c in DECISION_COLUMNS
+    )  # fmt: skip
+    return (f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) SELECT {values} "
+            f"FROM {arrays} LEFT JOIN {source} "
+            f"ON u.admitted AND {source}.idempotency_key = u.idempotency_key "
+            f"WHERE NOT u.admitted OR {source}.id IS NOT NULL")  # fmt: skip
+
+
 def decision_values(index: int, row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """The stored values of one decision (:data:`DECISION_COLUMNS`); a bad row is an
     InputError naming it."""

@@ -225,3 +225,37 @@ def _decoded(column: pa.ChunkedArray | pa.Array, make: Callable[[int], Any]) -> 
     physical = pa.int64() if pa.types.is_timestamp(column.type) else pa.int32()
     made = [make(v) for v in encoded.dictionary.cast(physical).to_pylist()]
     return [None if i is None else made[i] for i in encoded.indices.to_pylist()]
+
+
+def unnest_arrays(table: Any, columns: Sequence[str], *, prefix: str, alias: str,
+                  extra: Sequence[tuple[str, str]] = ()) -> str:  # fmt: skip
+    """PostgreSQL: ``unnest(CAST(:<prefix><column> AS <type>[]), ...) AS <alias>(columns)``
+    - rows bound as one array per column (:func:`array_values`), so a statement has ONE
+    text whatever its number of rows and psycopg and the server prepare it once. Text
+    columns are cast to ``TEXT[]`` (a ``VARCHAR(n)`` cast would cut a long value where
+    the insert would refuse it); JSON is bound as its text. ``extra``: more (name, type)."""
+    from sqlalchemy import JSON, String
+    from sqlalchemy.dialects import postgresql
+
+    def kind(column: Any) -> str:
+        if isinstance(column.type, String):
+            return "TEXT"
+        if isinstance(column.type, JSON):
+            return "JSONB"
+        return str(column.type.compile(dialect=postgresql.dialect()))
+
+    typed = [(name, kind(table.c[name])) for name in columns] + list(extra)
+    arrays = ", ".join(f"CAST(:{prefix}{name} AS {t}[])" for name, t in typed)
+    return f"unnest({arrays}) AS {alias}({', '.join(name for name, _ in typed)})"
+
+
+def array_values(rows: Sequence[dict[str, Any]], columns: Sequence[str], *,
+                 prefix: str, json: Sequence[str] = ()) -> dict[str, list[Any]]:  # fmt: skip
+    """The bound arrays of :func:`unnest_arrays`: one list per column (``json`` columns
+    as their JSON text)."""
+    import json as json_
+
+    out = {prefix + c: [row[c] for row in rows] for c in columns}
+    for c in json:
+        out[prefix + c] = [None if v is None else json_.dumps(v, default=str) for v in out[prefix + c]]
+    return out

@@ -123,6 +123,21 @@ def insert_after(source: Any, *, prefix: str) -> Any:
             .on_conflict_do_nothing(index_elements=["idempotency_key"]))  # fmt: skip
 
 
+@functools.cache
+def insert_arrays_after(source: str, *, prefix: str) -> str:
+    """The ledger's insert (PostgreSQL) of rows (:func:`row_values`) bound as one array
+    per column (``prefix`` + column), each kept only if ``source`` (a CTE of the outbox's
+    insert, ``RETURNING id, idempotency_key``) gave its key: a contact is counted exactly
+    when its message was queued, in the same statement."""
+    from jingxin.data.store.bulk import unnest_arrays
+
+    arrays = unnest_arrays(LedgerEntry.__table__, COLUMNS, prefix=prefix, alias="u")
+    return (f"INSERT INTO contact_ledger ({', '.join(COLUMNS)}) "
+            f"SELECT {', '.join('u.' + c for c in COLUMNS)} FROM {arrays} "
+            f"JOIN {source} ON {source}.idempotency_key = u.idempotency_key "
+            "ON CONFLICT (idempotency_key) DO NOTHING")  # fmt: skip
+
+
 def row_values(index: int, entry: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """The stored values of one ledger entry (:data:`COLUMNS`); a bad entry is an
     InputError naming it."""
