@@ -46,6 +46,7 @@ from jingxin.dispatch.handlers import (
     handle_all,
 )
 from jingxin.dispatch.reply import ReplyRequest
+from jingxin.errors import StoreError
 from jingxin.logs import mask
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ def run_batch(store: Store, *, registry: HandlerRegistry, context: HandlerContex
         try:
             done = _handle_batch(mos, registry=registry, context=context)
             recorded = _record_all(store, done=done, at=at)
+        except StoreError:
+            raise  # the store is down, not one MO bad: the whole batch stays pending
         except Exception as exc:  # noqa: BLE001 - one bad MO must not stop the batch
             log.warning("a batch of %d MO failed (%s: %s); handling them one at a time",
                         len(mos), type(exc).__name__, exc)  # fmt: skip
@@ -160,6 +163,8 @@ def _one(mo: InboundMessage, *, registry: HandlerRegistry, context: HandlerConte
         if result.reply is not None:
             result = result.replied(context.send_reply(mo, text=result.reply))
         return Done(mo, handler.name, "handled", result)
+    except StoreError:
+        raise  # a store outage is no verdict on this MO: it stays pending
     except Exception as exc:  # noqa: BLE001 - one bad MO must not stop the inbox
         log.warning("MO %s from %s: handler %s failed: %s", mo.id, mask(mo.msisdn),
                     handler.name, exc, exc_info=True)  # fmt: skip

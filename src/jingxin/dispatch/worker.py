@@ -485,10 +485,15 @@ class Worker:
                     if sweep:
                         last_sweep = loop.time()
                     failures = 0
-                except JingxinError as exc:  # the database went away: keep the parts, retry
+                except Exception as exc:  # noqa: BLE001 - the lane must outlive one failure
+                    # The database went away (or a part broke the store): keep the parts
+                    # unacknowledged and retry after a pause; the SMSC keeps them meanwhile.
                     self.mo_inbox.put_back(parts, waiter)
                     failures += 1
-                    log.error("storing MO failed (will retry): %s", exc)
+                    if isinstance(exc, JingxinError):
+                        log.error("storing MO failed (will retry): %s", exc)
+                    else:
+                        log.exception("storing MO failed unexpectedly (will retry)")
                 if stopping and (not self.mo_inbox.items or failures >= 20):
                     return  # unacknowledged parts stay with the SMSC, which delivers them again
                 if failures:
@@ -570,6 +575,9 @@ class Worker:
             try:
                 self._mo_behind = bool(self.on_mo_stored())
             except Exception:  # noqa: BLE001 - one bad run must not stop the worker
+                # Not "behind": a failing run (the database is down) waits for the next
+                # commit or sweep instead of being retried back to back.
+                self._mo_behind = False
                 self.tally.mo_handler_errors += 1
                 log.exception("MO handlers failed; they run again on the next sweep")
         done = self.clock()

@@ -363,3 +363,23 @@ def test_record_opt_outs_normalises_like_one_and_refuses_a_bad_entry_whole(store
                 record_opt_outs(session, source="sms_reply", entries=[
                     {"msisdn": "13912345671"}, bad])
     assert opt_outs(store, "+8613912345671") == []
+
+
+def test_a_store_outage_in_a_handler_leaves_the_batch_pending_not_failed(store) -> None:
+    @dataclass
+    class Unlucky:
+        name: str = "unlucky"
+
+        def handle(self, mo, *, context) -> HandlerResult:
+            raise StoreError("opting out failed: connection refused")
+
+    # Given MO whose handler meets a database that has gone away
+    registry = HandlerRegistry()
+    registry.register(Unlucky(), service_number="10086")
+    ids = [add_mo(store, text="TD", msisdn=f"+86139123457{i:02d}", service_number="10086")
+           for i in range(3)]  # fmt: skip
+    # When the handlers run, Then the run ends with the store's error (the outage says
+    # nothing about these MO) and every MO stays pending for the next run
+    with pytest.raises(StoreError):
+        run(store, FakeReplier(), registry)
+    assert [outcome_of(store, i) for i in ids] == [None, None, None]

@@ -77,9 +77,13 @@ class LocalPing:
     The plain pre-ping is a ``SELECT 1`` round trip on every checkout: on a short unit of
     work (the delivery entry's is two statements) it was a third of the round trips. A
     server that goes away closes its end, which makes our idle socket readable; a socket
-    with nothing to read on an idle connection is alive as far as a ping could tell (a
-    ping answered just before a restart is no better). Anything else - readable, mid
-    transaction, closed, or no ``poll`` on this platform - gets ``server``'s ping."""
+    with nothing to read on an idle connection is alive as far as a ping could tell.
+    Anything else - readable, mid transaction, closed, or no ``poll`` on this platform -
+    gets ``server``'s ping. The limit: a peer that vanished without a word (a host reboot,
+    a VIP failover, a NAT idle timeout) leaves a quiet socket, and the first statement on
+    it fails once as a StoreError; SQLAlchemy then drops the pool's connections. Workers
+    retry that (claims, flushes and handler runs keep their rows); an API call answers it
+    as one failed request."""
 
     def __init__(self, server: Any) -> None:
         self.server = server
