@@ -20,10 +20,10 @@ whole and only then acknowledged; the MO handlers (``on_mo_stored``, i.e.
 ``handlers.run_pending``) run right after that commit, at least once (a sweep re-runs
 whatever a crash left without an outcome).
 
-MO have a lane of their own (:meth:`Worker._mo_loop`): on PostgreSQL their own thread
+MO have a lane of their own (:mod:`jingxin.dispatch.mo_lane`): on PostgreSQL their own thread
 and connection, woken by each arriving part, storing what arrived - so an MO never waits
 behind a claim or a write-back of campaign outcomes. Their handlers have a lane beside it
-(:meth:`Worker._handler_loop`, on PostgreSQL a second thread and connection) woken by
+(on PostgreSQL a second thread and connection) woken by
 each commit and running bounded batches, so storing and acknowledging never waits behind
 a handler backlog and the two overlap (p99 PDU → reply enqueued is the goal, not
 throughput alone).
@@ -52,6 +52,7 @@ from jingxin.dispatch.inbox import MoInbox, ReceiptInbox
 from jingxin.dispatch.invalid import record_outcomes
 from jingxin.dispatch.metrics import DispatchMetrics
 from jingxin.dispatch.mo_inbox import InboxRules, MoTally, store_parts
+from jingxin.dispatch.mo_lane import MoLane
 from jingxin.dispatch.ratelimit import LocalTokenBucket, RateLimiter
 from jingxin.dispatch.receipts import apply_receipts, reconcile
 from jingxin.dispatch.retry import Failure, RetryPolicy, classify, error_code
@@ -114,7 +115,7 @@ class Tally:
     campaigns_finished: int = 0  # running campaigns the sweep found drained
 
 
-class Worker:
+class Worker(MoLane):
     def __init__(
         self, *, store: Store, channels: Mapping[str, Channel], router: Router,
         inbox: ReceiptInbox, config: WorkerConfig | None = None,
@@ -455,86 +456,6 @@ class Worker:
                 return
             await asyncio.sleep(self.config.flush_interval)
 
-    async def _mo_loop(self, stop: asyncio.Event) -> None:
-        """The MO lane: store what arrived (one transaction), let the channels acknowledge
-        it and wake the handler lane (:meth:`_handler_loop`); again at once while parts
-        wait, else when the next part arrives (or ``flush_interval``, for the sweep and the
-        stop). The first round sweeps: groups whose wait is over, and handlers for whatever
-        a crashed worker left without an outcome."""
-        arrived = self.mo_inbox.watch()
-        wake, storing = asyncio.Event(), asyncio.Event()
-        handlers = asyncio.create_task(self._handler_loop(wake, storing))
-        last_sweep = 0.0
-        failures = 0
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                stopping = stop.is_set()
-                sweep = loop.time() - last_sweep > 5.0
-                parts, waiter = self.mo_inbox.take()
-                try:
-                    mo = MoTally()
-                    if parts or sweep:
-                        mo = await self._call(self.store_mo, _pool=self._mo_db, parts=parts,
-                                              sweep=sweep)  # fmt: skip
-                    self.mo_inbox.committed(waiter)  # only now may the channels ack the PDUs
-                    if mo.assembled or sweep:
-                        self._mo_unhandled.extend(mo.assembled)
-                        self._handlers_due = True
-                        wake.set()
-                    if sweep:
-                        last_sweep = loop.time()
-                    failures = 0
-                except Exception as exc:  # noqa: BLE001 - the lane must outlive one failure
-                    # The database went away (or a part broke the store): keep the parts
-                    # unacknowledged and retry after a pause; the SMSC keeps them meanwhile.
-                    self.mo_inbox.put_back(parts, waiter)
-                    failures += 1
-                    if isinstance(exc, JingxinError):
-                        log.error("storing MO failed (will retry): %s", exc)
-                    else:
-                        log.exception("storing MO failed unexpectedly (will retry)")
-                if stopping and (not self.mo_inbox.items or failures >= 20):
-                    return  # unacknowledged parts stay with the SMSC, which delivers them again
-                if failures:
-                    await asyncio.sleep(self.config.flush_interval)
-                elif not self.mo_inbox.items:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(arrived.wait(), self.config.flush_interval)
-                else:
-                    await asyncio.sleep(0)  # let the channels hand over what they read meanwhile
-        finally:
-            storing.set()
-            wake.set()
-            await handlers
-
-    async def _handler_loop(self, wake: asyncio.Event, storing: asyncio.Event) -> None:
-        """The handler lane: one bounded batch of handlers whenever the MO lane committed
-        MO (or swept), again at once while they are behind. Runs after the store commits,
-        so whatever it reads is stored; ends with one last run once storing has stopped."""
-        while True:
-            if not (self._handlers_due or self._mo_behind):
-                if storing.is_set():
-                    return
-                await wake.wait()
-                wake.clear()
-                continue
-            assembled, self._mo_unhandled = self._mo_unhandled, []
-            self._handlers_due = False
-            await self._call(self.run_handlers, _pool=self._handler_db,
-                             mo=MoTally(assembled=assembled))  # fmt: skip
-            if storing.is_set():
-                self._mo_behind = False  # stopping: what is left waits for the next start
-
-    def store_mo(self, *, parts: list, sweep: bool = False) -> MoTally:
-        """Store MO parts in their own transaction (the MO lane's thread)."""
-        now = self.clock()
-        with store_errors("storing MO"), self.store.engine.begin() as conn:
-            mo = store_parts(conn, items=parts, now=now, rules=self.config.inbox_rules,
-                             expire=sweep)  # fmt: skip
-        self._observe_mo(mo)
-        return mo
-
     def _take(self, *, mo: bool = True) -> tuple[tuple[list, ...], tuple]:
         receipts, waiter = self.inbox.take()
         mo_parts, mo_waiter = self.mo_inbox.take() if mo else ([], None)
@@ -565,23 +486,6 @@ class Worker:
         if mo.assembled or sweep or self._mo_behind:
             self.run_handlers(mo=mo)
         return mo
-
-    def run_handlers(self, *, mo: MoTally) -> None:
-        """After an MO commit (the db thread): the handlers, then PDU → handled latency.
-        A failure is logged and counted; the rows wait for the next call (at least once).
-        A run that returns true stopped at its limit with MO left: the handler lane (or the
-        next flush) runs it again at once."""
-        if self.on_mo_stored is not None:
-            try:
-                self._mo_behind = bool(self.on_mo_stored())
-            except Exception:  # noqa: BLE001 - one bad run must not stop the worker
-                # Not "behind": a failing run (the database is down) waits for the next
-                # commit or sweep instead of being retried back to back.
-                self._mo_behind = False
-                self.tally.mo_handler_errors += 1
-                log.exception("MO handlers failed; they run again on the next sweep")
-        done = self.clock()
-        self.mo_latencies.extend((done - a.received_at).total_seconds() for a in mo.assembled)
 
     def write_back(self, *, batch: tuple[list, ...], sweep: bool = False,
                    mo: bool = False) -> MoTally:  # fmt: skip
@@ -631,13 +535,6 @@ class Worker:
             self.tally.campaigns_finished += len(finish_campaigns(self.store, now=now))
         except JingxinError as exc:
             log.warning("marking finished campaigns failed (next sweep retries): %s", exc)
-
-    def _observe_mo(self, mo: MoTally) -> None:
-        self.tally.mo_parts += mo.stored
-        self.tally.mo_duplicates += mo.duplicates
-        self.tally.mo_messages += len(mo.assembled)
-        self.tally.mo_incomplete += sum(1 for a in mo.assembled if not a.complete)
-        self.tally.mo_undecodable += sum(1 for a in mo.assembled if a.undecodable)
 
     def _observe(self, receipts, outcome, late, finished, marked) -> None:
         counted = collections.Counter(
