@@ -23,6 +23,16 @@ AtOption = Annotated[
 ]
 
 
+def settings_and_store(*, upgrade: bool = True):
+    """The settings and the store they name (upgraded to the shipped schema by default):
+    for commands that need both, such as the worker's and the inbox's."""
+    from jingxin.config import load_settings
+    from jingxin.data.store import open_store
+
+    settings = load_settings()
+    return settings, open_store(settings.store.url, upgrade=upgrade)
+
+
 def open_cli_store(url: str | None):
     """The store at ``url``, or the settings' (upgraded to the shipped schema)."""
     from jingxin.config import load_settings

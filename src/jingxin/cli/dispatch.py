@@ -9,15 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from jingxin.cli.arguments import settings_and_store
+
 console = Console(highlight=False, soft_wrap=True)
-
-
-def _store(upgrade: bool = True):
-    from jingxin.config import load_settings
-    from jingxin.data.store import open_store
-
-    settings = load_settings()
-    return settings, open_store(settings.store.url, upgrade=upgrade)
 
 
 def worker(
@@ -40,7 +34,7 @@ def worker(
     from jingxin.dispatch.claim import lanes_of
 
     # Logging ([log]: text or JSON, numbers masked) is set up by the console script.
-    settings, store = _store()
+    settings, store = settings_and_store()
     wanted = lanes_of(lanes.split(",") if lanes else None)
 
     async def main():
@@ -68,7 +62,7 @@ def outbox_stats() -> None:
     from jingxin.data.store.models import utc_now
     from jingxin.dispatch.outbox import stats
 
-    _, store = _store()
+    _, store = settings_and_store()
     try:
         rows = stats(store)
     finally:
@@ -98,7 +92,7 @@ def campaign_run(
 
     from jingxin.dispatch.campaign import load_spec, run_campaign
 
-    settings, store = _store()
+    settings, store = settings_and_store()
     loaded = load_spec(spec)
     now = _instant(at)
     policy = settings.policy
@@ -130,7 +124,7 @@ def _control(action: str):
     ) -> None:
         from jingxin.dispatch.campaign import campaign_status, control
 
-        _, store = _store()
+        _, store = settings_and_store()
         try:
             if action == "status":
                 console.print(

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from jingxin.cli.arguments import settings_and_store
 from jingxin.logs import mask, mask_text
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -27,14 +28,6 @@ inbox_app = typer.Typer(help="Two-way messaging: MO, their attribution and handl
 
 # A list row shows this much text; `inbox show` the whole of it.
 TEXT_WIDTH = 24
-
-
-def _open():
-    from jingxin.config import load_settings
-    from jingxin.data.store import open_store
-
-    settings = load_settings()
-    return settings, open_store(settings.store.url, upgrade=True)
 
 
 def _local(moment: datetime | None, zone: str) -> str:
@@ -67,7 +60,7 @@ def list_command(
     where = MoFilter(msisdn=msisdn, service_number=service_number, text=text,
                      since=parse_instant(since, option="--since") if since else None,
                      outcome=outcome, limit=limit)  # fmt: skip
-    settings, store = _open()
+    settings, store = settings_and_store()
     try:
         rows = list_mo(store, where=where)
     finally:
@@ -90,7 +83,7 @@ def show_command(mo_id: Annotated[int, typer.Argument(help="The MO's id.")]) -> 
     """One MO in full: text, parts, attribution, handler, outcome and reply."""
     from jingxin.dispatch.inbox_view import get_mo
 
-    settings, store = _open()
+    settings, store = settings_and_store()
     try:
         r = get_mo(store, mo_id=mo_id)
     finally:
@@ -124,7 +117,7 @@ def process_command(
     from jingxin.dispatch.handler_runs import forget_failed
     from jingxin.dispatch.handlers import HandlerContext, default_registry, run_pending
 
-    settings, store = _open()
+    settings, store = settings_and_store()
     registry = default_registry(settings)
     context = HandlerContext.from_settings(settings, store=store)
     total: dict[str, int] = {"handled": 0, "no_handler": 0, "failed": 0, "raced": 0}
@@ -147,7 +140,7 @@ def stats_command() -> None:
     """MO by outcome and by handler, with the incomplete, undecodable and attributed."""
     from jingxin.dispatch.inbox_view import inbox_stats
 
-    _, store = _open()
+    _, store = settings_and_store()
     try:
         stats = inbox_stats(store)
     finally:

@@ -25,7 +25,7 @@ import functools
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -403,14 +403,3 @@ def contact_rows(accepted: pa.Table, *, zone: str) -> pa.Table:
     return accepted.select(["tenant_id", "msisdn", "category", "campaign_id",
                             "idempotency_key"]).append_column(
         "contact_at", when).append_column("local_date", pc.take(days, encoded.indices))  # fmt: skip
-
-
-def later_of(send_at: pa.ChunkedArray | pa.Array, floor: datetime, now: datetime) -> pa.Array:
-    """Each send instant (null: ``now``), but never before ``floor``."""
-    filled = send_at.fill_null(pa.scalar(now, TS))
-    start = pa.scalar(floor, TS).cast(pa.int64())
-    return pc.max_element_wise(filled.cast(pa.int64()), start).cast(TS)
-
-
-def expiries(scheduled: pa.Array, validity: timedelta) -> pa.Array:
-    return pc.add(scheduled, pa.scalar(validity))
