@@ -187,7 +187,7 @@ class DispatchSettings(Section):
     # An unanswered submit, per source or category: resend (possible duplicate) or fail.
     # Inbox replies are sent at most once; everything else is resent.
     unresolved: dict[str, Literal["resend", "fail"]] = Field(
-        default_factory=lambda: {"inbox": "fail"})
+        default_factory=lambda: {"inbox": "fail", "hall": "fail"})
     routes: list[RouteSettings] = Field(default_factory=list)
     tps: dict[str, NonNegative] = Field(default_factory=dict)  # channel -> submits/s shared by all workers
     tariffs: dict[str, NonNegative] = Field(default_factory=dict)  # channel -> price per part
@@ -244,6 +244,43 @@ class InboxSettings(Section):
     duplicate_window_seconds: float = Field(default=600.0, gt=0)
 
 
+class HallSettings(Section):
+    """``[hall]``: the SMS business hall (docs/hall.md). Its commands, zones and reply texts
+    are in a menu file (YAML, per service number and tenant); unset, the packaged one."""
+
+    enabled: bool = True
+    menu_path: str | None = None
+    confirm_seconds: float = Field(default=600.0, gt=0)  # time to answer Y to an order
+    session_seconds: float = Field(default=1800.0, gt=0)  # menu position kept this long
+    referral_points: int = Field(default=100, ge=0)  # earned when a referred friend orders
+    home_carriers: list[str] = Field(default_factory=lambda: ["china_mobile"])
+    voucher_link_base: str = "https://jx.cn/v/"
+    voucher_dir: str = "var/vouchers"  # QR images of issued vouchers
+    voucher_days: int = Field(default=30, ge=1)
+    boss_timeout_seconds: float = Field(default=2.0, gt=0)
+    reconcile_after_seconds: float = Field(default=30.0, ge=0)  # an unknown order is asked for
+
+
+class ProbeSettings(Section):
+    """``[[probes]]``: one dial test - an MO sent as a subscriber would, the reply expected
+    (a regular expression) within ``max_latency_ms``."""
+
+    name: str = Field(min_length=1)
+    msisdn: str = "+8613900000000"  # the test SIM the MO comes from
+    service_number: str = "10086"
+    text: str = Field(min_length=1)
+    expect: str = Field(min_length=1)
+    max_latency_ms: int = Field(default=5000, gt=0)
+
+
+class ProbingSettings(Section):
+    """``[probing]``: how dial tests run (``jingxin probe run``, ``jingxin scheduler``)."""
+
+    smsc_url: str = "http://127.0.0.1:8775"  # the simulator's HTTP endpoint (MO in, MT seen)
+    interval_seconds: float = Field(default=300.0, gt=0)
+    timeout_seconds: float = Field(default=10.0, gt=0)  # give up waiting for a reply
+
+
 class LogSettings(Section):
     """``[log]``: how every ``jingxin`` command logs; numbers are masked in either format."""
 
@@ -283,6 +320,9 @@ class Settings(BaseSettings):
     dispatch: DispatchSettings = Field(default_factory=DispatchSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     inbox: InboxSettings = Field(default_factory=InboxSettings)
+    hall: HallSettings = Field(default_factory=HallSettings)
+    probes: list[ProbeSettings] = Field(default_factory=list)
+    probing: ProbingSettings = Field(default_factory=ProbingSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -139,7 +139,7 @@ def _handle_batch(mos: list[InboundMessage], *, registry: HandlerRegistry,
         results.update(zip((mo.id for mo in group),
                            handle_all(handler, group, context=context), strict=True))  # fmt: skip
     wanted = [mo for mo, _ in matched if mo.id in results and results[mo.id].reply is not None]
-    sent = context.send_replies([_request(mo, results[mo.id].reply) for mo in wanted])
+    sent = context.send_replies([_request(mo, results[mo.id]) for mo in wanted])
     done = []
     for mo, handler in matched:
         if handler is None:
@@ -161,7 +161,8 @@ def _one(mo: InboundMessage, *, registry: HandlerRegistry, context: HandlerConte
     try:
         result = handler.handle(mo, context=context)
         if result.reply is not None:
-            result = result.replied(context.send_reply(mo, text=result.reply))
+            result = result.replied(context.send_reply(
+                mo, text=result.reply, source=result.reply_source, tenant_id=result.reply_tenant))
         return Done(mo, handler.name, "handled", result)
     except StoreError:
         raise  # a store outage is no verdict on this MO: it stays pending
@@ -172,9 +173,10 @@ def _one(mo: InboundMessage, *, registry: HandlerRegistry, context: HandlerConte
         return Done(mo, handler.name, "failed", HandlerResult(detail=detail[:MAX_DETAIL]))
 
 
-def _request(mo: InboundMessage, text: str | None) -> ReplyRequest:
+def _request(mo: InboundMessage, result: HandlerResult) -> ReplyRequest:
     return ReplyRequest(mo_id=mo.id, msisdn=mo.msisdn, service_number=mo.service_number,
-                        text=text or "", tenant_id=mo.tenant_id)  # fmt: skip
+                        text=result.reply or "", tenant_id=result.reply_tenant or mo.tenant_id,
+                        source=result.reply_source)  # fmt: skip
 
 
 def _pending(store: Store, *, context: HandlerContext, limit: int) -> list[InboundMessage]:

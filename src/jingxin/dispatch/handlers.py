@@ -108,6 +108,11 @@ class HandlerResult:
     detail: str = ""
     reply_message_id: int | None = None
     reply: str | None = None
+    # Who the reply is from on the one road: ``inbox`` (unsubscribe confirmations, keyword
+    # replies) or the capability that answered (``hall``); and for which tenant (None: the
+    # MO's attributed tenant).
+    reply_source: str = "inbox"
+    reply_tenant: str | None = None
 
     def replied(self, sent: ReplySent) -> HandlerResult:
         """This result once its ``reply`` went out as ``sent``."""
@@ -143,11 +148,13 @@ class HandlerContext:
             reply=DeliveryReplier(DeliveryContext.from_settings(settings)),
         )
 
-    def send_reply(self, mo: InboundMessage, *, text: str) -> ReplySent:
+    def send_reply(self, mo: InboundMessage, *, text: str, source: str = "inbox",
+                   tenant_id: str | None = None) -> ReplySent:  # fmt: skip
         """Answer ``mo`` with ``text`` (at most once per MO; see :mod:`.reply`)."""
         return self.reply(self.bound_store(), mo_id=mo.id, msisdn=mo.msisdn,
                           service_number=mo.service_number, text=text,
-                          tenant_id=mo.tenant_id, now=self.now)  # fmt: skip
+                          tenant_id=tenant_id or mo.tenant_id, now=self.now,
+                          source=source)  # fmt: skip
 
     def send_replies(self, requests: Sequence[ReplyRequest]) -> dict[int, ReplySent]:
         """Answer a batch of MO at once (see :func:`.reply.send_replies`), by MO id."""

@@ -64,6 +64,7 @@ class ReplyRequest:
     service_number: str
     text: str
     tenant_id: str
+    source: str = "inbox"  # the capability answering: 'inbox' or 'hall'
 
 
 class Replier(Protocol):
@@ -73,7 +74,7 @@ class Replier(Protocol):
 
     def __call__(
         self, store: Store, *, mo_id: int, msisdn: str, service_number: str, text: str,
-        tenant_id: str, now: datetime | None = None,
+        tenant_id: str, now: datetime | None = None, source: str = "inbox",
     ) -> ReplySent: ...  # fmt: skip
 
 
@@ -87,7 +88,8 @@ def send_replies(replier: Replier, store: Store, *, requests: Sequence[ReplyRequ
         return many(store, requests=requests, now=now)
     return {r.mo_id: replier(store, mo_id=r.mo_id, msisdn=r.msisdn,
                              service_number=r.service_number, text=r.text,
-                             tenant_id=r.tenant_id, now=now) for r in requests}  # fmt: skip
+                             tenant_id=r.tenant_id, now=now, source=r.source)
+            for r in requests}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +102,11 @@ class DeliveryReplier:
 
     def __call__(
         self, store: Store, *, mo_id: int, msisdn: str, service_number: str, text: str,
-        tenant_id: str, now: datetime | None = None,
+        tenant_id: str, now: datetime | None = None, source: str = "inbox",
     ) -> ReplySent:  # fmt: skip
         from jingxin.dispatch.deliver import deliver_one
 
-        request = ReplyRequest(mo_id, msisdn, service_number, text, tenant_id)
+        request = ReplyRequest(mo_id, msisdn, service_number, text, tenant_id, source)
         done = deliver_one(store, delivery=_delivery(request, msisdn), context=self.context,
                            now=now)  # fmt: skip
         return ReplySent(outcome=done.outcome, message_id=done.message_id,
@@ -122,7 +124,7 @@ class DeliveryReplier:
         if len(requests) < (self.bulk_from or BULK_FROM):
             return {r.mo_id: self(store, mo_id=r.mo_id, msisdn=r.msisdn, text=r.text,
                                   service_number=r.service_number, tenant_id=r.tenant_id,
-                                  now=now) for r in requests}  # fmt: skip
+                                  now=now, source=r.source) for r in requests}  # fmt: skip
         numbers = _numbers(requests)
         done = deliver_many(store, deliveries=[_delivery(r, numbers[r.mo_id]) for r in requests],
                             context=self.context, now=now)  # fmt: skip
@@ -131,10 +133,11 @@ class DeliveryReplier:
 
 
 def _delivery(request: ReplyRequest, msisdn: str) -> Delivery:
-    """The delivery of one reply: source ``inbox``, from the service number written to."""
+    """The delivery of one reply: source ``inbox`` (or the capability that answered, e.g.
+    ``hall``), from the service number written to."""
     from jingxin.dispatch.deliver import Delivery
 
-    return Delivery(msisdn=msisdn, source=REPLY_SOURCE, idempotency_key=reply_key(request.mo_id),
+    return Delivery(msisdn=msisdn, source=request.source or REPLY_SOURCE, idempotency_key=reply_key(request.mo_id),
                     category=REPLY_CATEGORY, tenant_id=request.tenant_id,
                     source_id=str(request.mo_id), text=request.text,
                     sender=request.service_number)  # fmt: skip

@@ -71,12 +71,12 @@ class FakeReplier:
     calls: int = 0
 
     def __call__(self, store, *, mo_id, msisdn, service_number, text, tenant_id,
-                 now=None) -> ReplySent:
+                 now=None, source="inbox") -> ReplySent:
         self.calls += 1
         key = f"inbox:{mo_id}:reply"
         if key in self.sent:
             return ReplySent(outcome="duplicate", message_id=self.sent[key][0])
         self.sent[key] = (1000 + len(self.sent), {
             "msisdn": msisdn, "service_number": service_number, "text": text,
-            "tenant_id": tenant_id})
+            "tenant_id": tenant_id, "source": source})
         return ReplySent(outcome="queued", message_id=self.sent[key][0])
