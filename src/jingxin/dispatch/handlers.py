@@ -277,7 +277,8 @@ class HandlerRegistry:
 
 
 def default_registry(settings: Settings) -> HandlerRegistry:
-    """The unsubscribe words (any service number) and the ``[inbox]`` auto-replies."""
+    """The unsubscribe words (any service number), the ``[inbox]`` auto-replies and, when
+    ``[hall] enabled``, the SMS business hall at each of its menu's service numbers."""
     from jingxin.dispatch.autoreply import AutoReplyHandler
     from jingxin.dispatch.unsubscribe import UnsubscribeHandler
 
@@ -297,6 +298,14 @@ def default_registry(settings: Settings) -> HandlerRegistry:
             raise ConfigError(f"inbox.auto_replies[{n}].keyword: empty after trimming")
         registry.register(AutoReplyHandler(reply=auto.reply, keyword=keyword),
                           service_number=auto.service_number, keywords=[keyword])  # fmt: skip
+    if settings.hall.enabled:
+        # The SMS business hall: a catch-all per hall service number, so the keywords
+        # above (unsubscribe words first) still win over it.
+        from jingxin.hall.handler import hall_handler
+
+        hall = hall_handler(settings)
+        for number in hall.menu.service_numbers:
+            registry.register(hall, service_number=number)
     return registry
 
 

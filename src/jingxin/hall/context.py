@@ -10,7 +10,7 @@ module's default text, and fields; the menu file's ``texts:`` may override any k
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -55,6 +55,28 @@ class HallContext:
     now: datetime | None = None
     texts: Mapping[str, str] = field(default_factory=dict)  # the menu's overrides
     delivery: DeliveryContext | None = None
+    # What one handler batch reads once for all its MO (a zone's list, the campaigns).
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    def once(self, key: Any, read: Callable[[], Any]) -> Any:
+        """``read()`` the first time ``key`` is asked in this context (one batch), then
+        its answer again: every ``43`` of a batch lists the same campaigns."""
+        if key not in self.memo:
+            self.memo[key] = read()
+        return self.memo[key]
+
+    @classmethod
+    def from_settings(cls, settings: Any, store: Store, *, now: datetime | None = None
+                      ) -> HallContext:  # fmt: skip
+        """The context the CLI and the scheduler use outside a handler run (``hall
+        reconcile``): the BOSS kept in the store, replies through the delivery entry."""
+        from jingxin.dispatch.deliver import DeliveryContext
+        from jingxin.hall.boss import StoreBoss
+
+        hall = settings.hall
+        return cls(store=store, settings=hall, now=now,
+                   boss=StoreBoss(store, timeout_seconds=hall.boss_timeout_seconds),
+                   delivery=DeliveryContext.from_settings(settings))  # fmt: skip
 
     def say(self, key: str, default: str, **fields: Any) -> str:
         """The text ``key`` (the menu's override, else ``default``) with ``fields`` filled in."""

@@ -1,0 +1,213 @@
+"""Hall sessions: where a subscriber is in the menu and what waits for their ``Y``.
+
+One ``hall_sessions`` row per (number, service number). It keeps two things that expire
+on their own clocks, both measured from the MO's receipt (a late batch does not cost the
+subscriber their confirmation):
+
+* the **menu position** (the zone last looked at), until ``expires_at``
+  (``[hall] session_seconds``): an order placed after looking at zone 42 counts for 42;
+* a **pending** action - ``order`` (a quote), ``cancel`` (a product to drop) or ``survey``
+  (a question asked) - as JSON, until ``pending_expires_at`` (``[hall] confirm_seconds``).
+
+An expired pending is not dropped when read: ``Y`` after the deadline must be told
+"确认已超时" rather than "nothing to confirm", so :meth:`SessionState.pending_at` hands it
+on marked ``expired`` and the router and handler decide.
+
+The handler reads every session of a batch at once (:func:`load_sessions`), moves them
+along in memory as it answers the batch's MO in order (``KT`` then ``Y`` in one batch),
+and writes the changed ones (:func:`save_sessions`) in the transaction that records the
+interactions - so a crash leaves both unwritten and the re-run starts from the same state.
+The write is portable: update the rows that were read, insert the rest, and an insert that
+loses a race to a twin (unique msisdn + service number) updates the twin's row instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from jingxin.data.store.engine import store_errors
+from jingxin.data.store.models import DEFAULT_TENANT_ID, HallSession, utc_now
+
+PENDING_KINDS = ("order", "cancel", "survey")
+
+Key = tuple[str, str]  # (msisdn, service_number)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What waits for the subscriber's answer; ``expired`` as of the MO it is read for."""
+
+    kind: str  # PENDING_KINDS
+    payload: Mapping[str, Any]
+    expires_at: datetime
+    expired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """One subscriber's session at one service number (stored or not yet)."""
+
+    msisdn: str
+    service_number: str
+    tenant_id: str = DEFAULT_TENANT_ID
+    menu: str | None = None
+    expires_at: datetime | None = None
+    pending_kind: str | None = None
+    pending_json: str | None = None
+    pending_expires_at: datetime | None = None
+    stored: bool = False  # a row exists (update) or not (insert)
+
+    @property
+    def key(self) -> Key:
+        return (self.msisdn, self.service_number)
+
+    def pending_at(self, at: datetime) -> Pending | None:
+        """The pending action as of ``at`` (an expired one marked so), or None."""
+        if self.pending_kind is None or self.pending_expires_at is None:
+            return None
+        payload = json.loads(self.pending_json) if self.pending_json else {}
+        return Pending(kind=self.pending_kind, payload=payload,
+                       expires_at=self.pending_expires_at,
+                       expired=at >= self.pending_expires_at)  # fmt: skip
+
+    def menu_at(self, at: datetime) -> str | None:
+        """The zone last looked at, while the session lasts."""
+        if self.menu is None or self.expires_at is None or at >= self.expires_at:
+            return None
+        return self.menu
+
+    def with_pending(self, kind: str, payload: Mapping[str, Any], *, at: datetime,
+                     seconds: float) -> SessionState:  # fmt: skip
+        """This session waiting ``seconds`` from ``at`` for an answer to ``kind``."""
+        if kind not in PENDING_KINDS:
+            raise ValueError(f"pending kind {kind!r}: expected one of {', '.join(PENDING_KINDS)}")
+        return replace(self, pending_kind=kind,
+                       pending_json=json.dumps(payload, ensure_ascii=False, sort_keys=True),
+                       pending_expires_at=at + timedelta(seconds=seconds),
+                       expires_at=self._later(at + timedelta(seconds=seconds)))  # fmt: skip
+
+    def without_pending(self) -> SessionState:
+        return replace(self, pending_kind=None, pending_json=None, pending_expires_at=None)
+
+    def with_menu(self, menu: str | None, *, at: datetime, seconds: float) -> SessionState:
+        """This session at menu position ``menu``, kept ``seconds`` from ``at``."""
+        return replace(self, menu=menu, expires_at=self._later(at + timedelta(seconds=seconds)))
+
+    def _later(self, until: datetime) -> datetime:
+        # The row lives as long as the longer of its two clocks (purges go by expires_at).
+        return until if self.expires_at is None or until > self.expires_at else self.expires_at
+
+
+def fresh_session(msisdn: str, service_number: str, *, tenant_id: str) -> SessionState:
+    """The session of a subscriber the hall has not seen (nothing stored yet)."""
+    return SessionState(msisdn=msisdn, service_number=service_number, tenant_id=tenant_id)
+
+
+def load_sessions(session: Session, keys: Iterable[Key]) -> dict[Key, SessionState]:
+    """The stored sessions of ``keys`` (number, service number), in one query; a key with
+    no row is absent from the answer."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    found: dict[Key, SessionState] = {}
+    with store_errors(f"reading {len(wanted)} hall session(s)"):
+        # Chunks keep the statement within every dialect's parameter limit.
+        for start in range(0, len(wanted), 400):
+            chunk = wanted[start:start + 400]
+            rows = session.scalars(select(HallSession).where(
+                tuple_(HallSession.msisdn, HallSession.service_number).in_(chunk)))  # fmt: skip
+            for row in rows:
+                state = _state_of(row)
+                found[state.key] = state
+    return found
+
+
+def _state_of(row: HallSession) -> SessionState:
+    return SessionState(msisdn=row.msisdn, service_number=row.service_number,
+                        tenant_id=row.tenant_id, menu=row.menu,
+                        expires_at=row.expires_at, pending_kind=row.pending_kind,
+                        pending_json=row.pending,
+                        pending_expires_at=row.pending_expires_at,
+                        stored=True)  # fmt: skip
+
+
+def save_sessions(session: Session, states: Iterable[SessionState]) -> None:
+    """Write ``states`` in one upsert (``INSERT … ON CONFLICT (msisdn, service_number) DO
+    UPDATE``, on PostgreSQL and SQLite alike): a stored row is updated, a new one inserted,
+    and an insert that races a twin updates the twin. Call inside the caller's transaction."""
+    now = utc_now()
+    rows = [{"msisdn": state.msisdn, "service_number": state.service_number,
+             **_values(state, now)} for state in states]  # fmt: skip
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+        HallSession.__table__)
+    statement = statement.on_conflict_do_update(
+        index_elements=["msisdn", "service_number"],
+        set_={name: statement.excluded[name] for name in _VALUE_COLUMNS})  # fmt: skip
+    with store_errors(f"saving {len(rows)} hall session(s)"):
+        session.connection().execute(statement, rows)  # Core: no ORM bulk-insert overhead
+
+
+_VALUE_COLUMNS = ("tenant_id", "menu", "pending_kind", "pending", "pending_expires_at",
+                  "expires_at", "updated_at")  # fmt: skip
+
+
+def _values(state: SessionState, now: datetime) -> dict[str, Any]:
+    return {"tenant_id": state.tenant_id, "menu": state.menu,
+            "pending_kind": state.pending_kind, "pending": state.pending_json,
+            "pending_expires_at": state.pending_expires_at,
+            "expires_at": state.expires_at or now, "updated_at": now}  # fmt: skip
+
+
+# ------------------------------------------------------------------ one session at a time
+
+
+def get_session(session: Session, *, msisdn: str, service_number: str,
+                tenant_id: str = DEFAULT_TENANT_ID) -> SessionState:  # fmt: skip
+    """The session of one subscriber (a fresh one when none is stored)."""
+    key = (msisdn, service_number)
+    return load_sessions(session, [key]).get(key) or fresh_session(
+        msisdn, service_number, tenant_id=tenant_id)
+
+
+def get_pending(session: Session, *, msisdn: str, service_number: str,
+                at: datetime) -> Pending | None:  # fmt: skip
+    """What waits for this subscriber's answer as of ``at`` (expired ones marked), or None."""
+    return get_session(session, msisdn=msisdn, service_number=service_number).pending_at(at)
+
+
+def put_pending(session: Session, *, msisdn: str, service_number: str, kind: str,
+                payload: Mapping[str, Any], at: datetime, seconds: float,
+                tenant_id: str = DEFAULT_TENANT_ID) -> SessionState:  # fmt: skip
+    """Make ``kind`` wait ``seconds`` from ``at`` for this subscriber's answer."""
+    state = get_session(session, msisdn=msisdn, service_number=service_number,
+                        tenant_id=tenant_id).with_pending(kind, payload, at=at, seconds=seconds)
+    save_sessions(session, [state])
+    return state
+
+
+def clear_pending(session: Session, *, msisdn: str, service_number: str) -> None:
+    """Drop whatever waits for this subscriber's answer (nothing stored: nothing to do)."""
+    state = get_session(session, msisdn=msisdn, service_number=service_number)
+    if state.stored and state.pending_kind is not None:
+        save_sessions(session, [state.without_pending()])
+
+
+def put_menu(session: Session, *, msisdn: str, service_number: str, menu: str | None,
+             at: datetime, seconds: float,
+             tenant_id: str = DEFAULT_TENANT_ID) -> SessionState:  # fmt: skip
+    """Remember the menu position ``menu`` for ``seconds`` from ``at``."""
+    state = get_session(session, msisdn=msisdn, service_number=service_number,
+                        tenant_id=tenant_id).with_menu(menu, at=at, seconds=seconds)
+    save_sessions(session, [state])
+    return state
