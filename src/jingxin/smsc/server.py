@@ -88,7 +88,8 @@ class Simulator:
         if self._wanted["http"] is not None:
             port = self._wanted["http"]
             server = await self._listening("MO HTTP", port, start_mo_endpoint(
-                host=self.host, port=port, inject=self.inject_mo, status=self.status))
+                host=self.host, port=port, inject=self.inject_mo, status=self.status,
+                handsets=self.record.handsets))
             self.http_port = self._track(server)
 
     async def _listening(self, what: str, port: int, starting: Any) -> Any:
