@@ -147,13 +147,35 @@ class SmscProcess:
                             yield entry["fields"]
 
     def submits(self) -> collections.Counter[str]:
-        """submit_sm received per destination, over every run of the simulator."""
-        return collections.Counter(f["destination_addr"] for f in self.received("submit_sm"))
+        """Messages submitted per destination, over every run of the simulator: a long
+        message's parts count once (its first part; a resent message counts again)."""
+        return collections.Counter(f["destination_addr"] for f in self.received("submit_sm")
+                                   if _first_part(f))  # fmt: skip
 
     def discard_records(self) -> None:
         """Delete the JSONL records (~50 MB per 100,000 submits) once counted."""
         for path in self.records:
             path.unlink(missing_ok=True)
+
+
+def _first_part(fields: dict[str, Any]) -> bool:
+    """Whether a recorded submit_sm is a message's first (or only) part: its UDH (esm_class
+    0x40) has no concatenation element, or one with sequence number 1."""
+    if not int(fields.get("esm_class") or 0) & 0x40:
+        return True
+    try:
+        udh = bytes.fromhex(fields.get("short_message") or "")
+    except ValueError:
+        return True
+    at, end = 1, 1 + (udh[0] if udh else 0)
+    while at + 1 < min(end, len(udh)):
+        tag, size = udh[at], udh[at + 1]
+        if tag == 0x00 and size == 3 and at + 4 < len(udh):
+            return udh[at + 4] == 1
+        if tag == 0x08 and size == 4 and at + 5 < len(udh):
+            return udh[at + 5] == 1
+        at += 2 + size
+    return True
 
 
 class Fleet:

@@ -90,7 +90,7 @@ def inject(url: str, items: list[tuple[str, str]], *, threads: int, timeout: flo
         list(pool.map(one, items))
 
 
-def counts(store, *, items: list[tuple[str, str]], smsc) -> Report:
+def counts(store, *, items: list[tuple[str, str]], smsc, source: str = "inbox") -> Report:
     """What the store (and the SMSC's record) say of the MO injected."""
     from sqlalchemy import func, select
 
@@ -103,7 +103,7 @@ def counts(store, *, items: list[tuple[str, str]], smsc) -> Report:
         outcomes = dict(s.execute(_outcome_query()).all()) if _has_outcomes(s) else {}
         opt_outs = s.execute(select(OptOut.msisdn, func.count()).group_by(OptOut.msisdn)
                              .having(func.count() > 1)).all()  # fmt: skip
-        replies = s.execute(select(Message.msisdn, Message.state).where(Message.source == "inbox")).all()
+        replies = s.execute(select(Message.msisdn, Message.state).where(Message.source == source)).all()
     stored = {(m, t) for m, t, _ in rows}
     sent = smsc.submits()
     try:  # the simulator's own count of deliver_sm it sent again (receipts and MO)
@@ -137,7 +137,7 @@ def _outcome_query():
     return select(outcomes.c.outcome, func.count()).group_by(outcomes.c.outcome)
 
 
-def settled(store, *, items: list[tuple[str, str]]) -> Callable[[], bool]:
+def settled(store, *, items: list[tuple[str, str]], source: str = "inbox") -> Callable[[], bool]:
     """Every MO stored, each with an outcome, every reply final."""
     from sqlalchemy import func, select
 
@@ -148,7 +148,7 @@ def settled(store, *, items: list[tuple[str, str]]) -> Callable[[], bool]:
             stored = s.execute(select(func.count()).select_from(MoMessage)).scalar_one()
             handled = sum(dict(s.execute(_outcome_query()).all()).values()) if _has_outcomes(s) else stored
             open_replies = s.execute(select(func.count()).where(
-                Message.source == "inbox", Message.state.in_(("queued", "submitting", "submitted")))).scalar_one()
+                Message.source == source, Message.state.in_(("queued", "submitting", "submitted")))).scalar_one()
         return stored >= len(items) and handled >= stored and open_replies == 0
 
     return check
@@ -202,7 +202,8 @@ def mo_crash(*, store_url: str, workdir: Path, plan: MoPlan = MoPlan()) -> Repor
     return report
 
 
-def mo_script(path: Path, items: list[tuple[str, str]], *, rate: float, tick: float = 0.005) -> Path:
+def mo_script(path: Path, items: list[tuple[str, str]], *, rate: float, tick: float = 0.005,
+              service: str = SERVICE) -> Path:
     """The simulator's MO script for ``items``: ``rate`` MO/s, a group every ``tick``
     seconds (an asyncio sleep per MO would not keep 2,000/s); ``rate`` 0: no pauses."""
     per_tick = max(1, round(rate * tick)) if rate else len(items) or 1
@@ -210,7 +211,7 @@ def mo_script(path: Path, items: list[tuple[str, str]], *, rate: float, tick: fl
     with open(path, "w", encoding="utf-8") as script:
         for i, (source, text) in enumerate(items):
             delay = pause if i and i % per_tick == 0 else 0.0
-            script.write(f"{delay:.6f}, {source}, {SERVICE}, {text}\n")
+            script.write(f"{delay:.6f}, {source}, {service}, {text}\n")
     return path
 
 
@@ -248,7 +249,7 @@ def percentile(values: list[float], share: float) -> float | None:
     return round(ordered[int(share * (len(ordered) - 1))] * 1000, 1)
 
 
-def figures(store) -> Report:
+def figures(store, *, source: str = "inbox") -> Report:
     """Offered rate, storage and end-to-end rates and latencies, campaign progress."""
     from sqlalchemy import func, select
     from sqlalchemy.orm import aliased
@@ -261,10 +262,10 @@ def figures(store) -> Report:
         stored = s.execute(select(MoMessage.id, MoMessage.received_at, MoMessage.stored_at)).all()
         handled = dict(s.execute(select(MoOutcome.mo_id, MoOutcome.handled_at)).all())
         replies = s.execute(select(MoMessage.received_at, reply.created_at).join(
-            reply, (reply.source == "inbox") & (reply.source_id == func.cast(MoMessage.id, reply.source_id.type)))).all()
+            reply, (reply.source == source) & (reply.source_id == func.cast(MoMessage.id, reply.source_id.type)))).all()
         last_done = max(handled.values(), default=None)
         campaign = s.execute(select(func.count()).where(
-            Message.source != "inbox", Message.submitted_at >= first, Message.submitted_at <= last_done)
+            Message.source != source, Message.submitted_at >= first, Message.submitted_at <= last_done)
         ).scalar_one() if first and last_done else 0  # fmt: skip
     count = len(stored)
     last_stored = max((at for _, _, at in stored), default=None)

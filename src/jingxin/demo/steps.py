@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from jingxin.demo.runner import Workspace, demo_environment, simulator_process
+from jingxin.demo.hall import hall
 from jingxin.demo.twoway import twoway
 
 AS_OF = "2026-10-01"
@@ -176,14 +177,15 @@ def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7) -> None:
         lambda: _campaigns(ws),
         lambda: _channels(ws),
         lambda: twoway(ws),
+        lambda: hall(ws),
     ]
     ws.steps = len(steps)
     began = time.perf_counter()
     with demo_environment(ws, {}):
-        for step in steps[:-3]:
+        for step in steps[:-4]:
             step()
         with simulator_process(ws) as channel_env, demo_environment(ws, channel_env):
-            for step in steps[-3:]:
+            for step in steps[-4:]:
                 step()
     ws.console.print()
     ws.console.print(f"[bold]demo finished in {time.perf_counter() - began:.0f} s[/]; "
