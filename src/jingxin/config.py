@@ -261,6 +261,36 @@ class HallSettings(Section):
     reconcile_after_seconds: float = Field(default=30.0, ge=0)  # an unknown order is asked for
 
 
+class JourneySettings(Section):
+    """``[journeys]``: the daily lifecycle scan (docs/journeys.md) and multi-step journeys.
+
+    Times are local to ``[policy] default_timezone``. ``triggers`` empty: all of them."""
+
+    triggers: list[str] = Field(default_factory=list)
+    tenant: str = "operator"
+    send_at: ClockTime = "10:00"  # when the day's messages are wanted
+    scan_at: ClockTime = "08:30"  # when `jingxin scheduler` runs the day's scan
+    renewal_days_before: int = Field(default=30, ge=1)
+    usage_thresholds: list[float] = Field(default_factory=lambda: [0.8, 1.0])
+    surge_ratio: float = Field(default=2.0, gt=1)  # this month / last month above: a surge
+    drop_ratio: float = Field(default=0.3, gt=0, lt=1)  # below: a drop
+    gift_voice_min: int = Field(default=100, ge=0)
+    gift_data_mb: int = Field(default=1024, ge=0)
+    claim_days: int = Field(default=30, ge=1)  # a gift may be claimed this long
+    holiday_file: str | None = None  # official schedules for years chinese-calendar lacks
+    knowledge_path: str | None = None  # roaming destinations; None: the packaged table
+    journeys_dir: str | None = None  # multi-step journey files (*.yaml)
+    hall_number: str = "10086"  # the SMS-hall service number taught in messages
+
+
+class RetentionSettings(Section):
+    """``[retention]``: double-stop (双停) work orders (docs/journeys.md)."""
+
+    double_stop_days: int = Field(default=7, ge=1)
+    branches: dict[str, str] = Field(default_factory=dict)  # region (district) -> branch
+    default_branch: str = "客户服务中心"
+
+
 class ProbeSettings(Section):
     """``[[probes]]``: one dial test - an MO sent as a subscriber would, the reply expected
     (a regular expression) within ``max_latency_ms``."""
@@ -323,6 +353,8 @@ class Settings(BaseSettings):
     hall: HallSettings = Field(default_factory=HallSettings)
     probes: list[ProbeSettings] = Field(default_factory=list)
     probing: ProbingSettings = Field(default_factory=ProbingSettings)
+    journeys: JourneySettings = Field(default_factory=JourneySettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -48,6 +48,15 @@ from jingxin.data.store.models.hall import (
     Voucher,
 )
 from jingxin.data.store.models.handlers import MO_OUTCOMES, MoOutcome
+from jingxin.data.store.models.journeys import (
+    GiftClaim,
+    JourneyEnrolment,
+    JourneyEvent,
+    JourneyRun,
+    SchedulerLock,
+    WorkOrder,
+    WorkOrderEvent,
+)
 from jingxin.data.store.models.inbox import MoMessage, MoPartRow
 from jingxin.data.store.models.messages import LANES, MESSAGE_STATES, Message, Receipt
 from jingxin.data.store.models.tenants import DEFAULT_TENANT_ID, DEFAULT_TIMEZONE, Tenant
@@ -76,6 +85,7 @@ __all__ = [
     "Campaign",
     "Consent",
     "DecisionRecord",
+    "GiftClaim",
     "HallComplaint",
     "HallFeedback",
     "HallInteraction",
@@ -83,6 +93,9 @@ __all__ = [
     "HallReferral",
     "HallSession",
     "HallStaff",
+    "JourneyEnrolment",
+    "JourneyEvent",
+    "JourneyRun",
     "LedgerEntry",
     "Merchant",
     "Message",
@@ -95,11 +108,14 @@ __all__ = [
     "PointsEntry",
     "ProbeRun",
     "Receipt",
+    "SchedulerLock",
     "SubscriberState",
     "Template",
     "Tenant",
     "UnmatchedReceipt",
     "UtcDateTime",
     "Voucher",
+    "WorkOrder",
+    "WorkOrderEvent",
     "utc_now",
 ]
