@@ -9,7 +9,9 @@ import jingxin
 
 SRC = Path(jingxin.__file__).parent
 WRITERS = re.compile(r"\b(enqueue|enqueue_table|insert_table|record_contacts|"
-                     r"record_contact_table)\b\s*[(,]|import .*\b(enqueue|record_contact)")  # fmt: skip
+                     r"record_contact_table)\b\s*[(,]|import .*\b(enqueue|record_contact)"
+                     # or an insert of the tables themselves (the hall, journeys, probes...)
+                     r"|\binsert\(\s*(Message|LedgerEntry)\b|\b(Message|LedgerEntry)\(\s*\w+=")  # fmt: skip
 # The store module that holds the ledger's insert, and the benchmarks, which fill a store
 # directly to measure the worker (the product's senders never do).
 ALLOWED = ("dispatch/", "data/store/ledger.py", "bench/")
