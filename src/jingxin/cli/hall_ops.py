@@ -156,7 +156,7 @@ def voucher_qr_command(
         store.dispose()
     link = voucher_link(settings.hall, voucher.code)
     if out is None:
-        written = write_qr(settings.hall, voucher)
+        written = write_qr(settings.hall, voucher, home=settings.home)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(voucher_qr(link))

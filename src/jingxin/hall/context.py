@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jingxin.config import HallSettings
@@ -55,6 +56,7 @@ class HallContext:
     now: datetime | None = None
     texts: Mapping[str, str] = field(default_factory=dict)  # the menu's overrides
     delivery: DeliveryContext | None = None
+    home: Path = Path(".")  # the settings' home: where relative paths (voucher_dir) live
     # What one handler batch reads once for all its MO (a zone's list, the campaigns).
     memo: dict[Any, Any] = field(default_factory=dict)
 
@@ -74,7 +76,7 @@ class HallContext:
         from jingxin.hall.boss import StoreBoss
 
         hall = settings.hall
-        return cls(store=store, settings=hall, now=now,
+        return cls(store=store, settings=hall, now=now, home=settings.home,
                    boss=StoreBoss(store, timeout_seconds=hall.boss_timeout_seconds),
                    delivery=DeliveryContext.from_settings(settings))  # fmt: skip
 

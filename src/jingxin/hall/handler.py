@@ -31,6 +31,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -83,9 +84,10 @@ class HallHandler:
     """Answers the MO to the menu's halls (see the module docstring)."""
 
     def __init__(self, *, menu: Menu, settings: HallSettings, boss_factory: BossFactory,
-                 name: str = "hall") -> None:  # fmt: skip
+                 name: str = "hall", home: Path = Path(".")) -> None:  # fmt: skip
         self.menu = menu
         self.settings = settings
+        self.home = home
         self.boss_factory = boss_factory
         self.name = name
         self._boss: tuple[Store, Any] | None = None
@@ -97,7 +99,8 @@ class HallHandler:
                      context: HandlerContext) -> list[HandlerResult]:  # fmt: skip
         store = context.bound_store()
         run = _Run(store=store, settings=self.settings, boss=_BatchBoss(self._boss_of(store)),
-                   now=context.now, delivery=getattr(context.reply, "context", None))  # fmt: skip
+                   now=context.now, delivery=getattr(context.reply, "context", None),
+                   home=self.home)  # fmt: skip
         halls = [self.menu.hall_for(mo.service_number) for mo in mos]
         run.boss.prefetch(sorted({mo.msisdn for mo, hall in zip(mos, halls, strict=True)
                                   if hall is not None}))  # fmt: skip
@@ -171,6 +174,7 @@ class _Run:
     boss: Any
     now: datetime | None
     delivery: Any
+    home: Path = Path(".")
     contexts: dict[str, HallContext] | None = None
 
     def context(self, hall: HallMenu) -> HallContext:
@@ -179,7 +183,8 @@ class _Run:
         if ctx is None:
             ctx = contexts[hall.service_number] = HallContext(
                 store=self.store, settings=self.settings, boss=self.boss,
-                now=self.now or utc_now(), texts=hall.texts, delivery=self.delivery)  # fmt: skip
+                now=self.now or utc_now(), texts=hall.texts, delivery=self.delivery,
+                home=self.home)  # fmt: skip
         return ctx
 
 
@@ -510,4 +515,5 @@ def hall_handler(settings: Settings) -> HallHandler:
 
         return StoreBoss(store, timeout_seconds=hall.boss_timeout_seconds)
 
-    return HallHandler(menu=load_menu(hall.menu_path), settings=hall, boss_factory=store_boss)
+    return HallHandler(menu=load_menu(hall.menu_path), settings=hall, boss_factory=store_boss,
+                       home=settings.home)  # fmt: skip

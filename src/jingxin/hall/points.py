@@ -189,7 +189,7 @@ def _reward_list(ctx: HallContext, offered: list[Reward], *, balance: int) -> An
 def _issued(ctx: HallContext, voucher: Voucher, *, merchant_name: str) -> Answer:
     from jingxin.hall.vouchers import last_day, voucher_link, write_qr, yuan_of
 
-    write_qr(ctx.settings, voucher)
+    write_qr(ctx.settings, voucher, home=ctx.home)
     text = ctx.say("points.redeemed",
                    "兑换成功：{title}，面值{value}，{merchant}可用，券码{code}，"
                    "有效期至{expires}。二维码：{link}",

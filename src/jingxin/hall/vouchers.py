@@ -135,9 +135,10 @@ def voucher_qr(link: str) -> bytes:
     return buffer.getvalue()
 
 
-def write_qr(settings: HallSettings, voucher: Voucher) -> Path:
-    """Write ``<voucher_dir>/<code>.svg`` (the image the link shows) and return its path."""
-    path = Path(settings.voucher_dir) / f"{voucher.code}.svg"
+def write_qr(settings: HallSettings, voucher: Voucher, *, home: Path = Path(".")) -> Path:
+    """Write ``<voucher_dir>/<code>.svg`` (the image the link shows) and return its path; a
+    relative ``voucher_dir`` is under ``home`` (the settings' ``home``)."""
+    path = Path(home) / settings.voucher_dir / f"{voucher.code}.svg"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(voucher_qr(voucher_link(settings, voucher.code)))
