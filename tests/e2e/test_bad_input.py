@@ -32,7 +32,8 @@ PLANS = ("plan_id,name,tier,payment,monthly_fee,data_mb,voice_min,sms,overage_da
          "overage_voice_per_min,overage_sms,contract_months,generation\n"
          "P18,Basic 18,1,prepaid,18,1024,100,50,0.29,0.19,0.1,0,4\n")  # fmt: skip
 STORE_TABLES = ("opt_outs", "blacklist", "consents", "subscriber_state", "messages",
-                "contact_ledger", "campaigns", "templates", "decisions")  # fmt: skip
+                "contact_ledger", "campaigns", "templates", "decisions", "hall_orders",
+                "hall_points", "hall_vouchers", "hall_staff", "probe_runs")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,18 @@ CASES = [
                 "ok.csv": "msisdn\n13800138000\n"}),
     # -- store ------------------------------------------------------------------------
     Case("db-bad-url", ("db", "current", "--url", "mysql+nothing://x"), ("url",)),
+    # -- the SMS business hall and dial tests ---------------------------------------------
+    Case("hall-menu-spec-broken-yaml", ("hall", "menu", "check", "menu.yaml"),
+         ("menu.yaml", "line 4", "invalid YAML"), files={"menu.yaml": "halls:\n - service_number: 10086\n   menu: [\n"}),
+    Case("hall-menu-spec-missing-field", ("worker", "--once"), ("menu2.yaml", "halls[0]", "name"),
+         env={"JINGXIN_HALL__MENU_PATH": "menu2.yaml"},
+         files={"menu2.yaml": "halls:\n  - service_number: '10086'\n    menu: hi\n"}),
+    Case("hall-points-bad-number", ("hall", "points", "--msisdn", "1380013"), ("--msisdn",)),
+    Case("hall-voucher-unknown", ("hall", "voucher", "qr", "NOSUCHCODE"), ("NOSUCHCODE",)),
+    Case("hall-leaderboard-bad-since", ("hall", "leaderboard", "--since", "3x"), ("--since", "3x")),
+    Case("hall-staff-file-missing", ("hall", "staff", "import", "staff.csv"), ("staff.csv",)),
+    Case("probe-settings-bad-regex", ("probe", "run"), ("probes[0].expect",),
+         env={"JINGXIN_PROBES": json.dumps([{"name": "menu", "text": "0", "expect": "(["}])}),
 ]
 
 RESULTS: list[tuple[str, bool]] = []
