@@ -287,7 +287,7 @@ class RetentionSettings(Section):
     """``[retention]``: double-stop (双停) work orders (docs/journeys.md)."""
 
     double_stop_days: int = Field(default=7, ge=1)
-    branches: dict[str, str] = Field(default_factory=dict)  # region (district) -> branch
+    branches: dict[str, str] = Field(default_factory=dict)  # district (home, else billing region) -> branch
     default_branch: str = "客户服务中心"
 
 

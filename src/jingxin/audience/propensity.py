@@ -44,10 +44,10 @@ def _features(warehouse: Warehouse) -> pd.DataFrame:
     f = warehouse.table("features").to_pandas()
     p = read(warehouse, "subscribers", columns=PROFILE).select(*PROFILE).to_pandas()
     f["as_of"] = pd.to_datetime(f["as_of"]).dt.date
-    return _dated(f.merge(p, on="subscriber_id", how="left"))
+    return scoring_frame(f.merge(p, on="subscriber_id", how="left"))
 
 
-def _dated(frame: pd.DataFrame) -> pd.DataFrame:
+def scoring_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Age and months left on the contract, both as of each row's date (never "now", so a
     past label month sees what was true then). The subscriber's current status is left
     out on purpose: for a past month it would give the label away."""

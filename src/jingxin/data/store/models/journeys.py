@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jingxin.data.store.models.base import Base, BigId, JsonDoc, utc_now
@@ -88,7 +88,7 @@ class JourneyEnrolment(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     journey: Mapped[str] = mapped_column(String(64))
     msisdn: Mapped[str] = mapped_column(String(20))
-    subscriber_id: Mapped[int | None] = mapped_column(default=None)
+    subscriber_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     tenant_id: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT_ID)
     entry_key: Mapped[str] = mapped_column(String(64))  # e.g. the entry day: one entry each
     holdout: Mapped[bool] = mapped_column(default=False)
@@ -125,7 +125,7 @@ class WorkOrder(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), default="double_stop")
-    subscriber_id: Mapped[int]
+    subscriber_id: Mapped[int] = mapped_column(BigInteger)  # the warehouse's int64
     msisdn: Mapped[str] = mapped_column(String(20))
     tenant_id: Mapped[str] = mapped_column(String(64), default=DEFAULT_TENANT_ID)
     episode: Mapped[str] = mapped_column(String(32))  # e.g. the barring start date
