@@ -267,6 +267,7 @@ class JourneySettings(Section):
     Times are local to ``[policy] default_timezone``. ``triggers`` empty: all of them."""
 
     triggers: list[str] = Field(default_factory=list)
+    scheduled: bool = True  # `jingxin scheduler` runs the daily scans and journey steps
     tenant: str = "operator"
     send_at: ClockTime = "10:00"  # when the day's messages are wanted
     scan_at: ClockTime = "08:30"  # when `jingxin scheduler` runs the day's scan

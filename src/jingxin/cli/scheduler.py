@@ -1,6 +1,9 @@
 """``jingxin scheduler``: the dial tests every ``[probing] interval_seconds`` (and the hall's
-reconcile hook after each run) until stopped; ``--once`` / ``--iterations N`` for bounded
-runs. Failures are alerted in the log and the metrics, never by stopping: use
+reconcile hook after each run), and the journeys' work - the daily scans of the due days
+(missed ones caught up), the journeys' daily enrolments and their due steps - until
+stopped; ``--once`` / ``--iterations N`` for bounded runs. One scheduler at a time: each
+run needs the ``scheduler`` lease in the store; a second scheduler says who holds it and
+waits. Failures are alerted in the log and the metrics, never by stopping: use
 ``jingxin probe run`` for an exit code."""
 
 from __future__ import annotations
@@ -26,14 +29,23 @@ def scheduler(
         "--smsc-url", help="The simulator's HTTP endpoint (default: probing.smsc_url).")] = None,
     metrics_port: Annotated[int, typer.Option(
         "--metrics-port", min=0, max=65535, help="Serve Prometheus metrics here (0: off).")] = 0,
+    journeys: Annotated[bool | None, typer.Option(
+        "--journeys/--no-journeys",
+        help="Run the journeys' scans and steps (default: [journeys] scheduled).")] = None,
 ) -> None:
-    """Run the dial tests periodically, never overlapping, until Ctrl-C."""
+    """Run the dial tests and the journeys periodically, never overlapping, until Ctrl-C."""
     import asyncio
+    import os
     import signal
+    import socket
+    from datetime import timedelta
 
     from jingxin.cli.arguments import settings_and_store
     from jingxin.config import load_settings
+    from jingxin.journeys.flow import load_flows
+    from jingxin.journeys.schedule import JourneyDuties
     from jingxin.probes import HallTick, ProbeMetrics, SimulatorChannel, load_probes, run_schedule
+    from jingxin.probes.scheduler import LeasedTick
 
     settings = load_settings()
     probes = load_probes(settings.probes, names=probe or None)
@@ -46,6 +58,23 @@ def scheduler(
     if not probes:
         console.print("no probes configured: only the hall's reconcile runs")
     _, store = settings_and_store()
+    if journeys is None:
+        journeys = settings.journeys.scheduled
+    # The lease outlives two missed runs and a long daily scan; a crashed scheduler's
+    # lease runs out in that time and another takes over.
+    lease = LeasedTick(store=store, holder=f"{socket.gethostname()}:{os.getpid()}",
+                       ttl=timedelta(seconds=max(2 * every + 60, 600)),
+                       on_held=lambda held: console.print(
+                           f"the scheduler lock is held by {held.holder} until "
+                           f"{held.expires_at.isoformat(timespec='seconds')}; waiting", markup=False))  # fmt: skip
+    duties = JourneyDuties(settings=settings, store=store, keep=lease.keep) if journeys else None
+    if duties is not None and settings.journeys.journeys_dir:
+        try:
+            flows = load_flows(settings.journeys.journeys_dir, store=store)  # bad: stop now
+        except Exception:
+            store.dispose()
+            raise
+        console.print(f"journeys: {len(flows)} multi-step journeys in {settings.journeys.journeys_dir}")
 
     def show(report) -> None:  # noqa: ANN001 - a RunReport
         passed = sum(result.ok for result in report.results)
@@ -60,12 +89,18 @@ def scheduler(
             loop.add_signal_handler(sig, stop.set)
         tick = HallTick(settings=settings, store=store, probes=probes, channel=channel,
                         metrics=metrics, on_report=show)  # fmt: skip
-        return await run_schedule(tick, interval=every, iterations=bound, stop=stop)
+        lease.parts = [tick] if duties is None else [tick, duties]
+        return await run_schedule(lease, interval=every, iterations=bound, stop=stop)
 
     try:
         runs = asyncio.run(main())
     finally:
-        store.dispose()
+        try:
+            lease.release()
+        finally:
+            if duties is not None:
+                duties.close()
+            store.dispose()
     console.print(f"scheduler stopped after {runs} runs")
 
 

@@ -246,6 +246,10 @@ def _one(job: _Job, values: dict[str, Any], index: int) -> tuple[str, int] | str
     try:
         if field_of["template"] is not None:
             approved = _approved(job, tenant, field_of["template"])
+            # A table may mix templates (a journey trigger's kinds): each row's template
+            # gets its own variables, not the columns another template's rows fill.
+            own = approved.compiled.variables
+            values = {n: v for n, v in values.items() if n in own}
             result = render(approved.compiled, values, category=category, signature=signature,
                             unsubscribe_text=content.unsubscribe_text,
                             max_parts=content.max_parts, where=where)  # fmt: skip

@@ -277,8 +277,9 @@ class HandlerRegistry:
 
 
 def default_registry(settings: Settings) -> HandlerRegistry:
-    """The unsubscribe words (any service number), the ``[inbox]`` auto-replies and, when
-    ``[hall] enabled``, the SMS business hall at each of its menu's service numbers."""
+    """The unsubscribe words (any service number), the gift claims ``LB``/``SR``
+    (:mod:`jingxin.journeys.gifts`), the ``[inbox]`` auto-replies and, when ``[hall]
+    enabled``, the SMS business hall at each of its menu's service numbers."""
     from jingxin.dispatch.autoreply import AutoReplyHandler
     from jingxin.dispatch.unsubscribe import UnsubscribeHandler
 
@@ -286,6 +287,11 @@ def default_registry(settings: Settings) -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register(UnsubscribeHandler(reply=inbox.unsubscribe_reply),
                       keywords=inbox.unsubscribe_words)  # fmt: skip
+    # Gift claims (LB, SR) after the anniversary and birthday messages, at any number;
+    # keywords, so they win over the hall's catch-all below.
+    from jingxin.journeys.gifts import KEYWORDS, GiftClaimHandler
+
+    registry.register(GiftClaimHandler.from_settings(settings), keywords=KEYWORDS)
     words = {keyword_form(w) for w in inbox.unsubscribe_words}
     for n, auto in enumerate(inbox.auto_replies):
         keyword = keyword_form(auto.keyword)

@@ -14,10 +14,12 @@ hands back an Arrow table of candidates, one row per message:
   of one trigger on one day, e.g. two usage alerts).
 
 Subscribers the trigger had to leave out (no birth date, an impossible one, no plan) are
-counted in ``skipped`` by reason - never an error that stops the scan. A trigger that
-cannot run at all (its table missing, a year without an official holiday schedule) raises
-:class:`~jingxin.errors.JingxinError` with a message that names what is missing; the scan
-records that trigger as failed with the message and goes on with the others.
+counted in ``skipped`` by reason - never an error that stops the scan. What a trigger can
+work around it says in ``warning`` (a year without an official holiday schedule: the
+greeting goes out without the days off); a trigger that cannot run at all (its table
+missing, a template not approved) raises :class:`~jingxin.errors.JingxinError` with a
+message that names what is missing, and the scan records that trigger as failed with the
+message and goes on with the others.
 """
 
 from __future__ import annotations

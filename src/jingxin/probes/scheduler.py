@@ -1,5 +1,10 @@
 """``jingxin scheduler``: the periodic work of the hall - dial tests every interval, then the
-hall's reconciliation of orders whose BOSS call timed out.
+hall's reconciliation of orders whose BOSS call timed out - and of the journeys (the daily
+scans and the due steps, :class:`jingxin.journeys.schedule.JourneyDuties`).
+
+One scheduler at a time: :class:`LeasedTick` runs a tick's parts only while this process
+holds the ``scheduler`` lease in the store; a second scheduler (another machine) says who
+holds it until when, and waits - it runs nothing until the lease is released or expires.
 
 Runs never overlap: a tick starts ``interval`` after the previous one started, or at once
 when the previous one took longer (the missed slots are skipped, not made up in a burst).
@@ -12,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jingxin.config import Settings
@@ -106,3 +111,51 @@ def hall_reconcile(settings: Settings, store: Store) -> Any:
     # "checked=0" would bury the lines that matter.
     log.log(logging.INFO if getattr(tally, "checked", 1) else logging.DEBUG, "hall reconcile: %s", tally)
     return tally
+
+
+# One scheduler at a time: a lease in the store, renewed before each part of a tick.
+
+
+@dataclass
+class LeasedTick:
+    """Runs ``parts`` (ticks: the hall's, the journeys') in order, only while ``holder``
+    holds the lease ``name``; otherwise ``on_held`` is told who does, and nothing runs.
+    The lease is renewed before each part; ``ttl`` must outlast the longest part."""
+
+    store: Store
+    holder: str
+    ttl: timedelta
+    parts: list[Tick] = field(default_factory=list)
+    name: str = "scheduler"
+    on_held: Callable[[Any], None] | None = None
+
+    async def __call__(self, n: int) -> bool:
+        from jingxin.journeys.schedule import acquire
+
+        lease = await asyncio.to_thread(acquire, self.store, self.name, self.holder, ttl=self.ttl)
+        if not lease.acquired:
+            log.warning("scheduled run %d: the lock %r is held by %s until %s; waiting",
+                        n, self.name, lease.holder, lease.expires_at.isoformat())  # fmt: skip
+            if self.on_held is not None:
+                self.on_held(lease)
+            return False
+        for index, part in enumerate(self.parts):
+            if index and not await asyncio.to_thread(self.keep):
+                log.warning("scheduled run %d: the lock %r was lost; the rest waits", n, self.name)
+                return False
+            try:
+                await part(n)
+            except Exception:  # noqa: BLE001 - one part's failure leaves the others to run
+                log.exception("scheduled run %d: part %d failed", n, index + 1)
+        return True
+
+    def keep(self) -> bool:
+        """Renew the lease; False when another scheduler took it over."""
+        from jingxin.journeys.schedule import renew
+
+        return renew(self.store, self.name, self.holder, ttl=self.ttl)
+
+    def release(self) -> None:
+        from jingxin.journeys.schedule import release
+
+        release(self.store, self.name, self.holder)

@@ -109,7 +109,7 @@ def test_the_scheduler_runs_the_probes_the_number_of_times_asked(tmp_path, monke
     runner = CliRunner()
     with ThreadedHall(hall_answers) as hall:
         configure(tmp_path, monkeypatch, hall.url)
-        result = runner.invoke(app, ["scheduler", "--iterations", "2", "--interval", "0.2"])
+        result = runner.invoke(app, ["scheduler", "--no-journeys", "--iterations", "2", "--interval", "0.2"])
     assert result.exit_code == 0, result.output
     assert result.output.count(": 2/2 passed") == 2 and "scheduler stopped after 2 runs" in result.output
     history = json.loads(runner.invoke(app, ["probe", "history", "--json"]).output)

@@ -25,6 +25,7 @@ TRIGGERS: dict[str, str] = {
     "roaming": "jingxin.journeys.triggers.roaming:ROAMING",
     "query_tail": "jingxin.journeys.triggers.tail:QUERY_TAIL",
     "abandoned_order": "jingxin.journeys.triggers.abandoned:ABANDONED_ORDER",
+    "gift_followup": "jingxin.journeys.gifts:GIFT_FOLLOWUP",
 }
 
 
