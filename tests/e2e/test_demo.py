@@ -30,7 +30,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
                     "$ jingxin template seed-library", "$ jingxin policy batch",
                     "$ jingxin campaign run", "$ jingxin worker --once",
                     "$ jingxin send --channel sim-smpp", "$ jingxin send --channel sim-cmpp",
-                    "$ jingxin hall seed", "$ jingxin probe run", "$ jingxin hall report"):
+                    "$ jingxin hall seed", "$ jingxin probe run", "$ jingxin hall report",
+                    "$ jingxin journeys run", "$ jingxin flow advance",
+                    "$ jingxin retention extract"):
         assert command in out, command
     # And the messages really went through the simulator and came back with receipts
     assert out.count("receipt ") >= 3
@@ -40,6 +42,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     for said in ("订购成功", "您当前积分100分", "兑换成功", "核销成功", "已核销过", "投诉已受理"):
         assert said in out, said
     assert "2 probes, 2 passed, 0 failed" in out
+    # And the day of journeys queued its messages once: the second scan found it done
+    assert "[holiday] 【中国移动】" in out and "done (earlier)" in out
     # And the demo kept to its own workspace
     assert (tmp_path / "demo" / "jingxin.db").exists()
     assert not (tmp_path / "var").exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from jingxin.demo.runner import Workspace, demo_environment, simulator_process
 from jingxin.demo.hall import hall
+from jingxin.demo.journeys import journeys
 from jingxin.demo.twoway import twoway
 
 AS_OF = "2026-10-01"
@@ -178,15 +179,18 @@ def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7) -> None:
         lambda: _channels(ws),
         lambda: twoway(ws),
         lambda: hall(ws),
+        lambda: journeys(ws),
     ]
     ws.steps = len(steps)
     began = time.perf_counter()
     with demo_environment(ws, {}):
-        for step in steps[:-4]:
+        for step in steps[:5]:
             step()
         with simulator_process(ws) as channel_env, demo_environment(ws, channel_env):
-            for step in steps[-4:]:
+            for step in steps[5:9]:
                 step()
+        for step in steps[9:]:  # journeys queue for the morning: no worker needed
+            step()
     ws.console.print()
     ws.console.print(f"[bold]demo finished in {time.perf_counter() - began:.0f} s[/]; "
                      f"its files are in {root} (store, warehouse, synthetic data, decisions)")

@@ -28,6 +28,12 @@ CONTRACT_TABLES = {
 DISPATCH_TABLES = {"message_parts", "unmatched_receipts", "number_failures"}
 # Added by migrations 0005 (the MO inbox) and 0006 (what its handlers did).
 INBOX_TABLES = {"mo_parts", "mo_messages", "mo_outcomes"}
+HALL_TABLES = {"hall_sessions", "hall_interactions", "hall_orders", "hall_referrals",
+               "hall_points", "hall_merchants", "hall_vouchers", "hall_staff", "hall_feedback",
+               "hall_complaints", "boss_accounts", "boss_products", "boss_holdings",
+               "boss_orders", "probe_runs"}
+JOURNEY_TABLES = {"journey_runs", "gift_claims", "journey_enrolments", "journey_events",
+                  "work_orders", "work_order_events", "scheduler_locks"}
 
 
 def table_names(url: str) -> set[str]:
@@ -45,9 +51,9 @@ def test_upgrade_from_empty_creates_every_table(store_url: str) -> None:
     revision = migrate.upgrade(store_url)
     # Then it is at head with the contract tables plus Alembic's version table
     assert revision == migrate.head()
-    assert table_names(store_url) == (CONTRACT_TABLES | DISPATCH_TABLES | INBOX_TABLES
-                                      | {"alembic_version"})
-    assert set(Base.metadata.tables) == CONTRACT_TABLES | DISPATCH_TABLES | INBOX_TABLES
+    every = CONTRACT_TABLES | DISPATCH_TABLES | INBOX_TABLES | HALL_TABLES | JOURNEY_TABLES
+    assert table_names(store_url) == every | {"alembic_version"}
+    assert set(Base.metadata.tables) == every
 
 
 def test_upgrade_twice_changes_nothing(store_url: str) -> None:

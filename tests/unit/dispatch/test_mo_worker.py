@@ -86,3 +86,19 @@ async def test_an_mo_wakes_the_flusher_before_the_flush_interval(store) -> None:
     # Then it is stored and handled well within the interval, and its latency is recorded
     assert (handled[-1] - sent).total_seconds() < 0.5
     assert len(worker.mo_latencies) == 1 and worker.mo_latencies[0] < 0.5
+
+
+def test_new_claims_yield_to_the_way_back_while_mo_wait(store) -> None:
+    # Given a worker with 200 slots, nothing in flight
+    worker, _ = make_worker(store, {"a": (HappyChannel, {})}, max_in_flight=200)
+    assert worker._free() == 200
+    # When MO parts wait to be stored, Then new claims may fill only a quarter of the slots
+    worker.mo_inbox.items.append(("a", object()))
+    assert worker._free() == 50
+    # And the same while stored MO wait for their handlers
+    worker.mo_inbox.items.clear()
+    worker._handlers_due = True
+    assert worker._free() == 50
+    # And all of them once the way back has caught up
+    worker._handlers_due = False
+    assert worker._free() == 200

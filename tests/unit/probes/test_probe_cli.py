@@ -53,7 +53,7 @@ def test_run_passes_fails_and_the_history_reports_both(tmp_path, monkeypatch) ->
         # When they run, Then both pass and the exit code is 0
         ok = runner.invoke(app, ["probe", "run", "--json"])
         assert ok.exit_code == 0, ok.output
-        first = json.loads(ok.output)
+        first = json.loads(ok.stdout)
         assert first["ok"] and [r["probe"] for r in first["results"]] == ["balance", "usage"]
         # Given the usage probe now expects something else
         configure(tmp_path, monkeypatch, hall.url, ll_expect="套餐")
@@ -64,11 +64,11 @@ def test_run_passes_fails_and_the_history_reports_both(tmp_path, monkeypatch) ->
         assert "2 probes, 1 passed, 1 failed" in failed.output
         # And --probe runs only the one named
         one = runner.invoke(app, ["probe", "run", "--probe", "balance", "--json"])
-        assert one.exit_code == 0 and [r["probe"] for r in json.loads(one.output)["results"]] == ["balance"]
+        assert one.exit_code == 0 and [r["probe"] for r in json.loads(one.stdout)["results"]] == ["balance"]
     # Then the history has 3 balance runs (all passed) and 2 usage runs (one failed)
     report = runner.invoke(app, ["probe", "history", "--json", "--since", "1h"])
     assert report.exit_code == 0, report.output
-    stats = {s["probe"]: s for s in json.loads(report.output)["probes"]}
+    stats = {s["probe"]: s for s in json.loads(report.stdout)["probes"]}
     assert (stats["balance"]["runs"], stats["balance"]["pass_rate"]) == (3, 1.0)
     assert (stats["usage"]["runs"], stats["usage"]["passed"], stats["usage"]["last_ok"]) == (2, 1, False)
     assert "does not match /套餐/" in stats["usage"]["last_failure_reason"]
@@ -83,7 +83,8 @@ def test_an_unreachable_simulator_is_said_once_and_exits_1(tmp_path, monkeypatch
     metrics = tmp_path / "probes.prom"
     result = CliRunner().invoke(app, ["probe", "run", "--metrics-file", str(metrics)])
     assert result.exit_code == 1
-    assert result.output.count("not reachable") == 1 and "every probe failed (balance, usage)" in result.output
+    # stdout: the log (stderr) says it too, where another test's logging set-up sends it
+    assert result.stdout.count("not reachable") == 1 and "every probe failed (balance, usage)" in result.stdout
     # And the metrics file (node_exporter's textfile collector) shows both down
     written = metrics.read_text(encoding="utf-8")
     assert 'jingxin_probe_last_ok{probe="balance"} 0.0' in written
@@ -112,5 +113,5 @@ def test_the_scheduler_runs_the_probes_the_number_of_times_asked(tmp_path, monke
         result = runner.invoke(app, ["scheduler", "--no-journeys", "--iterations", "2", "--interval", "0.2"])
     assert result.exit_code == 0, result.output
     assert result.output.count(": 2/2 passed") == 2 and "scheduler stopped after 2 runs" in result.output
-    history = json.loads(runner.invoke(app, ["probe", "history", "--json"]).output)
+    history = json.loads(runner.invoke(app, ["probe", "history", "--json"]).stdout)
     assert {s["probe"]: s["runs"] for s in history["probes"]} == {"balance": 2, "usage": 2}
