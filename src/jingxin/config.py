@@ -196,6 +196,9 @@ class DispatchSettings(Section):
     invalid_statuses: list[str] = Field(default_factory=lambda: ["undeliverable"])
     error_rate_limit: float = Field(default=0.5, gt=0, le=1)
     metrics_port: ListenPort | None = None
+    # While MO wait to be stored or handled, new claims fill at most this share of
+    # max_in_flight (the way back outranks bulk sends; 1.0: no yielding).
+    mo_first_share: float = Field(default=0.25, gt=0, le=1)
 
     @field_validator("unresolved")
     @classmethod

@@ -38,6 +38,7 @@ class HallPlan:
     messages: int = 20_000
     rate: float = 2000.0  # MO/s offered; 0: all at once (capacity from a backlog)
     campaign: int = 0  # notifications draining meanwhile
+    workers: int = 1  # `jingxin worker` processes bound to the simulator (MO spread over them)
     timeout: float = 180.0
 
 
@@ -101,11 +102,12 @@ def hall_bench(*, store_url: str, workdir: Path, plan: HallPlan = HallPlan()) ->
             if plan.campaign:
                 enqueue_campaign(store, plan=CrashPlan(messages=plan.campaign, base=600.0))
             smsc = fleet.smsc(latency=0.001, receipt_delay=0.01, flags=["--script", str(script)])
-            env = worker_env(store_url=store_url, channels=[sim_channel(smsc.port)],
-                             worker_name="hall-worker")  # fmt: skip
-            worker = fleet.worker(env, "worker-1")
+            workers = [fleet.worker(worker_env(store_url=store_url,
+                                               channels=[sim_channel(smsc.port)],
+                                               worker_name=f"hall-worker-{n}"), f"worker-{n}")
+                       for n in range(1, plan.workers + 1)]  # fmt: skip
             wait_until("every MO answered by the hall", settled(store, items=items, source="hall"),
-                       timeout=plan.timeout, processes=[worker], every=0.5)  # fmt: skip
+                       timeout=plan.timeout, processes=workers, every=0.5)  # fmt: skip
             report = {"scenario": "hall", "plan": asdict(plan), **figures(store, source="hall"),
                       **counts(store, items=items, smsc=smsc, source="hall"),
                       **interactions_per_mo(store)}  # fmt: skip
@@ -123,11 +125,12 @@ def register_commands(bench_app: typer.Typer) -> None:
         messages: int = typer.Option(20_000, min=1, help="MO to send the hall."),
         rate: float = typer.Option(2000.0, min=0, help="MO/s offered (0: all at once)."),
         campaign: int = typer.Option(0, min=0, help="Notifications draining meanwhile."),
+        workers: int = typer.Option(1, min=1, max=8, help="Worker processes (MO spread over them)."),
         store_url: str = typer.Option(None, help="An empty PostgreSQL database (default: a throwaway one)."),
         workdir: Path = typer.Option(None, help="Keep the logs here."),
     ) -> None:
         """MO through the SMS business hall per second by one worker at --rate MO/s (BOSS in
         the store); PDU → reply enqueued p50 / p99."""
-        plan = HallPlan(messages=messages, rate=rate, campaign=campaign,
+        plan = HallPlan(messages=messages, rate=rate, campaign=campaign, workers=workers,
                         timeout=max(180.0, messages / 100))  # fmt: skip
         run_scenario("hall", hall_bench, plan=plan, store_url=store_url, workdir=workdir)

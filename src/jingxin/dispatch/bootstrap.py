@@ -53,6 +53,7 @@ def worker_config(
         invalid_after=d.invalid_after,
         invalid_statuses=tuple(d.invalid_statuses),
         windows={c.name: c.window for c in settings.channels},
+        mo_first_share=d.mo_first_share,
         inbox_rules=InboxRules(
             part_timeout=timedelta(seconds=settings.inbox.part_timeout_seconds),
             duplicate_window=timedelta(seconds=settings.inbox.duplicate_window_seconds),
@@ -98,28 +99,49 @@ def build_worker(
 
 
 def mo_handlers(settings: Settings, store: Store, *, limit: int = 64,
-                most: int = 256) -> Callable[[], bool]:  # fmt: skip
-    """``run_pending`` over the default registry (unsubscribe words, ``[inbox]`` replies),
-    as the worker calls it after each MO commit (its MO thread). At most ``limit`` MO per
-    call while the handlers keep up, so a new MO never waits behind a long batch; while
-    they are behind (a call stopped at its limit) the batch doubles up to ``most``, since
-    a bigger batch spreads each statement over more MO. Returns true when it stopped at
-    the limit (the worker calls again straight away)."""
+                most: int = 256) -> MoHandlerRunner:  # fmt: skip
+    """``run_pending`` over the default registry (unsubscribe words, ``[inbox]`` replies,
+    the hall), as the worker calls it after each MO commit (see :class:`MoHandlerRunner`)."""
     from jingxin.dispatch import handlers
 
     registry = handlers.default_registry(settings)
     context = handlers.HandlerContext.from_settings(settings, store=store)
     handlers.warm_up()
-    batch = limit
+    return MoHandlerRunner(store, registry=registry, context=context, limit=limit, most=most)
 
-    def run() -> bool:
-        nonlocal batch
-        tally = handlers.run_pending(store, registry=registry, context=context, limit=batch)
-        behind = tally.total >= batch
-        batch = min(batch * 2, most) if behind else limit
+
+class MoHandlerRunner:
+    """The worker's MO handlers.
+
+    Called with no argument: at most ``limit`` pending MO per call while the handlers keep
+    up, so a new MO never waits behind a long batch; while they are behind (a call stopped
+    at its limit) the batch doubles up to ``most``, since a bigger batch spreads each
+    statement over more MO. Returns true when it stopped at the limit (the worker calls
+    again straight away). :meth:`handle_ids`: the MO this worker just stored, by id, in
+    batches of ``most`` - what the worker asks first, so that several workers share the
+    way back."""
+
+    def __init__(self, store: Store, *, registry: Any, context: Any, limit: int,
+                 most: int) -> None:  # fmt: skip
+        self.store, self.registry, self.context = store, registry, context
+        self.limit, self.most, self.batch = limit, most, limit
+
+    def __call__(self) -> bool:
+        from jingxin.dispatch import handlers
+
+        tally = handlers.run_pending(self.store, registry=self.registry, context=self.context,
+                                     limit=self.batch)  # fmt: skip
+        behind = tally.total >= self.batch
+        self.batch = min(self.batch * 2, self.most) if behind else self.limit
         return behind
 
-    return run
+    def handle_ids(self, ids: Sequence[int]) -> None:
+        from jingxin.dispatch import handlers
+
+        for start in range(0, len(ids), self.most):
+            chunk = list(ids[start:start + self.most])
+            handlers.run_pending(self.store, registry=self.registry, context=self.context,
+                                 limit=len(chunk), ids=chunk)  # fmt: skip
 
 
 async def start_channels(worker: Worker) -> list[str]:

@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import delete, select, text
 from sqlalchemy.dialects import sqlite
 
+from jingxin.data.store.bulk import among
 from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.models import MoMessage, MoOutcome, utc_now
 from jingxin.dispatch.attribution import pending_attributed, within
@@ -98,11 +99,13 @@ class Done:
 
 
 def run_batch(store: Store, *, registry: HandlerRegistry, context: HandlerContext,
-              limit: int) -> RunTally:  # fmt: skip
-    """Handle up to ``limit`` pending MO with ``context`` bound to the run's store and now."""
+              limit: int, ids: Sequence[int] | None = None) -> RunTally:  # fmt: skip
+    """Handle up to ``limit`` pending MO with ``context`` bound to the run's store and now
+    (with ``ids``: only those; the pending cursor then stays where it is, since MO below
+    them may still wait for another worker)."""
     began = time.perf_counter()
     tally = RunTally()
-    mos = _pending(store, context=context, limit=limit)
+    mos = _pending(store, context=context, limit=limit, ids=ids)
     at = context.now or utc_now()
     if mos:
         try:
@@ -120,7 +123,8 @@ def run_batch(store: Store, *, registry: HandlerRegistry, context: HandlerContex
                                                           at=at)}  # fmt: skip
         for item in done:
             tally.count(item, recorded=item.mo.id in recorded)
-        context.cursor.advance(max(mo.id for mo in mos))
+        if ids is None:
+            context.cursor.advance(max(mo.id for mo in mos))
     tally.seconds = time.perf_counter() - began
     return tally
 
@@ -179,15 +183,20 @@ def _request(mo: InboundMessage, result: HandlerResult) -> ReplyRequest:
                         source=result.reply_source)  # fmt: skip
 
 
-def _pending(store: Store, *, context: HandlerContext, limit: int) -> list[InboundMessage]:
+def _pending(store: Store, *, context: HandlerContext, limit: int,
+             ids: Sequence[int] | None = None) -> list[InboundMessage]:  # fmt: skip
     """The next ``limit`` MO without an outcome, oldest first, with their attribution: ONE
     query (:func:`~jingxin.dispatch.attribution.pending_attributed`), on PostgreSQL without
     a transaction around it (one statement sees one snapshot anyway)."""
-    after = context.cursor.start()
+    if ids is None:
+        wanted = MoMessage.id > context.cursor.start()
+    else:
+        # = ANY(array) on PostgreSQL: one statement text whatever the number of ids
+        wanted = among(store.engine, MoMessage.id, sorted(ids))
     pending = (
         select(*MoMessage.__table__.c)
         .outerjoin(MoOutcome, MoOutcome.mo_id == MoMessage.id)
-        .where(MoOutcome.id.is_(None), MoMessage.id > after)
+        .where(MoOutcome.id.is_(None), wanted)
         .order_by(MoMessage.id)
         .limit(limit)
     ).cte("pending")

@@ -339,10 +339,12 @@ def warm_up() -> None:
 
 
 def run_pending(store: Store, *, registry: HandlerRegistry, context: HandlerContext,
-                limit: int = 500, now: datetime | None = None) -> RunTally:  # fmt: skip
-    """Handle up to ``limit`` pending MO, oldest first (see the module docstring)."""
+                limit: int = 500, now: datetime | None = None,
+                ids: Sequence[int] | None = None) -> RunTally:  # fmt: skip
+    """Handle up to ``limit`` pending MO, oldest first (see the module docstring); with
+    ``ids``, only those of them still pending."""
     from jingxin.dispatch.handler_runs import run_batch
 
     return run_batch(store, registry=registry, context=context.bound(store, now=now or utc_now()),
-                     limit=limit)  # fmt: skip
+                     limit=limit, ids=ids)  # fmt: skip
 

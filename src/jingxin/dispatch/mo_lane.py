@@ -56,6 +56,7 @@ class MoLane:
                     if mo.assembled or sweep:
                         self._mo_unhandled.extend(mo.assembled)
                         self._handlers_due = True
+                        self._handlers_sweep = self._handlers_sweep or sweep
                         wake.set()
                     if sweep:
                         last_sweep = loop.time()
@@ -95,9 +96,10 @@ class MoLane:
                 wake.clear()
                 continue
             assembled, self._mo_unhandled = self._mo_unhandled, []
+            sweep, self._handlers_sweep = self._handlers_sweep, False
             self._handlers_due = False
             await self._call(self.run_handlers, _pool=self._handler_db,
-                             mo=MoTally(assembled=assembled))  # fmt: skip
+                             mo=MoTally(assembled=assembled), sweep=sweep)  # fmt: skip
             if storing.is_set():
                 self._mo_behind = False  # stopping: what is left waits for the next start
 
@@ -110,14 +112,24 @@ class MoLane:
         self._observe_mo(mo)
         return mo
 
-    def run_handlers(self, *, mo: MoTally) -> None:
+    def run_handlers(self, *, mo: MoTally, sweep: bool = True) -> None:
         """After an MO commit (the db thread): the handlers, then PDU → handled latency.
         A failure is logged and counted; the rows wait for the next call (at least once).
         A run that returns true stopped at its limit with MO left: the handler lane (or the
-        next flush) runs it again at once."""
+        next flush) runs it again at once.
+
+        A worker answers the MO it stored itself first (``on_mo_stored.handle_ids``, when
+        the runner has it): several workers then share the way back instead of each
+        reading every pending MO; a sweep, or a run that stopped at its limit, reads
+        whatever is pending (what a crashed worker left, what another has not reached)."""
         if self.on_mo_stored is not None:
             try:
-                self._mo_behind = bool(self.on_mo_stored())
+                own = getattr(self.on_mo_stored, "handle_ids", None)
+                ids = [a.mo_id for a in mo.assembled]
+                if own is not None and ids and not (sweep or self._mo_behind):
+                    own(ids)
+                else:
+                    self._mo_behind = bool(self.on_mo_stored())
             except Exception:  # noqa: BLE001 - one bad run must not stop the worker
                 # Not "behind": a failing run (the database is down) waits for the next
                 # commit or sweep instead of being retried back to back.

@@ -169,6 +169,7 @@ class Worker(MoLane):
         )
         self._mo_unhandled: list = []  # MO stored since the handlers last ran (latency)
         self._handlers_due = False  # a store round swept, or stored MO: run the handlers
+        self._handlers_sweep = True  # the next handler run reads every pending MO
         self._writing = 0  # rows taken out of the buffers and being written back
         self._in_flight: set[asyncio.Task] = set()
         self._untariffed: set[str] = set()

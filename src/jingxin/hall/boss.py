@@ -256,26 +256,21 @@ class StoreBoss:
         with self.store.transaction() as s, store_errors(f"reading the BOSS holdings of {msisdn}"):
             return set(s.scalars(query))
 
-    def accounts_of(self, msisdns: Sequence[str]) -> dict[str, Account]:
-        """The accounts of many numbers at once (a number with none is absent)."""
+    def snapshot(self, msisdns: Sequence[str]) -> tuple[dict[str, Account], dict[str, set[str]]]:
+        """(accounts, holdings) of many numbers at once, in one transaction: a number with
+        no account is absent from the first; every number asked is in the second."""
         wanted = sorted(set(msisdns))
         found: dict[str, Account] = {}
+        held: dict[str, set[str]] = {m: set() for m in wanted}
+        holdings = select(BossHolding.msisdn, BossHolding.product_id)
         with self.store.transaction() as s, store_errors(f"reading {len(wanted)} BOSS accounts"):
             conn = s.connection()
             for row in s.scalars(select(BossAccount).where(among(conn, BossAccount.msisdn, wanted))):
                 found[row.msisdn] = Account.of(row)
-        return found
-
-    def holdings_of(self, msisdns: Sequence[str]) -> dict[str, set[str]]:
-        """The holdings of many numbers at once (every number asked is in the answer)."""
-        wanted = sorted(set(msisdns))
-        held: dict[str, set[str]] = {m: set() for m in wanted}
-        query = select(BossHolding.msisdn, BossHolding.product_id)
-        with self.store.transaction() as s, store_errors(f"reading {len(wanted)} BOSS holdings"):
-            for msisdn, product_id in s.execute(
-                    query.where(among(s.connection(), BossHolding.msisdn, wanted))):
+            for msisdn, product_id in s.execute(holdings.where(
+                    among(conn, BossHolding.msisdn, wanted))):  # fmt: skip
                 held[msisdn].add(product_id)
-        return held
+        return found, held
 
     def find_order(self, request_key: str) -> BossResult | None:
         query = select(BossOrder).where(BossOrder.request_key == request_key)

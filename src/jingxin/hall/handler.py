@@ -206,11 +206,11 @@ class _BatchBoss:
     def prefetch(self, msisdns: Sequence[str]) -> None:
         """Read the accounts and holdings of ``msisdns`` now (a BOSS without the bulk
         reads is asked one number at a time, as before)."""
-        if not msisdns or not callable(getattr(self._boss, "accounts_of", None)):
+        if not msisdns or not callable(getattr(self._boss, "snapshot", None)):
             return
-        accounts = self._boss.accounts_of(msisdns)
+        accounts, holdings = self._boss.snapshot(msisdns)
         self._accounts.update({m: accounts.get(m) for m in msisdns})
-        self._holdings.update(self._boss.holdings_of(msisdns))
+        self._holdings.update(holdings)
 
     def account(self, msisdn: str) -> Any:
         if msisdn in self._accounts:

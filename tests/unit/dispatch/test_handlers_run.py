@@ -30,9 +30,10 @@ def context(replier: FakeReplier, **extra) -> HandlerContext:
     return HandlerContext(default_senders=SENDERS, reply=replier, **extra)
 
 
-def run(store, replier, registry=None, **extra):
+def run(store, replier, registry=None, ids=None, **extra):
     registry = registry or default_registry(load_settings())
-    return run_pending(store, registry=registry, context=context(replier, **extra), now=NOW)
+    return run_pending(store, registry=registry, context=context(replier, **extra), now=NOW,
+                       ids=ids)
 
 
 def test_td_opts_out_for_the_campaign_tenant_and_replies_once(store) -> None:
@@ -384,3 +385,19 @@ def test_a_store_outage_in_a_handler_leaves_the_batch_pending_not_failed(store) 
     with pytest.raises(StoreError):
         run(store, FakeReplier(), registry)
     assert [outcome_of(store, i) for i in ids] == [None, None, None]
+
+
+def test_a_run_for_given_ids_handles_only_those_and_leaves_the_cursor(store) -> None:
+    # Given three pending MO (two stored by this worker, one by another)
+    mine = [add_mo(store, text="TD", msisdn=f"+861380013800{i}") for i in (1, 2)]
+    theirs = add_mo(store, text="TD", msisdn="+8613800138009")
+    cursor = PendingCursor()
+    # When this worker answers its own
+    tally = run(store, FakeReplier(), ids=mine, cursor=cursor)
+    # Then only those were handled, the other waits, and the cursor did not move past it
+    assert tally.handled == 2
+    assert outcome_of(store, mine[0]).outcome == "handled"
+    assert outcome_of(store, theirs) is None
+    assert cursor.after == 0
+    # And a run over whatever is pending picks it up
+    assert run(store, FakeReplier(), cursor=cursor).handled == 1

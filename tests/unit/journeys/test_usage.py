@@ -1,24 +1,31 @@
-"""The usage triggers on a hand-made warehouse: exactly who gets which kind, the
-once-a-month keys, 100 % over 80 %, a lagging feed, the subscriber's own figures in the
-rendered text, plan mismatch with the audience recommendation, and skips by reason.
+"""The usage triggers on a hand-made warehouse: exactly who gets which kind on which day
+(thresholds and surges on the day they are crossed, closed-month kinds and plan mismatch on
+the subscriber's day of the month), the once-a-month keys, 100 % over 80 %, a lagging feed,
+the subscriber's own figures in the rendered text, plan mismatch with the audience
+recommendation, and skips by reason.
 
-Day 2026-11-20: the current month is November (month to date), the closed month October.
-Plans P1 (18 yuan, 1 GB, 100 min), P2 (38 yuan, 5 GB, 300 min), P3 (58 yuan, 10 GB,
-500 min). Unless said otherwise a subscriber uses 60 % of both allowances every month from
-August to November and pays the plan fee.
+Day 2026-11-20: the current month is November (month to date, 20 days: yesterday is
+estimated at 19/20 of today), the closed month October. A closed-month kind is told on the
+subscriber's day of November, sid % 30 + 1: 7 on the 8th, 8 on the 9th, 20-22 on the
+21st-23rd. Plans P1 (18 yuan, 1 GB, 100 min), P2 (38 yuan, 5 GB, 300 min), P3 (58 yuan,
+10 GB, 500 min). Unless said otherwise a subscriber uses 60 % of both allowances every month
+from August to November and pays the plan fee.
 
- 1 P2, 4400 MB in Nov (85.9 %)          → data_80
- 2 P2, 5632 MB in Nov (110 %)           → data_100 only: 512 MB over, 15.36 yuan
- 3 P2, 270 min in Nov (90 %)            → voice_80
- 4 P2, 5632 MB and 240 min in Nov       → data_100 and voice_80
- 5 P3, 1000 MB a month, 2500 MB in Nov  → surge (250 %)
+ 1 P2, 4200 MB in Nov (82.0 %, 77.9 % yesterday)  → data_80
+ 2 P2, 5300 MB in Nov (103.5 %, 98.3 % yesterday) → data_100: 180 MB over, 5.40 yuan
+ 3 P2, 250 min in Nov (83.3 %, 79.2 % yesterday)  → voice_80
+ 4 P2, 5300 MB and 245 min in Nov (81.7 %)        → data_100 and voice_80
+ 5 P3, 1000 MB a month, 2050 MB in Nov (205 %, 195 % yesterday) → surge
  6 P3, 50 MB a month, 500 MB in Nov     → nothing: too little use to call a surge
- 7 P3, 8000 MB in Sep, 1000 MB in Oct   → drop (October)
- 8 P2, October bill 80 yuan             → over_plan (42 yuan over)
+ 7 P3, 8000 MB in Sep, 1000 MB in Oct   → drop (October), on 8 November
+ 8 P2, October bill 80 yuan             → over_plan (42 yuan over), on 9 November
  9 P2, no November row                  → skipped no_usage
 10 on plan PX the catalogue lacks       → skipped no_plan (both triggers)
-11 churned, 117 % in Nov                → nothing
-12 P2, exactly 5120 MB in Nov           → data_80 (the allowance reached, not passed)
+11 churned, 5300 MB in Nov              → nothing
+12 P2, exactly 5120 MB in Nov           → nothing: 80 % crossed days ago, the allowance
+                                          reached, not passed (on the 2nd: data_80)
+13 P2, 4400 MB in Nov (85.9 %, 81.6 % yesterday) → nothing: past 80 % since before
+14 P3, 1000 MB a month, 2500 MB in Nov (250 %, 237 % yesterday) → nothing: surged before
 20 P3, 500 MB / 50 min Aug-Oct, contract to 2027-01-31 → plan mismatch (under):
    care.plan_fit, "改用畅享38套餐，每月可省20.0元", TC038
 21 as 20, no contract                   → care.plan_mismatch
@@ -30,6 +37,7 @@ August to November and pays the plan fee.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from collections import Counter
 
@@ -42,7 +50,7 @@ from jingxin.content.library import library_document
 from jingxin.content.templates import render
 from jingxin.data.warehouse.connection import open_duckdb
 from jingxin.data.warehouse.schema import TABLES
-from jingxin.journeys.trigger import TriggerContext
+from jingxin.journeys.trigger import TriggerContext, TriggerOutput
 from jingxin.journeys.triggers import trigger
 from jingxin.journeys.triggers.usage import PLAN_MISMATCH, USAGE
 
@@ -58,18 +66,21 @@ PLANS = [
 ]
 ALLOWANCE = {p[0]: (p[5], p[6], p[4]) for p in PLANS}  # data, voice, fee
 CONTRACTS = {20: D(2027, 1, 31), 22: D(2026, 6, 30)}
-PLAN_OF = {5: "P3", 6: "P3", 7: "P3", 10: "PX", 20: "P3", 21: "P3", 22: "P3", 23: "P1"}
-SUBSCRIBER_IDS = [*range(1, 13), *range(20, 26)]
+PLAN_OF = {5: "P3", 6: "P3", 7: "P3", 10: "PX", 14: "P3", 20: "P3", 21: "P3", 22: "P3",
+           23: "P1"}  # fmt: skip
+SUBSCRIBER_IDS = [*range(1, 15), *range(20, 26)]
 
 # Departures from the quiet 60 %: (sid, month) -> (data MB, voice min, bill yuan)
 SPECIAL: dict[tuple[int, dt.date], tuple[float | None, float | None, float | None]] = {
-    (1, NOV): (4400.0, None, None), (2, NOV): (5632.0, None, None),
-    (3, NOV): (None, 270.0, None), (4, NOV): (5632.0, 240.0, None),
-    **{(5, m): (1000.0, None, None) for m in (AUG, SEP, OCT)}, (5, NOV): (2500.0, None, None),
+    (1, NOV): (4200.0, None, None), (2, NOV): (5300.0, None, None),
+    (3, NOV): (None, 250.0, None), (4, NOV): (5300.0, 245.0, None),
+    **{(5, m): (1000.0, None, None) for m in (AUG, SEP, OCT)}, (5, NOV): (2050.0, None, None),
     **{(6, m): (50.0, None, None) for m in (AUG, SEP, OCT)}, (6, NOV): (500.0, None, None),
     (7, SEP): (8000.0, None, None), (7, OCT): (1000.0, None, None),
     (7, NOV): (1000.0, None, None), (8, OCT): (None, None, 80.0),
-    (11, NOV): (6000.0, None, None), (12, NOV): (5120.0, None, None),
+    (11, NOV): (5300.0, None, None), (12, NOV): (5120.0, None, None),
+    (13, NOV): (4400.0, None, None),
+    **{(14, m): (1000.0, None, None) for m in (AUG, SEP, OCT)}, (14, NOV): (2500.0, None, None),
     **{(s, m): (500.0, 50.0, None) for s in (20, 21, 22) for m in (AUG, SEP, OCT, NOV)},
     **{(23, m): (100.0, 10.0, None) for m in (AUG, SEP, OCT, NOV)},
     **{(24, m): (1000.0, 100.0, None) for m in (SEP, OCT, NOV)},
@@ -123,10 +134,28 @@ def context(wh, day: dt.date = DAY, **journeys) -> TriggerContext:
 
 
 @pytest.fixture(scope="module")
-def scanned():
+def scan():
+    """The usage trigger's output for a day of the hand-made warehouse (each day once)."""
     wh = warehouse(usage_rows())
-    yield USAGE.candidates(context(wh))
+    outputs: dict[dt.date, TriggerOutput] = {}
+
+    def on(day: dt.date) -> TriggerOutput:
+        if day not in outputs:
+            outputs[day] = USAGE.candidates(context(wh, day))
+        return outputs[day]
+
+    yield on
     wh.close()
+
+
+@pytest.fixture(scope="module")
+def scanned(scan) -> TriggerOutput:
+    return scan(DAY)
+
+
+def their_day(sid: int, month: dt.date = NOV) -> dt.date:
+    """The subscriber's day of the month for the closed-month kinds, worked out by hand."""
+    return month.replace(day=sid % calendar.monthrange(month.year, month.month)[1] + 1)
 
 
 def by_kind(candidates: pa.Table) -> dict[str, list[int]]:
@@ -157,22 +186,25 @@ def rendered(candidate: dict) -> str:
 
 def test_exactly_the_expected_subscribers_per_kind(scanned) -> None:
     # Given the hand-made warehouse, When the usage trigger scans 2026-11-20
-    # Then each kind names exactly its subscribers (11, churned, none at all)
+    # Then each kind names exactly the subscribers who crossed today: not 12 and 13, past
+    # 80 % since before; not 14, surged before; not 11, churned; no closed-month kind, since
+    # the 20th is no one's day of the month here
     assert by_kind(scanned.candidates) == {
-        "data_80": [1, 12], "data_100": [2, 4], "voice_80": [3, 4],
-        "surge": [5], "drop": [7], "over_plan": [8],
+        "data_80": [1], "data_100": [2, 4], "voice_80": [3, 4], "surge": [5],
     }
     assert scanned.skipped == {"no_usage": 1, "no_plan": 1}
     assert scanned.warning is None
 
 
-def test_the_templates_and_keys_carry_kind_and_month(scanned) -> None:
+def test_the_templates_and_keys_carry_kind_and_month(scan, scanned) -> None:
     assert row(scanned.candidates, 1, "data_80")["idempotency_key"] == (
         "journey:usage:data_80:2026-11:+8613800000001")
     # Drops and over-plan reminders are of the closed month, October
-    assert row(scanned.candidates, 7, "drop")["idempotency_key"] == (
+    assert row(scan(their_day(7)).candidates, 7, "drop")["idempotency_key"] == (
         "journey:usage:drop:2026-10:+8613800000007")
-    templates = {(r["kind"], r["template"]) for r in scanned.candidates.to_pylist()}
+    both = pa.concat_tables([scanned.candidates, scan(their_day(7)).candidates,
+                             scan(their_day(8)).candidates])  # fmt: skip
+    templates = {(r["kind"], r["template"]) for r in both.to_pylist()}
     assert templates == {("data_80", "care.usage_near"), ("data_100", "care.usage_over"),
                          ("voice_80", "care.voice_near"), ("surge", "care.usage_surge"),
                          ("drop", "care.usage_drop"), ("over_plan", "care.over_plan")}
@@ -180,63 +212,92 @@ def test_the_templates_and_keys_carry_kind_and_month(scanned) -> None:
     assert len(pc.unique(keys)) == scanned.candidates.num_rows
 
 
-def test_past_100_percent_is_told_100_not_80(scanned) -> None:
-    kinds = [r["kind"] for r in scanned.candidates.to_pylist() if r["subscriber_id"] == 2]
-    assert kinds == ["data_100"]
+def test_crossing_both_levels_on_one_day_is_told_100_not_80(scan) -> None:
+    # Given the same figures read on the 2nd, when yesterday's estimate is half of today's
+    got = scan(D(2026, 11, 2))
+    # Then 2 (103.5 %, 51.8 % yesterday) crossed 80 % and 100 % today and hears 100 % only;
+    # 12 reached its allowance without passing it: 80 %; 13 and 14 cross today too
+    assert by_kind(got.candidates) == {
+        "data_80": [1, 12, 13], "data_100": [2, 4], "voice_80": [3, 4], "surge": [5, 14],
+    }
+    assert [r["kind"] for r in got.candidates.to_pylist() if r["subscriber_id"] == 2] == [
+        "data_100"]
+    assert [s for s in ["已使用100%", "剩余0MB"]
+            if s not in rendered(row(got.candidates, 12, "data_80"))] == []
 
 
-@pytest.mark.parametrize(("sid", "kind", "says"), [
-    (1, "data_80", ["截至11月20日", "已使用85%", "剩余720MB", "回复“KTLL10”", "1GB流量包（10元）"]),
-    (12, "data_80", ["已使用100%", "剩余0MB"]),
-    (2, "data_100", ["已超出套餐512MB", "产生费用15.36元", "回复“KTLL10”"]),
-    (3, "voice_80", ["通话已使用90%", "剩余30分钟", "回复“KTYY10”至10086",
-                     "100分钟语音包（10元）"]),
-    (4, "voice_80", ["通话已使用80%", "剩余60分钟"]),
-    (5, "surge", ["本月已用流量2.4GB", "上月全月用量（1000MB）的250%", "回复“LL”至10086"]),
-    (7, "drop", ["您10月使用流量1000MB", "上个月的7.8GB"]),
-    (8, "over_plan", ["您10月话费80元", "畅享38套餐月费38元", "套餐外费用42元"]),
+def test_closed_month_kinds_are_told_on_the_subscribers_day(scan) -> None:
+    # When the days around 7's and 8's days of November are scanned
+    days = [D(2026, 11, d) for d in (1, 7, 8, 9, 10, 20, 30)]
+    told = {(r["subscriber_id"], r["kind"], day) for day in days
+            for r in scan(day).candidates.to_pylist() if r["kind"] in ("drop", "over_plan")}
+    # Then each closed-month kind comes on the subscriber's own day only: sid % 30 + 1
+    assert told == {(7, "drop", D(2026, 11, 8)), (8, "over_plan", D(2026, 11, 9))}
+    assert (their_day(7), their_day(8)) == (D(2026, 11, 8), D(2026, 11, 9))
+    # In a month of 31 days the same subscriber's day is the same arithmetic
+    assert their_day(30, D(2026, 12, 1)) == D(2026, 12, 31)
+
+
+@pytest.mark.parametrize(("day", "sid", "kind", "says"), [
+    (DAY, 1, "data_80", ["截至11月20日", "已使用82%", "剩余920MB", "回复“KTLL10”",
+                         "1GB流量包（10元）"]),
+    (DAY, 2, "data_100", ["已超出套餐180MB", "产生费用5.40元", "回复“KTLL10”"]),
+    (DAY, 3, "voice_80", ["通话已使用83%", "剩余50分钟", "回复“KTYY10”至10086",
+                          "100分钟语音包（10元）"]),
+    (DAY, 4, "voice_80", ["通话已使用81%", "剩余55分钟"]),
+    (DAY, 5, "surge", ["本月已用流量2GB", "上月全月用量（1000MB）的205%", "回复“LL”至10086"]),
+    (D(2026, 11, 8), 7, "drop", ["您10月使用流量1000MB", "上个月的7.8GB"]),
+    (D(2026, 11, 9), 8, "over_plan", ["您10月话费80元", "畅享38套餐月费38元", "套餐外费用42元"]),
 ])  # fmt: skip
-def test_the_text_carries_the_subscribers_own_figures(scanned, sid, kind, says) -> None:
+def test_the_text_carries_the_subscribers_own_figures(scan, day, sid, kind, says) -> None:
     # When the candidate is rendered by the content renderer
-    text = rendered(row(scanned.candidates, sid, kind))
+    text = rendered(row(scan(day).candidates, sid, kind))
     # Then it says that subscriber's figures
     assert [s for s in says if s not in text] == [], text
 
 
 def test_settings_move_the_levels_and_ratios_and_the_hall_number() -> None:
     wh = warehouse(usage_rows())
+    settings = {"usage_thresholds": [0.82, 1.0], "surge_ratio": 2.1, "drop_ratio": 0.1,
+                "hall_number": "10010"}  # fmt: skip
     try:
-        got = USAGE.candidates(context(wh, usage_thresholds=[0.9, 1.0], surge_ratio=3.0,
-                                       drop_ratio=0.1, hall_number="10010"))  # fmt: skip
+        got = USAGE.candidates(context(wh, **settings))
+        on_7s_day = USAGE.candidates(context(wh, their_day(7), **settings))
     finally:
         wh.close()
-    # 85.9 % and 80 % no longer cross; 250 % is no triple; 12.5 % is no 10 % drop
-    assert by_kind(got.candidates) == {"data_90": [12], "data_100": [2, 4],
-                                       "voice_90": [3], "over_plan": [8]}
-    assert "至10010" in rendered(row(got.candidates, 3, "voice_90"))
+    # 82.0 %, 83.3 % and 85.9 % (81.6 % yesterday) cross 82 % today, 81.7 % does not;
+    # 205 % is short of 210 %
+    assert by_kind(got.candidates) == {"data_82": [1, 13], "data_100": [2, 4],
+                                       "voice_82": [3]}  # fmt: skip
+    assert "至10010" in rendered(row(got.candidates, 3, "voice_82"))
+    # 12.5 % is no 10 % drop
+    assert "drop" not in by_kind(on_7s_day.candidates)
 
 
 def test_once_a_month_through_the_month() -> None:
-    # Given subscriber 1 at 85.9 % on the 20th
+    # Given subscriber 1 crossing 80 % on the 20th
     special = dict(SPECIAL)
     wh = warehouse(usage_rows(special))
+
+    def feed(data_mb: float) -> None:
+        special[(1, NOV)] = (data_mb, None, None)
+        wh.con.create_table("usage_monthly", table("usage_monthly", usage_rows(special)),
+                            overwrite=True)  # fmt: skip
+
     try:
         first = row(USAGE.candidates(context(wh)).candidates, 1, "data_80")
-        # When the feed has 1 at 91.8 % on the 21st
-        special[(1, NOV)] = (4700.0, None, None)
-        wh.con.create_table("usage_monthly", table("usage_monthly", usage_rows(special)),
-                            overwrite=True)  # fmt: skip
-        again = row(USAGE.candidates(context(wh, D(2026, 11, 21))).candidates, 1, "data_80")
-        # And at 103.5 % on the 25th
-        special[(1, NOV)] = (5300.0, None, None)
-        wh.con.create_table("usage_monthly", table("usage_monthly", usage_rows(special)),
-                            overwrite=True)  # fmt: skip
+        # When the feed has 1 at 85.9 % on the 21st (81.8 % by yesterday's estimate)
+        feed(4400.0)
+        again = USAGE.candidates(context(wh, D(2026, 11, 21))).candidates
+        # And at 103.5 % on the 25th (99.4 % by yesterday's estimate)
+        feed(5300.0)
         later = USAGE.candidates(context(wh, D(2026, 11, 25))).candidates
     finally:
         wh.close()
-    # Then the 21st's candidate has the 20th's key (the delivery entry drops it), and the
-    # 25th brings the 100 % message alone under a key of its own
-    assert again["idempotency_key"] == first["idempotency_key"]
+    # Then the 21st has nothing for 1, who crossed before it, and the 25th brings the
+    # 100 % message alone under a key of its own
+    assert first["idempotency_key"] == "journey:usage:data_80:2026-11:+8613800000001"
+    assert [r for r in again.to_pylist() if r["subscriber_id"] == 1] == []
     assert [r["kind"] for r in later.to_pylist() if r["subscriber_id"] == 1] == ["data_100"]
     assert row(later, 1, "data_100")["idempotency_key"] == (
         "journey:usage:data_100:2026-11:+8613800000001")
@@ -249,14 +310,17 @@ def test_a_lagging_feed_reads_its_latest_month_and_says_so() -> None:
         got = USAGE.candidates(context(wh, D(2026, 12, 5)))
     finally:
         wh.close()
-    # Then November is read, dated its last day, under November's keys
+    # Then November, a whole month with no crossing day to place, is read as a
+    # once-a-month alert: everyone past a level, dated its last day, under November's keys
+    assert by_kind(got.candidates) == {
+        "data_80": [1, 12, 13], "data_100": [2, 4], "voice_80": [3, 4], "surge": [5, 14],
+    }
     one = row(got.candidates, 1, "data_80")
     assert (one["as_of"], one["usage_month"]) == (D(2026, 11, 30), NOV)
     assert one["idempotency_key"] == "journey:usage:data_80:2026-11:+8613800000001"
     assert "2026-11" in got.warning and "2026-11-30" in got.warning
-    # November is the closed month too: no drop (7 is flat) and no overage in November
-    assert "drop" not in by_kind(got.candidates)
-    assert "over_plan" not in by_kind(got.candidates)
+    # November is the closed month too; 5 December is 4's day (4 % 31 == 4), who has
+    # neither a drop nor an overage in it, so no closed-month kind above
 
 
 def test_no_usage_at_all_is_a_warning_not_an_error() -> None:
@@ -279,23 +343,37 @@ def test_the_registry_finds_both_triggers() -> None:
 
 @pytest.fixture(scope="module")
 def mismatched():
+    """The plan-mismatch trigger on 10's day of November and on the 20th to the 26th."""
     wh = warehouse(usage_rows())
-    yield PLAN_MISMATCH.candidates(context(wh))
+    days = [their_day(10), *(D(2026, 11, d) for d in range(20, 27))]
+    yield {day: PLAN_MISMATCH.candidates(context(wh, day)) for day in days}
     wh.close()
 
 
 def test_three_months_of_mismatch_get_the_recommendation(mismatched) -> None:
-    got = {r["subscriber_id"]: r for r in mismatched.candidates.to_pylist()}
-    assert sorted(got) == [20, 21, 22]
+    # Then each of 20, 21 and 22 is a candidate on their day of November alone
+    told = {(r["subscriber_id"], day) for day, out in mismatched.items()
+            for r in out.candidates.to_pylist()}
+    assert told == {(20, their_day(20)), (21, their_day(21)), (22, their_day(22))}
+    assert sorted(told) == [(20, D(2026, 11, 21)), (21, D(2026, 11, 22)),
+                            (22, D(2026, 11, 23))]
+    got = {r["subscriber_id"]: r for out in mismatched.values()
+           for r in out.candidates.to_pylist()}
     assert {s: got[s]["template"] for s in got} == {
         20: "care.plan_fit", 21: "care.plan_mismatch", 22: "care.plan_mismatch"}
     assert got[20]["idempotency_key"] == "journey:plan_mismatch:2026-10:+8613800000020"
     assert {r["order_code"] for r in got.values()} == {"TC038"}
-    assert mismatched.skipped == {"no_plan": 1, "no_usage": 1, "no_recommendation": 1}
+    # And the skipped are counted on their own days: 10 on the 11th, 23 on the 24th, 25 on
+    # the 26th
+    skipped = {day: dict(out.skipped) for day, out in mismatched.items() if out.skipped}
+    assert skipped == {their_day(10): {"no_plan": 1},
+                       their_day(23): {"no_recommendation": 1},
+                       their_day(25): {"no_usage": 1}}  # fmt: skip
 
 
 def test_the_mismatch_texts(mismatched) -> None:
-    got = {r["subscriber_id"]: r for r in mismatched.candidates.to_pylist()}
+    got = {r["subscriber_id"]: r for out in mismatched.values()
+           for r in out.candidates.to_pylist()}
     fit = rendered(got[20])
     assert "畅享58套餐合约将于1月31日到期" in fit
     assert "按您近三个月平均用量，改用畅享38套餐，每月可省20.0元。" in fit
@@ -349,12 +427,14 @@ def test_the_delivery_entry_takes_the_candidates_and_drops_a_days_repeat(tmp_pat
         return queued, rejected
 
     try:
-        # When the 20th is delivered, and the 21st finds the same figures
+        # When the 20th is delivered, and the 21st finds the same figures (the feed has
+        # not moved)
         first = deliver(DAY)
         again = deliver(D(2026, 11, 21))
     finally:
         wh.close()
         store.dispose()
-    # Then all nine are queued, rendered, once: the 21st's keys are the 20th's
-    assert first == (9, Counter())
-    assert again == (0, Counter({"duplicate": 9}))
+    # Then the 20th's six crossings are queued, rendered, once; the same figures read on
+    # the 21st still look crossed overnight, and come under the 20th's keys
+    assert first == (6, Counter())
+    assert again == (0, Counter({"duplicate": 6}))

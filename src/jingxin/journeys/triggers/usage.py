@@ -8,22 +8,38 @@ Which months a scan as of day D reads
 holds the month so far. Two months of the feed matter:
 
 * the *current* month: the latest month on or before D - D's own, or an earlier one when
-  the feed lags. Thresholds and surges read it: a month so far that already passes 80 %
-  of the allowance, or twice last month's whole use, does so whatever the rest of the
-  month brings. The candidates' ``as_of`` is D, or the lagging month's last day, so a text
-  never dates figures to a day the feed has not reached.
+  the feed lags. Thresholds and surges read it. The candidates' ``as_of`` is D, or the
+  lagging month's last day, so a text never dates figures to a day the feed has not reached.
 * the *closed* month: the latest month before D's month. Drops and over-plan reminders
   read it: a month in progress always looks like a drop, and its bill is not the bill yet.
   Plan mismatch reads the three months up to it (the audience plan-fit window).
 
-Once a month
-------------
-A candidate's key is ``journey:usage:<kind>:<YYYY-MM>:<msisdn>`` with the month its figures
-are of, so the daily scan tells a subscriber about each kind once a month (crossing 80 % on
-the 20th is not told again on the 21st) and a lagging feed re-read tomorrow sends nothing
-new. Thresholds are kinds per level (``data_80``, ``data_100``) and only the highest level
-a subscriber has crossed is a candidate: past 100 % they are never also told about 80 %,
-and told about 80 % on the 20th they are told about 100 % when they pass it.
+Told on the day, not every day
+------------------------------
+The feed is monthly figures, so a subscriber past 80 % on the 12th is still past it on every
+later day of the month. Offering them every day would hand the delivery entry the month's
+whole crowd daily, to be dropped as duplicates (on the synthetic operator that was seven
+candidates a day for every ten subscribers). Each kind therefore has a day of its own:
+
+* thresholds and surges: the day they are *crossed*. The month so far as of D covers
+  ``d`` days (D's day of the month); yesterday's figure is estimated linearly as
+  ``used * (d - 1) / d``, and a subscriber is a candidate when today's figure has crossed a
+  level that yesterday's had not (the 1st crosses from nothing). Of the levels crossed
+  today only the highest is told: past 100 % and 80 % on one day, they hear 100 %.
+* drops, over-plan reminders and plan mismatch, which read a closed month: a day of the
+  month spread by subscriber id, ``subscriber_id % days_in_month(D) == day_of_month(D) - 1``,
+  so a thirtieth of them each day rather than all on the 1st (the load is the point).
+* a lagging feed (the current month is an earlier one, so its row is a whole month): no
+  day of crossing can be placed, so thresholds and surges take everyone past the level, as
+  a once-a-month alert would. A feed a day or two late at a month's start brings the
+  month's crowd once more, mostly duplicates; the scan's warning says the feed lags.
+
+The scheduler scans each missed day when it catches up, so no crossing day and no spread
+day is skipped. Keys still make every kind once a month whatever the days: a candidate's
+key is ``journey:usage:<kind>:<YYYY-MM>:<msisdn>`` with the month its figures are of, so
+a day scanned again, a crossing estimated on two days, or a lagging month re-read sends
+nothing new. Thresholds are kinds per level (``data_80``, ``data_100``): told about 80 %
+on the 20th, a subscriber is told about 100 % the day they pass it.
 
 Everything is one Ibis expression per question (DuckDB or PySpark), never a Python loop
 over subscribers; who is left out is counted by reason (``no_usage``: no row in the month
@@ -92,6 +108,24 @@ class FeedMonths:
             return self.day
         last = calendar.monthrange(self.current.year, self.current.month)[1]
         return self.current.replace(day=last)
+
+    @property
+    def yesterday(self) -> float | None:
+        """The share of the current month's figures estimated reached the day before:
+        ``(d - 1) / d`` with ``d`` the days the month so far covers (linear use); None when
+        the feed lags and the row is a whole month with no crossing day to place."""
+        if self.current != month_start(self.day):
+            return None
+        return (self.day.day - 1) / self.day.day
+
+
+def their_day(subscriber_id: ir.IntegerValue, day: dt.date) -> ir.BooleanValue:
+    """Whether ``day`` is the subscriber's day of the month for the kinds read from a closed
+    month: ``subscriber_id % days_in_month(day) == day_of_month(day) - 1``. Every
+    subscriber has exactly one such day in every month and each day has an even share of
+    them, so the month's advice is spread over the month instead of all sent on the 1st."""
+    length = calendar.monthrange(day.year, day.month)[1]
+    return (subscriber_id % length) == day.day - 1
 
 
 def feed_months(usage: ir.Table, day: dt.date) -> FeedMonths | None:
@@ -207,23 +241,31 @@ def usage_candidates(w: ir.Table, *, months: FeedMonths,
                   thresholds(w, measure="voice", used=w.voice, allowance=w.allow_voice,
                              rate=w.rate_voice, months=months, settings=settings)]  # fmt: skip
     if closed is not None:
-        kinds += [drops(w, month=closed, settings=settings),
-                  over_plan(w, month=closed, settings=settings)]
+        today = w.filter(their_day(w.subscriber_id, months.day))
+        kinds += [drops(today, month=closed, settings=settings),
+                  over_plan(today, month=closed, settings=settings)]
     return ibis.union(*kinds).order_by(["subscriber_id", "kind"])
 
 
 def thresholds(w: ir.Table, *, measure: str, used: ir.NumericValue,
                allowance: ir.NumericValue, rate: ir.NumericValue, months: FeedMonths,
                settings: JourneySettings) -> ir.Table:
-    """The highest level of ``settings.usage_thresholds`` each subscriber's use has crossed
-    this month, with the near or over text's figures. A level below 1 is crossed at that
-    share of the allowance; the allowance itself (1 and above) only when use exceeds it,
-    since the over text tells the excess."""
+    """The highest level of ``settings.usage_thresholds`` each subscriber's use crossed on
+    the scan's day (module docstring; any level passed, when the feed lags), with the near
+    or over text's figures. A level below 1 is passed at that share of the allowance; the
+    allowance itself (1 and above) only when use exceeds it, since the over text tells the
+    excess."""
     share = used / allowance
     known = allowance.notnull() & (allowance > 0) & used.notnull()
 
+    def passed(value: ir.NumericValue, level: float) -> ir.BooleanValue:
+        return (value > level) if level >= 1 else (value >= level)
+
     def crossed(level: float) -> ir.BooleanValue:
-        return known & ((share > level) if level >= 1 else (share >= level))
+        today = known & passed(share, level)
+        if months.yesterday is None:
+            return today
+        return today & ~passed(share * months.yesterday, level)
 
     levels = sorted(set(settings.usage_thresholds), reverse=True)
     level = ibis.cases(*((crossed(x), x) for x in levels), else_=ibis.null("float64"))
@@ -244,8 +286,9 @@ def thresholds(w: ir.Table, *, measure: str, used: ir.NumericValue,
 
     values = {
         "as_of": months.as_of,
-        # Shares and what is left round down: 99.6 % is not yet "100 %" used.
-        "used_share": near((t.share * 100).floor() / 100.0),
+        # Shares and what is left round down: 99.6 % is not yet "100 %" used. Percent as
+        # used * 100 / allowance: (used / allowance) * 100 floors 2050 / 1000 to 204.
+        "used_share": near((t.used * 100 / t.allowance).floor() / 100.0),
         f"remaining_{unit}": near((t.allowance - t.used).floor().cast("int64")),
         f"over_{unit}": beyond(excess.ceil().cast("int64")),
         "over_fee": beyond((excess * t.rate).round(2)),
@@ -256,19 +299,25 @@ def thresholds(w: ir.Table, *, measure: str, used: ir.NumericValue,
 
 
 def surges(w: ir.Table, *, months: FeedMonths, settings: JourneySettings) -> ir.Table:
-    """This month's data so far at least ``surge_ratio`` times last month's whole month."""
+    """This month's data so far at least ``surge_ratio`` times last month's whole month
+    since the scan's day: yesterday's estimate was still short of it (when the feed lags:
+    at least that much, whatever the day)."""
     ratio = w.data / w.prev_data
-    t = w.filter((w.prev_data >= MIN_BASE_MB) & (ratio >= settings.surge_ratio))
+    surged = (w.prev_data >= MIN_BASE_MB) & (ratio >= settings.surge_ratio)
+    if months.yesterday is not None:
+        surged &= ratio * months.yesterday < settings.surge_ratio
+    t = w.filter(surged)
     values = {"as_of": months.as_of, "data_mb": t.data.round().cast("int64"),
               "prev_data_mb": t.prev_data.round().cast("int64"),
-              "ratio": ((t.data / t.prev_data) * 100).floor() / 100.0,
+              "ratio": (t.data * 100 / t.prev_data).floor() / 100.0,
               "hall_number": settings.hall_number}  # fmt: skip
     return _rows(t, template="care.usage_surge", kind="surge", month=months.current,
                  values=values)
 
 
 def drops(w: ir.Table, *, month: dt.date, settings: JourneySettings) -> ir.Table:
-    """The closed month's data at most ``drop_ratio`` times the month before it."""
+    """The closed month's data at most ``drop_ratio`` times the month before it (``w``: the
+    subscribers whose day of the month it is)."""
     t = w.filter((w.before_data >= MIN_BASE_MB)
                  & (w.closed_data <= w.before_data * settings.drop_ratio))
     values = {"month": month.month, "data_mb": t.closed_data.round().cast("int64"),
@@ -278,7 +327,8 @@ def drops(w: ir.Table, *, month: dt.date, settings: JourneySettings) -> ir.Table
 
 
 def over_plan(w: ir.Table, *, month: dt.date, settings: JourneySettings) -> ir.Table:
-    """The closed month's bill at least :data:`MIN_OVERAGE` above its plan's fee."""
+    """The closed month's bill at least :data:`MIN_OVERAGE` above its plan's fee (``w``:
+    the subscribers whose day of the month it is)."""
     t = w.filter(w.closed_bill - w.closed_fee >= MIN_OVERAGE)
     values = {"month": month.month, "bill": t.closed_bill.round(2),
               "plan_name": _plan_words(t.closed_plan_name), "plan_fee": t.closed_fee,
@@ -330,8 +380,9 @@ MISMATCH_HEAD = {"msisdn": "string", "subscriber_id": "int64", "template": "stri
 class PlanMismatchTrigger:
     """Three months in a row over or under the plan (the audience plan fit) → the plan-fit
     recommendation: ``care.plan_fit`` when a contract runs to an end on or after the day
-    (its text names that end), ``care.plan_mismatch`` otherwise. Once a month: the key
-    carries the last of the three months."""
+    (its text names that end), ``care.plan_mismatch`` otherwise. Each subscriber is looked
+    at on their day of the month (:func:`their_day`), skips counted then too; once a month:
+    the key carries the last of the three months."""
 
     name: str = "plan_mismatch"
 
@@ -343,21 +394,26 @@ class PlanMismatchTrigger:
             empty = ibis.schema(MISMATCH_HEAD).to_pyarrow().empty_table()
             return TriggerOutput(empty, warning=f"usage_monthly has no month before "
                                  f"{ctx.day:%Y-%m}: no plan-mismatch advice")  # fmt: skip
-        t = mismatch_table(wh, closed=months.closed)
+        # The day's share is small: computed once in the warehouse, then read twice (the
+        # candidates, the skips) without running the plan fit again.
+        t = ibis.memtable(mismatch_table(wh, closed=months.closed, day=ctx.day).to_pyarrow())
         wanted = t.filter(t.mismatch.isin(["over", "under"]) & t.message.notnull())
         return TriggerOutput(mismatch_candidates(wanted, day=ctx.day, closed=months.closed)
                              .to_pyarrow(), skipped=_mismatch_skipped(t))  # fmt: skip
 
 
-def mismatch_table(warehouse: Warehouse, *, closed: dt.date) -> ir.Table:
-    """Every active subscriber beside their plan fit over the three months up to ``closed``
+def mismatch_table(warehouse: Warehouse, *, closed: dt.date, day: dt.date) -> ir.Table:
+    """Every active subscriber whose day of the month ``day`` is (:func:`their_day`) beside
+    their plan fit over the three months up to ``closed``
     (:func:`jingxin.audience.planfit.plan_fit_expr` as of the month after it; its columns
     null when it has no answer) and the recommended plan's fee."""
     subs = read(warehouse, "subscribers")
     plans = read(warehouse, "plans")
     fit = plan_fit_expr(warehouse, as_of=add_months(closed, 1))
-    s = subs.filter(subs.status == "active").select("subscriber_id", "msisdn", "plan_id",
-                                                    "contract_end")  # fmt: skip
+    # Filtered on both sides so that the plan fit is computed for the day's share only.
+    fit = fit.filter(their_day(fit.subscriber_id, day))
+    s = subs.filter((subs.status == "active") & their_day(subs.subscriber_id, day))
+    s = s.select("subscriber_id", "msisdn", "plan_id", "contract_end")
     f = fit.select(fit_sid=fit.subscriber_id, mismatch=fit.mismatch, message=fit.message,
                    saving=fit.saving, best_plan_id=fit.best_plan_id, up_plan_id=fit.up_plan_id)
     t = s.left_join(f, s.subscriber_id == f.fit_sid)
@@ -388,8 +444,8 @@ def mismatch_candidates(t: ir.Table, *, day: dt.date, closed: dt.date) -> ir.Tab
 
 
 def _mismatch_skipped(t: ir.Table) -> Counter[str]:
-    """Active subscribers without advice, by reason: a plan the catalogue lacks, fewer
-    than three months of use, or a mismatch with no better plan to offer."""
+    """The day's active subscribers without advice, by reason: a plan the catalogue lacks,
+    fewer than three months of use, or a mismatch with no better plan to offer."""
     unknown = t.held_id.isnull()
     fitted = t.fit_sid.notnull()
     row = t.aggregate(
