@@ -409,7 +409,8 @@ def mismatch_table(warehouse: Warehouse, *, closed: dt.date, day: dt.date) -> ir
     null when it has no answer) and the recommended plan's fee."""
     subs = read(warehouse, "subscribers")
     plans = read(warehouse, "plans")
-    fit = plan_fit_expr(warehouse, as_of=add_months(closed, 1))
+    fit = plan_fit_expr(warehouse, as_of=add_months(closed, 1),
+                        only=lambda sid: their_day(sid, day))
     # Filtered on both sides so that the plan fit is computed for the day's share only.
     fit = fit.filter(their_day(fit.subscriber_id, day))
     s = subs.filter((subs.status == "active") & their_day(subs.subscriber_id, day))
