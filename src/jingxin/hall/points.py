@@ -17,12 +17,11 @@ one after the other and the second sees the first's debit (no balance spent twic
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -30,42 +29,29 @@ from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.models.hall import Merchant, PointsEntry, Voucher
 from jingxin.errors import InputError
 from jingxin.hall.context import Answer, HallContext, HallRequest
+from jingxin.hall.menu import Reward
 
-__all__ = ["Reward", "grant", "insert_new", "points_balance", "redeem_points", "show_points"]
+__all__ = ["grant", "insert_new", "points_balance", "redeem_points", "reward_of", "show_points"]
 
-REWARD_FIELDS = ("code", "title", "merchant", "value_fen", "points")
+REWARD_FIELDS = ("code", "title", "merchant", "value_fen", "points", "days")
 
 
-@dataclass(frozen=True, slots=True)
-class Reward:
-    """A voucher that points buy (the menu file's ``rewards:``)."""
-
-    code: str
-    title: str
-    merchant: str  # the merchant id the voucher is bound to
-    value_fen: int
-    points: int
-    days: int | None = None  # valid this many days; None: ``[hall] voucher_days``
-
-    @classmethod
-    def of(cls, item: Mapping[str, Any] | Any, *, where: str = "reward") -> Reward:
-        """A reward from a mapping or any object with the same attributes; a missing or
-        malformed field is an InputError naming it."""
-        if isinstance(item, Reward):
-            return item
-        get = item.get if isinstance(item, Mapping) else functools.partial(getattr, item)
-        values = {name: get(name, None) for name in (*REWARD_FIELDS, "days")}
-        missing = [name for name in REWARD_FIELDS if values[name] in (None, "")]
-        if missing:
-            raise InputError(f"{where}: missing {', '.join(missing)}")
-        for name in ("value_fen", "points", "days"):
-            value = values[name]
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                      or value < 0):  # fmt: skip
-                raise InputError(f"{where}: {name}: expected a whole number >= 0, got {value!r}")
-        return cls(code=str(values["code"]).strip(), title=str(values["title"]),
-                   merchant=str(values["merchant"]), value_fen=values["value_fen"],
-                   points=values["points"], days=values["days"])  # fmt: skip
+def reward_of(item: Mapping[str, Any] | Any, *, where: str = "reward") -> Reward:
+    """The menu's :class:`~jingxin.hall.menu.Reward` for ``item`` (one already, a mapping,
+    or any object with its attributes), checked strictly; a missing or malformed field is
+    an InputError naming it."""
+    if isinstance(item, Reward):
+        return item
+    if isinstance(item, Mapping):
+        data = dict(item)
+    else:
+        data = {name: getattr(item, name) for name in REWARD_FIELDS if hasattr(item, name)}
+    try:
+        return Reward.model_validate(data, strict=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "reward"
+        raise InputError(f"{where}: {field}: {first['msg']}") from None
 
 
 def insert_new(session: Session, model: type, **values: Any) -> int | None:
@@ -121,7 +107,7 @@ def redeem_points(ctx: HallContext, request: HallRequest, *, reward_code: str,
     with the voucher it issued, whatever the balance is by then."""
     from jingxin.hall.vouchers import voucher_by_issue_key
 
-    offered = [Reward.of(item, where=f"rewards[{i}]") for i, item in enumerate(rewards)]
+    offered = [reward_of(item, where=f"rewards[{i}]") for i, item in enumerate(rewards)]
     key = f"redeem:{request.mo_id}"
     with store_errors(f"redeeming points of {request.msisdn}"), \
             ctx.store.transaction() as session:  # fmt: skip

@@ -14,7 +14,7 @@ from jingxin.data.store.engine import open_store
 from jingxin.data.store.models.hall import PointsEntry, Voucher
 from jingxin.errors import InputError
 from jingxin.hall.context import HallContext, HallRequest
-from jingxin.hall.points import Reward, grant, points_balance, redeem_points, show_points
+from jingxin.hall.points import grant, points_balance, redeem_points, reward_of, show_points
 from jingxin.hall.vouchers import ALPHABET, add_merchant
 
 NOON = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
@@ -164,7 +164,7 @@ def test_a_reward_without_days_lasts_the_configured_days(store, tmp_path) -> Non
 ])  # fmt: skip
 def test_a_malformed_reward_names_its_field(item, field) -> None:
     with pytest.raises(InputError, match=field):
-        Reward.of(item, where="rewards[0]")
+        reward_of(item, where="rewards[0]")
 
 
 def test_two_redemptions_at_once_never_spend_the_balance_twice(pg_url, tmp_path) -> None:
