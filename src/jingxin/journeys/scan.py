@@ -220,8 +220,10 @@ def _deliver(scan: _Scan, name: str, report: TriggerReport) -> None:
     report.sample = _sample(scan, groups)
     if scan.dry_run:
         return
+    # From the SMS hall's number: what a message teaches (KTLL10, LB, YE) is answered by
+    # the hall or the inbox there, and a reply is attributed to the message.
     defaults = {"source": SOURCE, "source_id": f"{name}:{scan.day.isoformat()}",
-                "tenant_id": scan.tenant}  # fmt: skip
+                "tenant_id": scan.tenant, "sender": scan.settings.journeys.hall_number}  # fmt: skip
     started = time.perf_counter()
     for approved, table in groups:
         with store_errors(f"delivering the {name} candidates of {scan.day}"):

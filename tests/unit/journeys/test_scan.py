@@ -159,6 +159,9 @@ def test_a_day_is_scanned_into_the_outbox_and_recorded(store_url, warehouse) -> 
             "journey:renewal:2026-10-15:+8613900000006"]  # fmt: skip
         assert {(m[1], m[2], m[4]) for m in sent} == {("marketing", "journey", TEN_LOCAL)}
         assert sent[1][3] == "birthday:2026-10-15"
+        # And they go out from the SMS hall's number, where what they teach is answered
+        with opened.sessions() as session:
+            assert set(session.scalars(select(Message.sender))) == {"10086"}
         # And subscriber 4's renewal text carries their own figures (600 MB, +50%, 3 yuan)
         assert "月均用流量600MB（同比增长50%）" in sent[3][5]
         assert "比去年同期多3元" in sent[3][5] and "推荐畅享38套餐" in sent[3][5]
