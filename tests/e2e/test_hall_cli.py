@@ -69,14 +69,14 @@ def test_seed_then_products(cli) -> None:
     first = _ok(invoke("hall", "seed", "--limit", "50", "--demo"))
     again = _ok(invoke("hall", "seed", "--limit", "50"))
     # Then the tallies agree (a second seed updates, never duplicates)
-    assert "BOSS seeded: 17 products (0 retired), 50 accounts" in first
+    assert "BOSS seeded: 17 products and 34 plans (0 retired), 50 accounts" in first
     assert "demo hall: 4 staff, 2 merchants" in first
     assert first.splitlines()[0] == again.splitlines()[0]
     # And the products are listed by zone
     trials = _ok(invoke("hall", "products", "--zone", "41"))
     assert "BOSS products: 10" in trials and "TXSP" in trials and "LL10" not in trials
     everything = _ok(invoke("hall", "products"))
-    assert "BOSS products: 17" in everything and "RBT5" in everything
+    assert "BOSS products: 51" in everything and "RBT5" in everything  # 17 + 34 plans
     assert "postpaid" in everything and "star ≥ 3" in everything
 
 

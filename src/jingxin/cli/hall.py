@@ -96,7 +96,8 @@ def seed_command(
         demo_hall = seed_demo_hall(store) if demo else None
     finally:
         store.dispose()
-    console.print(f"BOSS seeded: {tally.products} products ({tally.retired} retired), "
+    console.print(f"BOSS seeded: {tally.products} products and {tally.plans} plans "
+                  f"({tally.retired} retired), "
                   f"{tally.accounts} accounts, {tally.holdings} holdings")  # fmt: skip
     if demo_hall is not None:
         console.print(f"demo hall: {demo_hall.staff} staff, {demo_hall.merchants} merchants")

@@ -50,7 +50,9 @@ def renewal_audience(ws: Workspace, *, as_of: str) -> pa.Table:
         SELECT s.msisdn, p.name AS plan_name,
                COALESCE(s.contract_end, DATE '{as_of}' + INTERVAL 3 MONTH)::DATE AS expiry,
                f.message AS advice,
-               'TC' || regexp_extract(COALESCE(f.best_plan_id, f.up_plan_id), '(\\d+)', 1) AS order_code
+               -- the SMS hall's plan-change code (jingxin.hall.boss.plan_code)
+               'XY' || upper(left(regexp_replace(COALESCE(f.best_plan_id, f.up_plan_id),
+                                                 '[^A-Za-z0-9]', '', 'g'), 10)) AS order_code
         FROM read_parquet('{exported}') a
         JOIN subscribers s USING (subscriber_id)
         JOIN plans p ON p.plan_id = s.plan_id

@@ -12,6 +12,15 @@ payment type not the product's, an electronic-only product asked for through ano
 channel), ``already_held``, ``mutually_exclusive`` (holds another product of the same
 exclusive group), ``insufficient_balance`` (prepaid and the balance below the fee).
 
+Plans are products too (category :data:`PLAN_CATEGORY`, id :func:`plan_code` of the
+warehouse's plan id, seeded by :mod:`jingxin.hall.seed`), but a plan is not held: it is the
+account's plan. Ordering one is a plan change: ``already_held`` when the account is on it
+already, the eligibility checks as for any product (a prepaid plan for prepaid accounts),
+nothing held, exclusive or charged now (a plan is billed monthly, from the next month). On
+success the account's ``plan_id`` becomes the plan's product id (the compact code: the
+stand-in keeps no other trace of the warehouse id, and a re-seed restores the warehouse's
+own) and its ``plan_name`` the plan's name; its allowances follow with the next seed.
+
 Crash-safety and idempotency contract
 -------------------------------------
 :meth:`StoreBoss.place_order` is keyed by ``request_key``: the order-book row, the holding
@@ -25,6 +34,7 @@ places again with the same key) instead of placing anew.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -47,10 +57,19 @@ from jingxin.data.store.models import (
 )
 from jingxin.errors import InputError, JingxinError, StoreError
 
-__all__ = ["ELECTRONIC_CHANNELS", "Account", "Boss", "BossError", "BossFaults", "BossResult",
-           "BossTimeout", "Product", "Refusal", "StoreBoss", "check_order"]  # fmt: skip
+__all__ = ["ELECTRONIC_CHANNELS", "PLAN_CATEGORY", "Account", "Boss", "BossError", "BossFaults",
+           "BossResult", "BossTimeout", "Product", "Refusal", "StoreBoss", "check_order",
+           "plan_code"]  # fmt: skip
 
 ELECTRONIC_CHANNELS = frozenset({"sms_hall", "app"})  # where electronic-only products sell
+PLAN_CATEGORY = "plan"  # a product that is a plan: ordering it changes the account's plan
+
+
+def plan_code(plan_id: str) -> str:
+    """The product id of the warehouse plan ``plan_id``: its letters and digits, at most 10,
+    upper case (``P4G-034-C24`` → ``P4G034C24``). The same code the journeys' messages
+    teach after ``XY`` (:func:`jingxin.journeys.triggers.renewal.order_code`)."""
+    return re.sub(r"[^A-Za-z0-9]", "", plan_id)[:10].upper()
 
 
 class BossError(JingxinError):
@@ -179,6 +198,9 @@ def check_order(*, account: Account | None, product: Product | None, held: Itera
         return Refusal("not_eligible", "payment")
     if product.electronic_only and channel not in ELECTRONIC_CHANNELS:
         return Refusal("not_eligible", "channel")
+    if product.category == PLAN_CATEGORY:  # the account's plan, not a holding; billed monthly
+        on_it = plan_code(account.plan_id) == product.product_id.upper()
+        return Refusal("already_held") if on_it else None
     held = list(held)
     if any(h.product_id == product.product_id for h in held):
         return Refusal("already_held")
@@ -364,6 +386,13 @@ def _place(session: Session, *, request_key: str, msisdn: str, product_id: str, 
         order = BossOrder(boss_ref=boss_ref, request_key=request_key, msisdn=msisdn,
                           product_id=booked_id[:32], channel=channel, fee_fen=fee_fen,
                           state="refused", reason=refusal.reason, at=now)  # fmt: skip
+    elif product is not None and product.category == PLAN_CATEGORY:
+        assert account_row is not None  # check_order saw to it
+        account_row.plan_id, account_row.plan_name = product.product_id, product.name
+        account_row.updated_at = now
+        order = BossOrder(boss_ref=boss_ref, request_key=request_key, msisdn=msisdn,
+                          product_id=booked_id, channel=channel, fee_fen=0, state="placed",
+                          at=now)  # fmt: skip
     else:
         assert account_row is not None and product is not None  # check_order saw to it
         if account_row.payment == "prepaid":  # postpaid: on the next bill, not now

@@ -71,6 +71,7 @@ UNKNOWN = "抱歉，未能识别您的指令。回复0查看菜单。"
 NOTHING_PENDING = "您当前没有待确认的业务。回复0查看菜单。"
 HINTS = {
     "order": "请回复KT+业务编码开通业务；回复41查看免费体验，42查看每日特惠。",
+    "plan_change": "请回复XY+套餐代码变更套餐，代码见套餐推荐短信；回复TC查询您当前的套餐。",
     "verify": "商户核销请回复HX+券码。",
     "referral": "推荐好友请回复好友的手机号码+CL，如13800138000CL。",
     "nps": "请回复MY+0-10分评价我们的服务，如MY9（10分为非常愿意推荐）。",
@@ -305,17 +306,22 @@ def _query(name: str) -> Callable[[_Turn], Outcome]:
     return run
 
 
-def _order(t: _Turn) -> Outcome:
+def _order(t: _Turn, *, plan: bool = False) -> Outcome:
     from jingxin.hall.orders import confirmation, quote
 
     rules = {zone: rule.model_dump() for zone, rule in t.hall.zones.items()}
     quoted = quote(t.ctx, t.request, code=t.args["code"], zone_rules=rules,
-                   staff_code=t.args.get("staff_code"))  # fmt: skip
+                   staff_code=t.args.get("staff_code"), plan=plan)  # fmt: skip
     if isinstance(quoted, Answer):  # refused: and Y no longer answers an older question
         return quoted, t.cleared()
     payload = {"quote": quoted.to_json(), "mo_id": t.request.mo_id}
     return confirmation(t.ctx, quoted), t.waiting("order", payload,
                                                   seconds=t.ctx.settings.confirm_seconds)
+
+
+def _plan_change(t: _Turn) -> Outcome:
+    """``XY<code>``: a plan change, quoted and confirmed (``Y``) as an order is."""
+    return _order(t, plan=True)
 
 
 def _cancel(t: _Turn) -> Outcome:
@@ -443,10 +449,10 @@ def _unknown(t: _Turn) -> Outcome:
 
 COMMANDS: dict[str, Callable[[_Turn], Outcome]] = {
     "menu": _menu, "zone": _zone, "balance": _query("balance"), "usage": _query("usage"),
-    "plan": _query("plan"), "order": _order, "cancel": _cancel, "confirm": _confirm,
-    "drop": _drop, "referral": _referral, "points": _points, "redeem": _redeem,
-    "vouchers": _vouchers, "verify": _verify, "nps": _nps, "suggestion": _suggestion,
-    "complaint": _complaint, "hint": _hint, "unknown": _unknown,
+    "plan": _query("plan"), "order": _order, "plan_change": _plan_change, "cancel": _cancel,
+    "confirm": _confirm, "drop": _drop, "referral": _referral, "points": _points,
+    "redeem": _redeem, "vouchers": _vouchers, "verify": _verify, "nps": _nps,
+    "suggestion": _suggestion, "complaint": _complaint, "hint": _hint, "unknown": _unknown,
 }  # fmt: skip
 
 

@@ -54,6 +54,7 @@ TEXT_FIELDS: dict[str, frozenset[str]] = {
     "hall.dropped": frozenset(),
     "hall.survey_pending": frozenset(),
     "hall.hint.order": frozenset(),
+    "hall.hint.plan_change": frozenset(),
     "hall.hint.verify": frozenset(),
     "hall.hint.referral": frozenset(),
     "hall.hint.nps": frozenset(),

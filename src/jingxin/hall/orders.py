@@ -3,6 +3,9 @@
 ``KT<code>`` asks for a :func:`quote` (the product, its price under the zone's rule, the
 checks that need no write); the router keeps the :class:`Quote` in the session and asks
 the subscriber to confirm (:func:`confirmation`); ``Y`` within the time calls :func:`place`.
+``XY<code>`` (a plan change: ``quote(..., plan=True)``, which knows plans only) goes the
+same way; a plan is priced 0 now (billed monthly from the next month: the quote says its
+monthly fee) and its texts say "change" rather than "order".
 
 Price rules: a zone-42 product costs ``discount_pct`` less for ``discounted_months``
 months, then its list price (the menu's rule, default 20 % for 3 months); a zone-41
@@ -45,6 +48,7 @@ from jingxin.data.store.engine import store_errors
 from jingxin.data.store.models import HallOrder, utc_now
 from jingxin.errors import InputError, StoreError
 from jingxin.hall.boss import (
+    PLAN_CATEGORY,
     Account,
     BossError,
     BossResult,
@@ -86,6 +90,11 @@ FAILED = {
     "boss_error": "系统繁忙，{name}未能办理，请稍后再试。",
 }
 FAILED_OTHERWISE = "抱歉，{name}未能办理（{reason}），请稍后再试。"
+PLAN_FAILED = {  # a plan change's own wording, where it differs (key order.failed_plan.<reason>)
+    "unknown_product": "未找到套餐代码XY{code}，请核对推荐短信中的代码。回复TC查询您当前的套餐。",
+    "already_held": "您当前已是{name}，无需变更。回复TC查询您的套餐。",
+    "confirmation_expired": "确认已超时，{name}未变更。如需变更请重新发送XY{code}。",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +112,11 @@ class Quote:
     trial_days: int = 0
     staff_code: str | None = None  # a known staff code (canonical)
     ignored_staff_code: str | None = None  # a code given that the hall does not know
+    category: str = "other"  # the product's; "plan": a plan change
+
+    @property
+    def plan(self) -> bool:
+        return self.category == PLAN_CATEGORY
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
@@ -165,9 +179,13 @@ def _terms(ctx: HallContext, priced: Quote | HallOrder) -> str:
 
 def _refused(ctx: HallContext, refusal: Refusal, *, command: str, code: str,
              product: Product | None = None, name: str | None = None, price_fen: int = 0,
-             zone: str | None = None, account: Account | None = None) -> Answer:  # fmt: skip
-    """The refusal, saying why, with outcome ``failed:<reason>``."""
+             zone: str | None = None, account: Account | None = None,
+             plan: bool | None = None) -> Answer:  # fmt: skip
+    """The refusal, saying why, with outcome ``failed:<reason>`` (in a plan change's words
+    when ``plan``, by default when ``product`` is a plan)."""
     reason = refusal.reason
+    if plan is None:
+        plan = product is not None and product.category == PLAN_CATEGORY
     name = name or (product.name if product is not None else code.upper())
     zone = zone or (product.zone if product is not None else None)
     fields_ = {"code": code.upper(), "name": name, "price": yuan(price_fen), "reason": reason,
@@ -179,7 +197,10 @@ def _refused(ctx: HallContext, refusal: Refusal, *, command: str, code: str,
             f"order.why.{refusal.detail or 'other'}", WHY[refusal.detail],
             min_star=product.min_star_level if product is not None else 0,
             payment=PAYMENT_NAMES.get(payment or "", payment or ""))  # fmt: skip
-    text = ctx.say(f"order.failed.{reason}", FAILED.get(reason, FAILED_OTHERWISE), **fields_)
+    if plan and reason in PLAN_FAILED:
+        text = ctx.say(f"order.failed_plan.{reason}", PLAN_FAILED[reason], **fields_)
+    else:
+        text = ctx.say(f"order.failed.{reason}", FAILED.get(reason, FAILED_OTHERWISE), **fields_)
     return Answer(text=text, command=command, kind="order", outcome=f"failed:{reason}",
                   zone=zone)  # fmt: skip
 
@@ -191,15 +212,18 @@ def _minutes(seconds: float) -> int:
 # ----------------------------------------------------------------------------- quote
 
 
-def quote(ctx: HallContext, request: HallRequest, *, code: str,
-          zone_rules: Any = None, staff_code: str | None = None) -> Quote | Answer:  # fmt: skip
+def quote(ctx: HallContext, request: HallRequest, *, code: str, zone_rules: Any = None,
+          staff_code: str | None = None, plan: bool = False) -> Quote | Answer:  # fmt: skip
     """The product ``code`` priced for the sender, or a refusal saying why (an unknown
-    product, not eligible, already held, mutually exclusive, a balance too low). Nothing
+    product, not eligible, already held, mutually exclusive, a balance too low). With
+    ``plan``, ``code`` names a plan (``XY<code>``): any other product is unknown. Nothing
     is written; the BOSS checks again when the order is placed."""
     try:
         product = ctx.boss.product(code)
-        if product is None or not product.active:
-            return _refused(ctx, Refusal("unknown_product"), command="order", code=code)
+        if (product is None or not product.active
+                or (plan and product.category != PLAN_CATEGORY)):  # fmt: skip
+            return _refused(ctx, Refusal("unknown_product"), command="order", code=code,
+                            plan=plan)  # fmt: skip
         priced = price(product, zone_rules=zone_rules)
         account = ctx.boss.account(request.msisdn)
         held = _held(ctx, request.msisdn)
@@ -226,7 +250,9 @@ def price(product: Product, *, zone_rules: Any = None) -> Quote:
     rules = {**DEFAULT_ZONE_RULES, **(zone_rules or {})}
     fee = product.monthly_fee_fen
     base = Quote(product_id=product.product_id, name=product.name, zone=product.zone,
-                 list_fee_fen=fee, price_fen=fee)  # fmt: skip
+                 list_fee_fen=fee, price_fen=fee, category=product.category)  # fmt: skip
+    if base.plan:  # billed monthly from the next month: nothing to pay now
+        return replace(base, price_fen=0)
     if product.zone == "42":
         pct = _rule(rules, "42", "discount_pct", 0, 100)
         months = _rule(rules, "42", "discounted_months", 0, 120)
@@ -256,10 +282,17 @@ def confirmation(ctx: HallContext, q: Quote) -> Answer:
     elif q.ignored_staff_code:
         note = ctx.say("order.staff_unknown", "（工号{staff}不存在，本次订购不计入工号）",
                        staff=q.ignored_staff_code)  # fmt: skip
-    text = ctx.say("order.confirm",
-                   "您将订购{name}，{terms}。请在{minutes}分钟内回复Y确认，回复QX放弃。{note}",
-                   name=q.name, terms=_terms(ctx, q), code=q.product_id.upper(), note=note,
-                   minutes=_minutes(ctx.settings.confirm_seconds))  # fmt: skip
+    if q.plan:
+        text = ctx.say("order.confirm_plan",
+                       "您将变更为{name}，月费{fee}，次月生效。请在{minutes}分钟内回复Y确认，"
+                       "回复QX放弃。{note}", name=q.name, fee=yuan(q.list_fee_fen),
+                       code=q.product_id.upper(), note=note,
+                       minutes=_minutes(ctx.settings.confirm_seconds))  # fmt: skip
+    else:
+        text = ctx.say("order.confirm",
+                       "您将订购{name}，{terms}。请在{minutes}分钟内回复Y确认，回复QX放弃。{note}",
+                       name=q.name, terms=_terms(ctx, q), code=q.product_id.upper(), note=note,
+                       minutes=_minutes(ctx.settings.confirm_seconds))  # fmt: skip
     return Answer(text=text, command="order", kind="order", outcome="pending", zone=q.zone)
 
 
@@ -271,7 +304,7 @@ def expired_answer(ctx: HallContext, request: HallRequest, *,
                         code="+业务代码", name="订购")  # fmt: skip
     return _refused(ctx, Refusal("confirmation_expired"), command="confirm",
                     code=quote.product_id, name=quote.name, price_fen=quote.price_fen,
-                    zone=quote.zone)  # fmt: skip
+                    zone=quote.zone, plan=quote.plan)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- place
@@ -285,7 +318,7 @@ def place(ctx: HallContext, request: HallRequest, *, quote: Quote, request_key: 
     elif order.state in OPEN_STATES:
         order, _ = _resolve(ctx, order, notify=order.state == "unknown")
     return _answer(ctx, order, state=order.state, reason=order.reason, boss_ref=order.boss_ref,
-                   name=quote.name)  # fmt: skip
+                   name=quote.name, plan=quote.plan)  # fmt: skip
 
 
 def _open_order(ctx: HallContext, request: HallRequest, *, quote: Quote,
@@ -381,12 +414,19 @@ def _mark_unknown(ctx: HallContext, order: HallOrder, *, reason: str) -> HallOrd
 
 
 def _answer(ctx: HallContext, order: HallOrder, *, state: str, reason: str | None,
-            boss_ref: str | None, name: str) -> Answer:  # fmt: skip
-    """What the subscriber is told of ``order`` in ``state`` (placed, failed, open)."""
+            boss_ref: str | None, name: str, plan: bool = False) -> Answer:  # fmt: skip
+    """What the subscriber is told of ``order`` in ``state`` (placed, failed, open); a
+    plan change (``plan``) placed in its own words."""
     if state in ("placed", "cancelled"):  # cancelled later: this MO placed it
-        text = ctx.say("order.placed", "订购成功！您已开通{name}，{terms}。订单号{boss_ref}。",
-                       name=name, terms=_terms(ctx, order), boss_ref=boss_ref or "",
-                       code=order.product_id.upper())  # fmt: skip
+        if plan:
+            text = ctx.say("order.placed_plan",
+                           "套餐变更成功，{name}将于次月1日生效，月费{fee}。订单号{boss_ref}。",
+                           name=name, fee=yuan(order.list_fee_fen), boss_ref=boss_ref or "",
+                           code=order.product_id.upper())  # fmt: skip
+        else:
+            text = ctx.say("order.placed", "订购成功！您已开通{name}，{terms}。订单号{boss_ref}。",
+                           name=name, terms=_terms(ctx, order), boss_ref=boss_ref or "",
+                           code=order.product_id.upper())  # fmt: skip
         return Answer(text=text, command="confirm", kind="order", outcome="placed",
                       zone=order.zone)  # fmt: skip
     if state == "failed":
@@ -417,8 +457,11 @@ def _notify(ctx: HallContext, order: HallOrder, result: BossResult) -> bool:
     from jingxin.dispatch.deliver import Delivery
 
     state = "placed" if result.state == "placed" else "failed"
+    product = _product_of(ctx, order.product_id)
     answer = _answer(ctx, order, state=state, reason=result.reason or "boss_error",
-                     boss_ref=result.boss_ref, name=_name(ctx, order.product_id))  # fmt: skip
+                     boss_ref=result.boss_ref,
+                     name=product.name if product is not None else order.product_id.upper(),
+                     plan=product is not None and product.category == PLAN_CATEGORY)  # fmt: skip
     delivery = Delivery(msisdn=order.msisdn, source="hall", category="notification",
                         idempotency_key=f"hall:order:{order.id}:result",
                         tenant_id=order.tenant_id, source_id=str(order.id), text=answer.text,
@@ -523,12 +566,12 @@ def _product_or_none(ctx: HallContext, code: str) -> Product | None:
     return product if product is not None and product.active else None
 
 
-def _name(ctx: HallContext, product_id: str) -> str:
+def _product_of(ctx: HallContext, product_id: str) -> Product | None:
+    """The product, or None when the BOSS does not know it or does not answer."""
     try:
-        product = ctx.boss.product(product_id)
+        return ctx.boss.product(product_id)
     except BossError:
-        product = None
-    return product.name if product is not None else product_id.upper()
+        return None
 
 
 def _boss_reason(exc: BossError) -> str:

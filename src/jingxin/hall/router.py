@@ -13,11 +13,12 @@ zones               ``41`` ``42`` ``43`` (those the hall has)          ``zone``
 queries             ``ye`` ``ll`` ``tc`` (``cx``..., 余额 流量 套餐)     ``balance`` ...
 confirmation        ``y`` ``是`` ``确认``; ``qx`` ``取消`` alone        ``confirm`` ``drop``
 order               ``kt<code>`` ``开通<code>``, ``[ #]<staff code>``   ``order``
+plan change         ``xy<code>`` (the journeys' plan code)             ``plan_change``
 cancel a product    ``qx<code>`` ``取消<code>``                         ``cancel``
 referral            ``<number>cl`` ``cl<number>`` ``推荐<number>``      ``referral``
 points, vouchers    ``jf`` ``dh[<code>]`` ``qb`` ``hx<code>``           ``points`` ...
 feedback            ``my<0-10>``; ``jy <text>`` ``建议<text>``          ``nps`` ``suggestion``
-a bare prefix       ``kt``, ``dh``, ``cl`` ... without what follows     ``hint``
+a bare prefix       ``kt``, ``xy``, ``dh``, ``cl`` ... alone            ``hint``
 anything else       garbage, emoji, the empty text                      ``unknown``
 ==================  =================================================  ==============
 
@@ -45,12 +46,13 @@ WORDS = {
     "vouchers": frozenset({"qb", "券包", "我的券", "卡券"}),
 }
 # Prefixes that want something after them; alone they get a hint of what.
-HINTS = {"kt": "order", "开通": "order", "hx": "verify",
+HINTS = {"kt": "order", "开通": "order", "xy": "plan_change", "hx": "verify",
          "核销": "verify", "cl": "referral", "推荐": "referral", "my": "nps",
          "jy": "suggestion", "建议": "suggestion"}  # fmt: skip
 
 _CODE = r"([^\s#]+)"
 _ORDER = re.compile(rf"^(?:kt|开通)\s?{_CODE}(?:\s?#\s?|\s){_CODE}$|^(?:kt|开通)\s?{_CODE}$")
+_PLAN_CHANGE = re.compile(rf"^xy\s?{_CODE}$")
 _CANCEL = re.compile(rf"^(?:qx|取消)\s?{_CODE}$")
 _REDEEM = re.compile(r"^(?:dh|兑换)\s?([^\s#]*)$")  # alone: the list of rewards
 _VERIFY = re.compile(rf"^(?:hx|核销)\s?{_CODE}$")
@@ -108,6 +110,8 @@ def _prefixed(text: str) -> Command | None:
         if alone is not None:
             return Command("order", {"code": alone})
         return Command("order", {"code": code, "staff_code": staff})
+    if m := _PLAN_CHANGE.match(text):
+        return Command("plan_change", {"code": m[1]})
     if m := _CANCEL.match(text):
         return Command("cancel", {"code": m[1]})
     if m := _REFERRAL.match(text):

@@ -7,6 +7,11 @@ a trial - loads the stand-in from what they have:
 
 * products from a catalogue file (YAML; the packaged ``catalogue.yaml`` unless one is
   named), checked at the edge: an error names the file, the entry and the field;
+* plans from the warehouse's ``plans``, as products of category ``plan`` (ordered with
+  ``XY<code>``, see :mod:`jingxin.hall.boss`): id the plan id's compact code
+  (:func:`~jingxin.hall.boss.plan_code`), the plan's name, fee, payment type and tier (as
+  the rank), in no zone. Two plans with one code, or a plan code that is a catalogue
+  product's id, stop the seed with both named;
 * accounts from the warehouse's ``subscribers`` with their plan's allowances (``plans``)
   and their latest month of use (``usage_monthly``). The warehouse knows no balance, so a
   prepaid account gets a pseudo balance derived from its subscriber id: the same on every
@@ -26,7 +31,7 @@ no longer has are retired (``active`` false), not deleted: orders still name the
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +46,7 @@ from jingxin.data.store.models.hall import BossAccount, BossHolding, BossProduct
 from jingxin.data.store.models.tenants import DEFAULT_TENANT_ID
 from jingxin.data.warehouse.connection import Warehouse
 from jingxin.errors import InputError
+from jingxin.hall.boss import PLAN_CATEGORY, plan_code
 
 DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.yaml")
 READ_PAGE = 50_000  # subscribers read from the warehouse at a time
@@ -167,13 +173,14 @@ def _check_unique(source: Path, products: Sequence[CatalogueProduct]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class SeedTally:
-    """What a seed wrote: catalogue products (and those retired), accounts upserted, and
-    open holdings found (one already in the BOSS is kept as it is)."""
+    """What a seed wrote: catalogue products (and products or plans retired), accounts
+    upserted, open holdings found (one already in the BOSS is kept as it is), and plans."""
 
     products: int
     retired: int
     accounts: int
     holdings: int
+    plans: int = 0
 
 
 def seed_boss(store: Store, warehouse: Warehouse, *, catalogue_path: Path | str | None = None,
@@ -184,7 +191,8 @@ def seed_boss(store: Store, warehouse: Warehouse, *, catalogue_path: Path | str 
     if limit is not None and limit < 1:
         raise InputError(f"--limit: {limit} must be at least 1")
     products = load_catalogue(catalogue_path)
-    retired = seed_products(store, products)
+    plans = plan_rows(warehouse, taken={p.product_id for p in products})
+    retired = seed_products(store, products, plans=plans)
     product_of = {wid: p.product_id for p in products for wid in p.stands_for()}
     accounts = holdings = 0
     for page in _subscriber_pages(warehouse, as_of=as_of, limit=limit):
@@ -194,21 +202,51 @@ def seed_boss(store: Store, warehouse: Warehouse, *, catalogue_path: Path | str 
         holdings += _write_chunks(store, BossHolding, rows, key=("msisdn", "product_id"),
                                   keep=("since",))
     return SeedTally(products=len(products), retired=retired, accounts=accounts,
-                     holdings=holdings)  # fmt: skip
+                     holdings=holdings, plans=len(plans))  # fmt: skip
 
 
-def seed_products(store: Store, products: Sequence[CatalogueProduct]) -> int:
-    """Upsert the catalogue into ``boss_products`` and retire what it no longer has; one
-    transaction. Returns the number of products retired."""
-    ids = [p.product_id for p in products]
+def seed_products(store: Store, products: Sequence[CatalogueProduct], *,
+                  plans: Sequence[dict[str, Any]] = ()) -> int:  # fmt: skip
+    """Upsert the catalogue and the ``plans`` (:func:`plan_rows`) into ``boss_products``
+    and retire what neither has any more; one transaction. Returns the number retired."""
+    rows = [p.row() for p in products] + list(plans)
+    ids = [row["product_id"] for row in rows]
     with store.transaction() as session:
         connection = session.connection()
-        _upsert(connection, BossProduct, [p.row() for p in products], key=("product_id",))
+        _upsert(connection, BossProduct, rows, key=("product_id",))
         retired = connection.execute(
             update(BossProduct)
             .where(BossProduct.product_id.not_in(ids), BossProduct.active.is_(True))
             .values(active=False))  # fmt: skip
         return retired.rowcount or 0
+
+
+def plan_rows(warehouse: Warehouse, *, taken: Collection[str] = ()) -> list[dict[str, Any]]:
+    """The ``boss_products`` rows of the warehouse's plans (see the module docstring), or
+    an :class:`InputError` naming two plans that share a code, or a plan whose code is
+    ``taken`` by a catalogue product."""
+    plans = warehouse.table("plans").select("plan_id", "name", "tier", "payment",
+                                            "monthly_fee").order_by("plan_id")  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, str] = {}
+    for plan in plans.to_pyarrow().to_pylist():
+        plan_id, code = plan["plan_id"], plan_code(plan["plan_id"])
+        if not code:
+            raise InputError(f"warehouse plans: plan_id {plan_id!r} has no letter or digit "
+                             "to order it by")  # fmt: skip
+        if code in seen:
+            raise InputError(f"warehouse plans: plan_id {plan_id!r} and {seen[code]!r} "
+                             f"share the order code XY{code}")  # fmt: skip
+        if code in taken:
+            raise InputError(f"warehouse plans: plan_id {plan_id!r}: its code {code} is a "
+                             "catalogue product's id")  # fmt: skip
+        seen[code] = plan_id
+        rows.append({"product_id": code, "name": plan["name"][:64], "category": PLAN_CATEGORY,
+                     "monthly_fee_fen": round(plan["monthly_fee"] * 100), "zone": None,
+                     "trial_days": 0, "electronic_only": False, "exclusive_group": None,
+                     "min_star_level": 0, "payment": plan["payment"],
+                     "rank": int(plan["tier"]), "active": True})  # fmt: skip
+    return rows
 
 
 def pseudo_balance_fen(subscriber_id: int) -> int:

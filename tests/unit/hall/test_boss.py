@@ -230,6 +230,80 @@ def test_reads_accounts_products_and_holdings(store) -> None:
     assert boss.holdings(NUMBER) == {"E1"}
 
 
+# ----------------------------------------------------------------------------- plans
+
+
+def seed_plans(store, *, plan_id: str = "P-58") -> None:
+    """Plans as ``hall seed`` loads them (category plan, no zone, keyed by the compact
+    code); the account is on ``plan_id``, the warehouse's id of 畅享58."""
+    with store.transaction() as session:
+        session.add_all([
+            BossProduct(product_id="P58", name="畅享58", category="plan", monthly_fee_fen=5800,
+                        payment="prepaid", rank=3),
+            BossProduct(product_id="P38", name="畅享38", category="plan", monthly_fee_fen=3800,
+                        payment="prepaid", rank=2),
+            BossProduct(product_id="Q39", name="全球通39", category="plan",
+                        monthly_fee_fen=3900, payment="postpaid", rank=2),
+        ])  # fmt: skip
+        session.get(BossAccount, NUMBER).plan_id = plan_id
+
+
+def test_a_plan_change_sets_the_plan_once_holds_nothing_charges_nothing(store) -> None:
+    # Given a prepaid account on 畅享58 with 50.00 yuan
+    seed(store)
+    seed_plans(store)
+    boss = StoreBoss(store)
+    # When the change to 畅享38 (one key) is asked three times
+    results = [place(boss, "hall:7", "p38", fee_fen=0) for _ in range(3)]
+    # Then it is placed once, no fee, nothing held, the account on the new plan
+    assert results[0].state == "placed" and results[0].fee_fen == 0
+    assert results[1] == results[0] == results[2]
+    account = boss.account(NUMBER)
+    assert (account.plan_id, account.plan_name, account.balance_fen) == ("P38", "畅享38", 5000)
+    assert boss.holdings(NUMBER) == set()
+    assert [(o.product_id, o.state, o.fee_fen) for o in order_rows(store)] == [
+        ("P38", "placed", 0)]
+    # And a fee passed for a plan is not charged (a plan is billed monthly)
+    assert place(boss, "hall:8", "P58", fee_fen=5800).fee_fen == 0
+    assert balance(store) == 5000 and boss.account(NUMBER).plan_id == "P58"
+    # And a new request for the plan now held is refused
+    assert place(boss, "hall:9", "P58", fee_fen=0).reason == "already_held"
+
+
+@pytest.mark.parametrize(("given", "product_id", "reason"), [
+    ({}, "P58", "already_held"),  # on P-58, whose code is P58
+    ({"plan_id": "P58"}, "P58", "already_held"),  # after a change: the code itself
+    ({}, "Q39", "not_eligible"),  # a postpaid plan for a prepaid account
+    ({"status": "suspended"}, "P38", "not_eligible"),
+    ({}, "P99", "unknown_product"),
+])  # fmt: skip
+def test_a_plan_change_refused_says_why_and_changes_nothing(store, given, product_id,
+                                                             reason) -> None:  # fmt: skip
+    seed(store, **{k: v for k, v in given.items() if k == "status"})
+    seed_plans(store, **{k: v for k, v in given.items() if k == "plan_id"})
+    boss = StoreBoss(store)
+    before = boss.account(NUMBER)
+    result = place(boss, "hall:9", product_id, fee_fen=0)
+    assert (result.state, result.reason) == ("refused", reason)
+    assert boss.account(NUMBER) == before and boss.holdings(NUMBER) == set()
+
+
+def test_check_order_knows_the_account_is_on_the_plan() -> None:
+    from jingxin.hall.boss import Account, plan_code
+
+    assert plan_code("P4G-034-C24") == "P4G034C24" and plan_code("y5g-123456-c24") == "Y5G123456C"
+    plan = Product(product_id="P4G034C24", name="4G畅享34元", monthly_fee_fen=3400,
+                   category="plan", payment="postpaid")
+    on = Account(msisdn=NUMBER, plan_id="P4G-034-C24", plan_name="4G畅享34元",
+                 payment="postpaid", status="active", star_level=1, balance_fen=0)
+    refusal = check_order(account=on, product=plan, held=[], channel="sms_hall", fee_fen=0)
+    assert refusal is not None and refusal.reason == "already_held"
+    other = Account(msisdn=NUMBER, plan_id="P4G-058", plan_name="", payment="postpaid",
+                    status="active", star_level=1, balance_fen=0)
+    assert check_order(account=other, product=plan, held=[], channel="sms_hall",
+                       fee_fen=0) is None  # fmt: skip
+
+
 def test_two_racing_calls_with_one_key_place_one_order(pg_url) -> None:
     # Given PostgreSQL (real row locks and unique keys) and one prepaid account
     store = open_store(pg_url, upgrade=True)

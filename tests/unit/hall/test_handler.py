@@ -339,6 +339,35 @@ def test_qx_drops_the_pending_order(store) -> None:
     assert count(store, HallOrder) == 0
 
 
+def test_the_plan_code_of_a_renewal_message_changes_the_plan_on_y(store) -> None:
+    # Given the BOSS with a plan (as `hall seed` loads the warehouse's P4G-034-C24)
+    boss = seed_boss(store)
+    with store.transaction() as session:
+        session.add(BossProduct(product_id="P4G034C24", name="4G畅享34元(24个月合约)",
+                                category="plan", monthly_fee_fen=3400, payment="prepaid",
+                                rank=2))  # fmt: skip
+    handler = hall(boss)
+    # When the subscriber replies the code the renewal message taught, then Y, in 2 batches
+    xy = mo("XYP4G034C24")
+    (quoted,) = answer(handler, store, xy)
+    (placed,) = answer(handler, store, mo("y", at=NOW + timedelta(seconds=30)))
+    # Then the quote names the plan and its fee, and the Y changes the plan, once
+    assert quoted == ("您将变更为4G畅享34元(24个月合约)，月费34.00元，次月生效。"
+                      "请在10分钟内回复Y确认，回复QX放弃。")  # fmt: skip
+    assert placed.startswith("套餐变更成功，4G畅享34元(24个月合约)将于次月1日生效")
+    (order,) = rows(store, HallOrder)
+    assert (order.request_key, order.state, order.price_fen) == (f"hall:{xy.id}", "placed", 0)
+    assert boss.account(ME).plan_id == "P4G034C24" and boss.holdings(ME) == set()
+    # And now on it, the same code is refused saying so; an unknown code says it is unknown
+    again, unknown, bare = answer(handler, store, mo("xyp4g034c24"), mo("XYZZ9"), mo("xy"))
+    assert again.startswith("您当前已是4G畅享34元(24个月合约)，无需变更")
+    assert unknown.startswith("未找到套餐代码XYZZ9") and bare.startswith("请回复XY+套餐代码")
+    outcomes = [r.outcome for r in sorted(rows(store, HallInteraction), key=lambda r: r.mo_id)
+                if r.command == "order"]  # fmt: skip
+    assert outcomes == ["pending", "failed:already_held", "failed:unknown_product"]
+    assert count(store, HallOrder) == 1
+
+
 def test_sessions_save_portably_even_when_a_twin_inserted_first(store_url) -> None:
     store = open_store(store_url, upgrade=True)
     try:

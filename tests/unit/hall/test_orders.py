@@ -434,6 +434,93 @@ def test_cancelling_a_held_product_once_per_confirmation(store) -> None:
 # ----------------------------------------------------------------------------- staff
 
 
+# ----------------------------------------------------------------------------- plan changes
+
+
+def seed_plans(store) -> None:
+    """Plans as ``hall seed`` loads them; the account (``seed``) is on P58."""
+    with store.transaction() as session:
+        session.add_all([
+            BossProduct(product_id="P58", name="畅享58", category="plan", monthly_fee_fen=5800,
+                        payment="prepaid", rank=3),
+            BossProduct(product_id="P4G034C24", name="4G畅享34元(24个月合约)", category="plan",
+                        monthly_fee_fen=3400, payment="prepaid", rank=2),
+            BossProduct(product_id="Q39", name="全球通39", category="plan",
+                        monthly_fee_fen=3900, payment="postpaid", rank=2),
+        ])  # fmt: skip
+
+
+def plan_quote(ctx, code: str, mo_id: int = 1) -> Quote | Answer:
+    return quote(ctx, request(mo_id, f"xy{code}"), code=code, plan=True)
+
+
+def test_a_plan_change_is_quoted_at_its_monthly_fee_and_placed_once(store, placed_calls) -> None:
+    # Given a prepaid account on 畅享58 with 50.00 yuan
+    seed(store)
+    seed_plans(store)
+    ctx = context(store)
+    # When XYp4g034c24 is quoted: the monthly fee, from next month, nothing to pay now
+    q = plan_quote(ctx, "p4g034c24")
+    assert isinstance(q, Quote) and q.plan
+    assert (q.product_id, q.list_fee_fen, q.price_fen) == ("P4G034C24", 3400, 0)
+    assert Quote.from_json(q.to_json()) == q
+    assert confirmation(ctx, q).text == ("您将变更为4G畅享34元(24个月合约)，月费34.00元，次月生效。"
+                                         "请在10分钟内回复Y确认，回复QX放弃。")  # fmt: skip
+    # And confirmed (the Y handled twice): changed once, in the plan's words, no charge
+    answers = [place(ctx, request(2), quote=q, request_key="hall:1") for _ in range(2)]
+    order = hall_order(store)
+    assert answers[0] == answers[1] and answers[0].outcome == "placed"
+    assert answers[0].text.startswith("套餐变更成功，4G畅享34元(24个月合约)将于次月1日生效")
+    assert (order.state, order.price_fen, order.list_fee_fen) == ("placed", 0, 3400)
+    account = ctx.boss.account(NUMBER)
+    assert (account.plan_id, account.plan_name) == ("P4G034C24", "4G畅享34元(24个月合约)")
+    assert balance(store) == 5000 and ctx.boss.holdings(NUMBER) == set()
+    assert count(store, BossOrder) == 1 and placed_calls == [order.id]
+
+
+@pytest.mark.parametrize(("code", "reason", "says"), [
+    ("P58", "already_held", "您当前已是畅享58，无需变更"),
+    ("Q39", "not_eligible", "该业务仅限后付费用户办理，暂不能办理全球通39"),
+    ("P99", "unknown_product", "未找到套餐代码XYP99"),
+    ("V1", "unknown_product", "未找到套餐代码XYV1"),  # a product, but no plan
+])  # fmt: skip
+def test_a_plan_change_that_cannot_be_made_says_why(store, code, reason, says) -> None:
+    seed(store)
+    seed_plans(store)
+    answer = plan_quote(context(store), code)
+    assert isinstance(answer, Answer) and answer.outcome == f"failed:{reason}"
+    assert says in answer.text
+    assert count(store, HallOrder) == 0 and count(store, BossOrder) == 0
+
+
+def test_a_plan_change_refused_by_the_boss_or_expired_says_so_in_its_words(store) -> None:
+    # Given a quote, and the account moved to that plan before the Y
+    seed(store)
+    seed_plans(store)
+    ctx = context(store)
+    q = plan_quote(ctx, "P4G034C24")
+    with store.transaction() as session:
+        session.get(BossAccount, NUMBER).plan_id = "P4G-034-C24"  # the warehouse's id
+    answer = place(ctx, request(2), quote=q, request_key="hall:1")
+    assert answer.outcome == "failed:already_held" and "您当前已是4G畅享34元" in answer.text
+    expired = orders.expired_answer(ctx, request(3), quote=q)
+    assert expired.text == "确认已超时，4G畅享34元(24个月合约)未变更。如需变更请重新发送XYP4G034C24。"
+
+
+def test_a_plan_change_whose_answer_was_lost_is_reconciled_and_told_in_its_words(store) -> None:
+    seed(store)
+    seed_plans(store)
+    faults = BossFaults()
+    faults.timeout_next(1, after_commit=True)
+    ctx = context(store, faults=faults)
+    assert place(ctx, request(2), quote=plan_quote(ctx, "P4G034C24"),
+                 request_key="hall:1").outcome == "unknown"  # fmt: skip
+    assert reconcile(ctx, older_than=0).placed == 1
+    (note,) = notifications(store)
+    assert "套餐变更成功，4G畅享34元(24个月合约)将于次月1日生效，月费34.00元" in note.text
+    assert count(store, BossOrder) == 1
+
+
 def test_a_known_staff_code_is_kept_on_the_order_and_an_unknown_one_is_said(store) -> None:
     seed(store)
     with store.transaction() as session:

@@ -47,6 +47,10 @@ def read(text: str, pending: Pending | None = None) -> Command:
     ("kt 10 # s1234", "order", {"code": "10", "staff_code": "s1234"}),
     ("kt", "hint", {"for": "order"}),
     ("qx10", "cancel", {"code": "10"}), ("取消 TXSP", "cancel", {"code": "txsp"}),
+    # plan changes: the journeys' plan code (XY and the plan id's letters and digits)
+    ("XYP4G034C24", "plan_change", {"code": "p4g034c24"}),
+    ("ｘｙ p2", "plan_change", {"code": "p2"}), ("xy", "hint", {"for": "plan_change"}),
+    ("xyp2 s1234", "unknown", {}), ("tc038", "unknown", {}),  # no staff code; TC is no code
     # referral
     ("13912345678CL", "referral", {"friend": "13912345678"}),
     ("13912345678 cl", "referral", {"friend": "13912345678"}),
@@ -128,7 +132,7 @@ PENDINGS = st.sampled_from([None, SURVEY, SURVEY_EXPIRED, ORDER])
 COMMAND_TEXTS = st.sampled_from([
     "kt10", "kt 10 s1234", "kt10#s1234", "qx10", "ye", "ll", "tc", "cxye", "jf", "qb", "dhk1",
     "hx ab12", "my9", "jy hello there", "13912345678cl", "cl13912345678", "41", "42", "43",
-    "0", "cd", "help", "y", "qx", "ktv", "abc 123",
+    "0", "cd", "help", "y", "qx", "ktv", "abc 123", "xyp4g034c24",
 ])  # fmt: skip
 
 

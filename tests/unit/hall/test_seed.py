@@ -170,7 +170,7 @@ def test_a_second_seed_updates_and_never_duplicates(store, warehouse, catalogue)
     # Then the same rows are there, updated, the balance the BOSS's own
     assert first == second
     assert (_count(store, BossAccount), _count(store, BossHolding),
-            _count(store, BossProduct)) == (3, 3, 3)  # fmt: skip
+            _count(store, BossProduct)) == (3, 3, 5)  # fmt: skip (3 products and 2 plans)
     one = next(a for a in _rows(store, BossAccount) if a.msisdn == "+8613800000011")
     assert (one.plan_id, one.plan_name, one.data_used_mb, one.balance_fen) == (
         "Q2", "全球通39", 2000, 123)
@@ -186,7 +186,50 @@ def test_products_the_catalogue_drops_are_retired(store, warehouse, catalogue,
     # Then they stay (orders name them) but are withdrawn
     assert (tally.products, tally.retired) == (1, 2)
     active = {p.product_id: p.active for p in _rows(store, BossProduct)}
-    assert active == {"LL10": True, "RBT5": False, "TXSP": False}
+    assert active == {"LL10": True, "RBT5": False, "TXSP": False, "P1": True, "Q2": True}
+
+
+def test_the_warehouse_plans_are_products_in_no_zone_once(store, warehouse,
+                                                           catalogue) -> None:
+    # Given a plan id with dashes, as the synthetic operator's are
+    warehouse.con.raw_sql("UPDATE plans SET plan_id = 'P4G-034-C24', monthly_fee = 34.5 "
+                          "WHERE plan_id = 'Q2'").fetchall()  # fmt: skip
+    # When the BOSS is seeded twice
+    first = seed_boss(store, warehouse, catalogue_path=catalogue)
+    second = seed_boss(store, warehouse, catalogue_path=catalogue)
+    # Then each plan is a product of category plan, keyed by its compact code, once
+    assert first == second and first.plans == 2
+    plans = {p.product_id: p for p in _rows(store, BossProduct) if p.category == "plan"}
+    assert set(plans) == {"P1", "P4G034C24"}
+    q = plans["P4G034C24"]
+    assert (q.name, q.monthly_fee_fen, q.payment, q.rank, q.zone, q.active) == (
+        "全球通39", 3450, "postpaid", 2, None, True)
+    assert (plans["P1"].payment, plans["P1"].monthly_fee_fen) == ("prepaid", 1800)
+    assert _count(store, BossProduct) == 5
+    # And the zones list no plan
+    from jingxin.hall.boss import StoreBoss
+
+    boss = StoreBoss(store)
+    assert all(p.category != "plan" for zone in ("41", "42") for p in boss.products(zone))
+    # And the code is the one the renewal message teaches after XY
+    import ibis
+
+    from jingxin.journeys.triggers.renewal import order_code
+
+    taught = order_code(ibis.literal("P4G-034-C24")).execute()
+    assert taught == "XY" + q.product_id
+
+
+def test_plans_sharing_a_code_or_a_product_id_are_named(store, warehouse, tmp_path) -> None:
+    warehouse.con.raw_sql("UPDATE plans SET plan_id = 'P-1' WHERE plan_id = 'Q2'").fetchall()
+    with pytest.raises(InputError, match="'P1' and 'P-1' share the order code XYP1"):
+        seed_boss(store, warehouse)
+    clash = tmp_path / "clash.yaml"
+    clash.write_text("products: [{product_id: P1, name: x, monthly_fee_fen: 1}]",
+                     encoding="utf-8")
+    warehouse.con.raw_sql("UPDATE plans SET plan_id = 'Q2' WHERE plan_id = 'P-1'").fetchall()
+    with pytest.raises(InputError, match="plan_id 'P1': its code P1 is a catalogue product"):
+        seed_boss(store, warehouse, catalogue_path=clash)
 
 
 def test_pages_and_chunks_cover_every_subscriber(store, warehouse, catalogue,

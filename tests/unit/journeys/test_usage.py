@@ -27,7 +27,7 @@ from August to November and pays the plan fee.
 13 P2, 4400 MB in Nov (85.9 %, 81.6 % yesterday) → nothing: past 80 % since before
 14 P3, 1000 MB a month, 2500 MB in Nov (250 %, 237 % yesterday) → nothing: surged before
 20 P3, 500 MB / 50 min Aug-Oct, contract to 2027-01-31 → plan mismatch (under):
-   care.plan_fit, "改用畅享38套餐，每月可省20.0元", TC038
+   care.plan_fit, "改用畅享38套餐，每月可省20.0元", XYP2
 21 as 20, no contract                   → care.plan_mismatch
 22 as 20, contract ended 2026-06-30     → care.plan_mismatch
 23 P1, 100 MB / 10 min Aug-Oct          → under, but nothing cheaper: no_recommendation
@@ -362,7 +362,7 @@ def test_three_months_of_mismatch_get_the_recommendation(mismatched) -> None:
     assert {s: got[s]["template"] for s in got} == {
         20: "care.plan_fit", 21: "care.plan_mismatch", 22: "care.plan_mismatch"}
     assert got[20]["idempotency_key"] == "journey:plan_mismatch:2026-10:+8613800000020"
-    assert {r["order_code"] for r in got.values()} == {"TC038"}
+    assert {r["order_code"] for r in got.values()} == {"XYP2"}  # the renewal's code of plan P2
     # And the skipped are counted on their own days: 10 on the 11th, 23 on the 24th, 25 on
     # the 26th
     skipped = {day: dict(out.skipped) for day, out in mismatched.items() if out.skipped}
@@ -377,7 +377,7 @@ def test_the_mismatch_texts(mismatched) -> None:
     fit = rendered(got[20])
     assert "畅享58套餐合约将于1月31日到期" in fit
     assert "按您近三个月平均用量，改用畅享38套餐，每月可省20.0元。" in fit
-    assert "回复“TC038”" in fit
+    assert "回复“XYP2”" in fit
     plain = rendered(got[22])
     assert "合约" not in plain and "近三个月的用量与畅享58套餐不太匹配" in plain
 

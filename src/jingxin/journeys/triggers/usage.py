@@ -62,6 +62,7 @@ from jingxin.audience.source import read
 from jingxin.audience.window import add_months, month_start
 from jingxin.errors import ConfigError
 from jingxin.journeys.trigger import TriggerContext, TriggerOutput
+from jingxin.journeys.triggers.renewal import order_code
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -406,7 +407,7 @@ def mismatch_table(warehouse: Warehouse, *, closed: dt.date, day: dt.date) -> ir
     """Every active subscriber whose day of the month ``day`` is (:func:`their_day`) beside
     their plan fit over the three months up to ``closed``
     (:func:`jingxin.audience.planfit.plan_fit_expr` as of the month after it; its columns
-    null when it has no answer) and the recommended plan's fee."""
+    null when it has no answer) and the recommended plan (``rec_plan``)."""
     subs = read(warehouse, "subscribers")
     plans = read(warehouse, "plans")
     fit = plan_fit_expr(warehouse, as_of=add_months(closed, 1),
@@ -424,16 +425,15 @@ def mismatch_table(warehouse: Warehouse, *, closed: dt.date, day: dt.date) -> ir
     # (the order of jingxin.audience.planfit's sentence).
     rec = ibis.cases((t.saving >= PlanFitParams().min_saving, t.best_plan_id),
                      else_=t.up_plan_id)
-    t = t.mutate(rec_plan=rec)
-    fees = plans.select(rec_id=plans.plan_id, rec_fee=plans.monthly_fee)
-    return t.left_join(fees, t.rec_plan == fees.rec_id)
+    return t.mutate(rec_plan=rec)
 
 
 def mismatch_candidates(t: ir.Table, *, day: dt.date, closed: dt.date) -> ir.Table:
-    """The plan-fit texts' rows. The order code is the recommended plan's monthly fee
-    after ``TC`` (``TC038``), as the catalogue's plan-fit template teaches."""
+    """The plan-fit texts' rows. The order code is the renewal's :func:`order_code` of the
+    recommended plan (``XY`` and the plan id's letters and digits, ``XYP4G034C24``): one
+    code scheme, the one the SMS hall answers with a plan change."""
     running = t.contract_end.notnull() & (t.contract_end >= day)
-    code = "TC" + t.rec_fee.round().cast("int64").cast("string").lpad(3, "0")
+    code = order_code(t.rec_plan)
     return t.select(
         msisdn=t.msisdn, subscriber_id=t.subscriber_id.cast("int64"),
         template=ibis.ifelse(running, "care.plan_fit", "care.plan_mismatch"),
