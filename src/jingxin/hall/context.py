@@ -57,6 +57,7 @@ class HallContext:
     texts: Mapping[str, str] = field(default_factory=dict)  # the menu's overrides
     delivery: DeliveryContext | None = None
     home: Path = Path(".")  # the settings' home: where relative paths (voucher_dir) live
+    senders: tuple[str, ...] = ()  # the numbers of the batch: batch reads ask for all
     # What one handler batch reads once for all its MO (a zone's list, the campaigns).
     memo: dict[Any, Any] = field(default_factory=dict)
 

@@ -103,8 +103,9 @@ class HallHandler:
                    now=context.now, delivery=getattr(context.reply, "context", None),
                    home=self.home)  # fmt: skip
         halls = [self.menu.hall_for(mo.service_number) for mo in mos]
-        run.boss.prefetch(sorted({mo.msisdn for mo, hall in zip(mos, halls, strict=True)
-                                  if hall is not None}))  # fmt: skip
+        run.senders = tuple(sorted({mo.msisdn for mo, hall in zip(mos, halls, strict=True)
+                                    if hall is not None}))  # fmt: skip
+        run.boss.prefetch(run.senders)
         with store.transaction() as session:
             answered = _answered(session, [mo.id for mo in mos])
             stored = load_sessions(session, {(mo.msisdn, hall.service_number)
@@ -176,6 +177,7 @@ class _Run:
     now: datetime | None
     delivery: Any
     home: Path = Path(".")
+    senders: tuple[str, ...] = ()
     contexts: dict[str, HallContext] | None = None
 
     def context(self, hall: HallMenu) -> HallContext:
@@ -185,7 +187,7 @@ class _Run:
             ctx = contexts[hall.service_number] = HallContext(
                 store=self.store, settings=self.settings, boss=self.boss,
                 now=self.now or utc_now(), texts=hall.texts, delivery=self.delivery,
-                home=self.home)  # fmt: skip
+                home=self.home, senders=self.senders)  # fmt: skip
         return ctx
 
 
@@ -338,6 +340,7 @@ def _confirm(t: _Turn) -> Outcome:
     """``Y``: place the pending order, cancel the pending product - or say why not."""
     from jingxin.hall.orders import Quote, cancel_product, expired_answer, place
 
+    t.ctx.memo.pop(POINTS, None)  # an order may convert a referral: points booked
     p = t.pending
     if p is not None and p.kind == "survey" and not p.expired:
         return t.answer("hall.survey_pending", HINTS["nps"], command="confirm"), t.state
@@ -390,15 +393,23 @@ def _referral(t: _Turn) -> Outcome:
     return refer(t.ctx, t.request, friend=t.args["friend"]), t.state
 
 
-def _points(t: _Turn) -> Outcome:
-    from jingxin.hall.points import show_points
+POINTS = ("points",)  # the batch's balances in HallContext.memo
 
-    return show_points(t.ctx, t.request), t.state
+
+def _points(t: _Turn) -> Outcome:
+    """``JF``: the balance, from one read of every sender's balance per batch (an effect
+    that books points - a redemption, an order converting a referral - drops it)."""
+    from jingxin.hall.points import points_balances, show_points
+
+    balances = t.ctx.once(POINTS, lambda: points_balances(
+        t.ctx.store, t.ctx.senders or (t.request.msisdn,)))  # fmt: skip
+    return show_points(t.ctx, t.request, balance=balances.get(t.request.msisdn)), t.state
 
 
 def _redeem(t: _Turn) -> Outcome:
     from jingxin.hall.points import redeem_points
 
+    t.ctx.memo.pop(POINTS, None)
     return redeem_points(t.ctx, t.request, reward_code=t.args["reward"],
                          rewards=t.hall.rewards), t.state  # fmt: skip
 

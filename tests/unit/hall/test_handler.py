@@ -446,3 +446,20 @@ def test_a_disabled_hall_is_not_registered() -> None:
     enabled = default_registry(Settings())
     disabled = default_registry(Settings(hall=HallSettings(enabled=False)))
     assert len(enabled) == len(disabled) + 1
+
+
+def test_points_in_one_batch_are_read_once_and_a_redemption_is_seen(store) -> None:
+    from jingxin.data.store.models import Merchant, PointsEntry
+
+    # Given 300 points for one number, 50 for another, and a merchant for the rewards
+    other = "+8613900139999"
+    with store.transaction() as session:
+        session.add_all([PointsEntry(key="grant:1", msisdn=ME, delta=300, reason="test"),
+                         PointsEntry(key="grant:2", msisdn=other, delta=50, reason="test"),
+                         Merchant(id="M001", name="星巴克", msisdn="+8613700000101")])  # fmt: skip
+    # When one batch asks the balance, redeems 100 points, and asks again
+    replies = answer(hall(), store, mo("JF"), mo("JF", msisdn=other), mo("DHK2"), mo("JF"))
+    # Then each number hears its own balance, and the one after the redemption the new one
+    assert "积分300分" in replies[0] and "积分50分" in replies[1]
+    assert replies[2].startswith("兑换成功")
+    assert "积分200分" in replies[3]
