@@ -138,7 +138,7 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Enrolments by step, state and outcome; treated versus hold-out conversion."""
-    from jingxin.journeys.engine import journey_status
+    from jingxin.journeys.status import journey_status
 
     store = open_cli_store(None)
     try:

@@ -26,7 +26,8 @@ from jingxin.data.store.models import (
 )
 from jingxin.data.store.tenants import ensure_default_tenant
 from jingxin.journeys import engine
-from jingxin.journeys.engine import advance, enrol, in_holdout, journey_status
+from jingxin.journeys.engine import advance, enrol, in_holdout
+from jingxin.journeys.status import journey_status
 from jingxin.journeys.flow import parse_flow
 
 T0 = datetime(2026, 10, 8, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
