@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -63,3 +66,28 @@ def with_store(url: str | None, work) -> None:
             work(session)
     finally:
         store.dispose()
+
+
+@contextmanager
+def read_warehouse(settings: Any, path: Path | None) -> Iterator[Any]:
+    """The warehouse a command only reads: ``--warehouse`` (a DuckDB file), else the
+    settings'. A DuckDB file is opened read-only (an import may hold it meanwhile); a
+    missing one is one line naming the option or setting and what to run first."""
+    from jingxin.data.warehouse.connection import open_duckdb, open_warehouse
+    from jingxin.errors import WarehouseError
+
+    config = settings.warehouse
+    if path is None and config.backend != "duckdb":
+        wh = open_warehouse(config)
+    else:
+        target = path or Path(config.path)
+        if not target.is_file():
+            option = "--warehouse" if path is not None else "warehouse.path"
+            raise WarehouseError(f"{option}: no warehouse at {target} (run `jingxin synth`"
+                                 " and `jingxin import-dir`, or `jingxin import`, first)")
+        wh = open_duckdb(target, threads=config.threads, memory_limit=config.memory_limit,
+                         read_only=True)  # fmt: skip
+    try:
+        yield wh
+    finally:
+        wh.close()

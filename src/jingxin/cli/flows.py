@@ -24,7 +24,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from jingxin.cli.arguments import console, open_cli_store
+from jingxin.cli.arguments import console, open_cli_store, read_warehouse
 from jingxin.errors import ImportFileError, InputError
 
 flow_app = typer.Typer(help="Multi-step journeys: validate, enrol, advance, status.",
@@ -87,14 +87,9 @@ def enrol_command(
         if source is not None:
             made = enrol(store, flow, read_audience(source), entry_key=entry_day.isoformat(), now=at)
         else:
-            from jingxin.data.warehouse.connection import open_warehouse
-
-            warehouse = open_warehouse(settings.warehouse)
-            try:
+            with read_warehouse(settings, None) as warehouse:
                 made = enrol_from_trigger(store, flow, warehouse=warehouse, settings=settings,
                                           day=entry_day, now=at, trigger=trigger)  # fmt: skip
-            finally:
-                warehouse.close()
     finally:
         store.dispose()
     skipped = ", ".join(f"{why} {n}" for why, n in made.skipped.items()) or "none"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,14 +32,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jingxin.cli.arguments import settings_and_store
+from jingxin.cli.arguments import read_warehouse, settings_and_store
 from jingxin.errors import InputError
 from jingxin.logs import mask
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from jingxin.data.warehouse.connection import Warehouse
     from jingxin.hall.report import HallReport, LeaderRow
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -91,7 +87,7 @@ def seed_command(
     day = _date(as_of, option="--as-of") if as_of is not None else None
     settings, store = settings_and_store()
     try:
-        with _warehouse(settings, warehouse) as wh:
+        with read_warehouse(settings, warehouse) as wh:
             tally = seed_boss(store, wh, catalogue_path=catalogue, as_of=day, limit=limit)
         demo_hall = seed_demo_hall(store) if demo else None
     finally:
@@ -110,27 +106,6 @@ def _date(text: str, *, option: str) -> date:
         raise InputError(f"{option}: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
-@contextmanager
-def _warehouse(settings: Any, path: Path | None) -> Iterator[Warehouse]:
-    """The warehouse to read (read-only): ``--warehouse``, else the settings'."""
-    from jingxin.data.warehouse.connection import open_duckdb, open_warehouse
-    from jingxin.errors import WarehouseError
-
-    config = settings.warehouse
-    if path is None and config.backend != "duckdb":
-        wh = open_warehouse(config)
-    else:
-        target = path or Path(config.path)
-        if not target.is_file():
-            option = "--warehouse" if path is not None else "warehouse.path"
-            raise WarehouseError(f"{option}: no warehouse at {target} (run `jingxin synth`"
-                                 " and `jingxin import-dir`, or `jingxin import`, first)")
-        wh = open_duckdb(target, threads=config.threads, memory_limit=config.memory_limit,
-                         read_only=True)  # fmt: skip
-    try:
-        yield wh
-    finally:
-        wh.close()
 
 
 @hall_app.command("products")

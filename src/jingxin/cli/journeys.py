@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -25,11 +23,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jingxin.cli.arguments import settings_and_store
+from jingxin.cli.arguments import read_warehouse, settings_and_store
 from jingxin.errors import InputError
 
 if TYPE_CHECKING:
-    from jingxin.data.warehouse.connection import Warehouse
     from jingxin.journeys.scan import ScanReport
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -72,7 +69,7 @@ def run_command(
     settings, store = settings_and_store()
     try:
         scanned = _day(day) if day is not None else today(settings)
-        with _warehouse(settings, warehouse) as wh:
+        with read_warehouse(settings, warehouse) as wh:
             report = run_scan(settings, store, wh, day=scanned, triggers=trigger or None,
                               dry_run=dry_run)  # fmt: skip
     finally:
@@ -85,28 +82,6 @@ def run_command(
         raise typer.Exit(1)
 
 
-@contextmanager
-def _warehouse(settings: Any, path: Path | None) -> Iterator[Warehouse]:
-    """The warehouse to scan: ``--warehouse`` (a DuckDB file), else the settings'. The scan
-    only reads it, so a DuckDB file is opened read-only (an import may hold it meanwhile)."""
-    from jingxin.data.warehouse.connection import open_duckdb, open_warehouse
-    from jingxin.errors import WarehouseError
-
-    config = settings.warehouse
-    if path is None and config.backend != "duckdb":
-        wh = open_warehouse(config)
-    else:
-        target = path or Path(config.path)
-        if not target.is_file():
-            option = "--warehouse" if path is not None else "warehouse.path"
-            raise WarehouseError(f"{option}: no warehouse at {target} (run `jingxin synth`"
-                                 " and `jingxin import-dir`, or `jingxin import`, first)")
-        wh = open_duckdb(target, threads=config.threads, memory_limit=config.memory_limit,
-                         read_only=True)  # fmt: skip
-    try:
-        yield wh
-    finally:
-        wh.close()
 
 
 def _reasons(counts: dict[str, int]) -> str:

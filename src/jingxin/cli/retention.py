@@ -19,7 +19,6 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,15 +29,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jingxin.cli.arguments import settings_and_store
+from jingxin.cli.arguments import read_warehouse, settings_and_store
 from jingxin.errors import InputError
 from jingxin.logs import mask
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from jingxin.data.store.models.journeys import WorkOrder
-    from jingxin.data.warehouse.connection import Warehouse
     from jingxin.retention import BranchRate, ExtractReport
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -74,7 +70,7 @@ def extract_command(
     settings, store = settings_and_store()
     try:
         when = _date(day, "--date") if day is not None else _today(settings)
-        with _warehouse(settings, warehouse) as wh:
+        with read_warehouse(settings, warehouse) as wh:
             report = extract(settings, store, wh, day=when)
     finally:
         store.dispose()
@@ -97,27 +93,6 @@ def _today(settings: Any) -> date:
     return datetime.now(ZoneInfo(settings.policy.default_timezone)).date()
 
 
-@contextmanager
-def _warehouse(settings: Any, path: Path | None) -> Iterator[Warehouse]:
-    """The warehouse to read (read-only): ``--warehouse``, else the settings'."""
-    from jingxin.data.warehouse.connection import open_duckdb, open_warehouse
-    from jingxin.errors import WarehouseError
-
-    config = settings.warehouse
-    if path is None and config.backend != "duckdb":
-        wh = open_warehouse(config)
-    else:
-        target = path or Path(config.path)
-        if not target.is_file():
-            option = "--warehouse" if path is not None else "warehouse.path"
-            raise WarehouseError(f"{option}: no warehouse at {target} (run `jingxin synth`"
-                                 " and `jingxin import-dir`, or `jingxin import`, first)")
-        wh = open_duckdb(target, threads=config.threads, memory_limit=config.memory_limit,
-                         read_only=True)  # fmt: skip
-    try:
-        yield wh
-    finally:
-        wh.close()
 
 
 def _print_report(r: ExtractReport) -> None:

@@ -72,7 +72,7 @@ def join_lines(body: str) -> str:
 
 
 def _read(path: Path) -> Any:
-    from jingxin.data.textfile import read_text
+    from jingxin.data.textfile import read_text, yaml_problem
 
     text = read_text(path, what="template file", error=TemplateError)
     try:
@@ -82,9 +82,7 @@ def _read(path: Path) -> Any:
     except json.JSONDecodeError as exc:
         raise TemplateError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from exc
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        raise TemplateError(f"{path}: {line}invalid YAML: {exc}") from exc
+        raise TemplateError(yaml_problem(exc, source=path, brief=False)) from exc
 
 
 def parse_documents(raw: Any, *, source: str) -> list[TemplateDocument]:

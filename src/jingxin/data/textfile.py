@@ -130,3 +130,12 @@ def is_invalid_utf8(exc: BaseException) -> bool:
     """True for Arrow's complaint about bytes past the sniffed head that are not UTF-8."""
     text = str(exc).lower()
     return "utf8" in text.replace("-", "") and "invalid" in text
+
+
+def yaml_problem(exc: Exception, *, source: str | Path, brief: bool = True) -> str:
+    """One line for a YAML file that does not parse: ``<source>: line N: invalid YAML:
+    <what>`` - the parser's problem alone (``brief``) or its whole message."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    what = (getattr(exc, "problem", None) or exc) if brief else exc
+    return f"{source}: {where}invalid YAML: {what}"

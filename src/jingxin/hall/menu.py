@@ -256,10 +256,9 @@ def parse_menu(text: str, *, source: str) -> Menu:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or exc
-        raise ConfigError(f"{source}: {where}invalid YAML: {problem}") from exc
+        from jingxin.data.textfile import yaml_problem
+
+        raise ConfigError(yaml_problem(exc, source=source)) from exc
     if isinstance(raw, list):
         raw = {"halls": raw}
     if not isinstance(raw, dict):

@@ -364,7 +364,7 @@ def read_holiday_file(path: str | Path) -> dict[int, Schedule]:
     ConfigError naming the file, the line and the field."""
     from pydantic import TypeAdapter
 
-    from jingxin.data.textfile import read_text
+    from jingxin.data.textfile import read_text, yaml_problem
 
     path = Path(path)
     try:
@@ -375,9 +375,7 @@ def read_holiday_file(path: str | Path) -> dict[int, Schedule]:
         root = yaml.compose(text)
         raw = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f"line {mark.line + 1}: " if mark is not None else ""
-        raise ConfigError(f"{path}: {line}invalid YAML: {exc}") from exc
+        raise ConfigError(yaml_problem(exc, source=path, brief=False)) from exc
 
     def fail(loc: Sequence[Any], message: str) -> ConfigError:
         return ConfigError(f"{path}: line {_line(root, loc)}: {_field(loc) or '(file)'}: {message}")

@@ -179,10 +179,9 @@ def parse_knowledge(text: str, *, source: str) -> Knowledge:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or exc
-        raise ConfigError(f"{source}: {where}invalid YAML: {problem}") from exc
+        from jingxin.data.textfile import yaml_problem
+
+        raise ConfigError(yaml_problem(exc, source=source)) from exc
     entries = raw.get("destinations") if isinstance(raw, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise ConfigError(f"{source}: expected 'destinations:' mapping codes to destinations")
