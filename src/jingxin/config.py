@@ -287,6 +287,31 @@ class JourneySettings(Section):
     hall_number: str = "10086"  # the SMS-hall service number taught in messages
 
 
+class GeofenceSettings(Section):
+    """``[geofence]``: base-station fences over streaming location events (docs/geofence.md).
+
+    Fences themselves are in the store (``jingxin fence apply FILE``); this says how the
+    matcher reads events, keeps its state and sends offers."""
+
+    tenant: str = "operator"  # fences without a tenant belong to this one
+    sender: str | None = None  # the offers' service number; None: [journeys] hall_number
+    streams: int = Field(default=8, ge=1, le=1024)  # subscribers sharded over this many
+    stream_prefix: str = "jingxin:loc"  # stream k is "<prefix>:<k>"
+    group: str = "jingxin-geofence"  # the consumer group every matcher reads with
+    max_stream_length: int = Field(default=1_000_000, ge=1000)  # XADD MAXLEN ~ (publisher)
+    batch_size: int = Field(default=5000, ge=1)  # events read per round
+    block_ms: int = Field(default=100, ge=0)  # how long a read waits for new events
+    checkpoint_dir: str = "var/geofence"  # the matcher's state, one file per shard set
+    checkpoint_seconds: float = Field(default=5.0, gt=0)  # state saved, events acked
+    audience_refresh_seconds: float = Field(default=900.0, gt=0)  # segments re-read
+    fences_refresh_seconds: float = Field(default=30.0, gt=0)  # fences re-read from the store
+    lease_seconds: float = Field(default=30.0, gt=0)  # a shard's Redis lease
+    roaming: bool = True  # detect arrivals abroad / in another province, welcome them
+    roaming_quiet_days: int = Field(default=7, ge=1)  # not seen there this long: new arrival
+    networks_path: str | None = None  # MCC -> country; None: the packaged table
+    provinces_path: str | None = None  # CSV cell-id prefix -> province (national cells)
+
+
 class RetentionSettings(Section):
     """``[retention]``: double-stop (双停) work orders (docs/journeys.md)."""
 
@@ -359,6 +384,7 @@ class Settings(BaseSettings):
     probing: ProbingSettings = Field(default_factory=ProbingSettings)
     journeys: JourneySettings = Field(default_factory=JourneySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    geofence: GeofenceSettings = Field(default_factory=GeofenceSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -378,6 +404,11 @@ class Settings(BaseSettings):
 
     def var_dir(self) -> Path:
         return self.home / "var"
+
+    def geofence_dir(self) -> Path:
+        """Where matcher checkpoints and fence maps go (``[geofence] checkpoint_dir``,
+        relative to ``home``)."""
+        return self.home / self.geofence.checkpoint_dir
 
 
 def config_file(environ: Mapping[str, str]) -> Path:

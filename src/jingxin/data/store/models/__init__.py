@@ -48,6 +48,7 @@ from jingxin.data.store.models.hall import (
     Voucher,
 )
 from jingxin.data.store.models.handlers import MO_OUTCOMES, MoOutcome
+from jingxin.data.store.models.geofence import FenceRow
 from jingxin.data.store.models.journeys import (
     GiftClaim,
     JourneyEnrolment,
@@ -62,6 +63,7 @@ from jingxin.data.store.models.messages import LANES, MESSAGE_STATES, Message, R
 from jingxin.data.store.models.tenants import DEFAULT_TENANT_ID, DEFAULT_TIMEZONE, Tenant
 
 __all__ = [
+    "FenceRow",
     "CAMPAIGN_STATUSES",
     "CATEGORIES",
     "CONSENT_CATEGORIES",
