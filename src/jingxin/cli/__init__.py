@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "jingxin.cli.probe",
     "jingxin.cli.scheduler",
     "jingxin.cli.flows",
+    "jingxin.cli.fence",
     "jingxin.cli.channels",
     "jingxin.cli.db",
     "jingxin.cli.bench",
