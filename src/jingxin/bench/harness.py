@@ -204,8 +204,13 @@ class Fleet:
 
     def worker(self, env: Mapping[str, str], name: str, *args: str) -> subprocess.Popen:
         """``jingxin worker *args`` with ``env``; its logs (stderr) go to ``<name>.log``."""
+        return self.process(env, name, "worker", *args)
+
+    def process(self, env: Mapping[str, str], name: str, *argv: str) -> subprocess.Popen:
+        """``jingxin *argv`` with ``env`` (e.g. ``fence run --redis``), its logs (stderr) in
+        ``<name>.log``; killed with the fleet."""
         with open(self.log(name), "w", encoding="utf-8") as log:
-            process = subprocess.Popen([*jingxin_command(), "worker", *args], env=dict(env),
+            process = subprocess.Popen([*jingxin_command(), *argv], env=dict(env),
                                        stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
         self.workers.append(process)
         return process
