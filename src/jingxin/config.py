@@ -298,7 +298,7 @@ class GeofenceSettings(Section):
     streams: int = Field(default=8, ge=1, le=1024)  # subscribers sharded over this many
     stream_prefix: str = "jingxin:loc"  # stream k is "<prefix>:<k>"
     group: str = "jingxin-geofence"  # the consumer group every matcher reads with
-    max_stream_length: int = Field(default=1_000_000, ge=1000)  # XADD MAXLEN ~ (publisher)
+    max_stream_length: int = Field(default=1_000_000, ge=1000)  # ~events kept per stream
     batch_size: int = Field(default=5000, ge=1)  # events read per round
     block_ms: int = Field(default=100, ge=0)  # how long a read waits for new events
     checkpoint_dir: str = "var/geofence"  # the matcher's state, one file per shard set

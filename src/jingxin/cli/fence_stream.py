@@ -4,10 +4,11 @@ looking at them.
 - ``jingxin fence publish FILE [--speed X] [--streams N] [--start-row R] [--redis URL]``:
   replays a CSV or Parquet file of events (msisdn,cell,ts,type) into the streams, sharded
   by number; ``--speed 60`` replays an hour of events in a minute (default: as fast as
-  possible). Prints the entries written and the malformed rows with a few samples; on
+  possible). Prints the events written and the malformed rows with a few samples; on
   Ctrl-C, the row to resume from.
 - ``jingxin fence streams [--json] [--redis URL]``: per stream its length, the matchers'
-  group's pending entries and lag, its consumers and last entry.
+  group's pending entries and lag, its consumers and last entry (an entry is a block of up
+  to 500 events, in order).
 
 Redis is ``--redis``, else ``[redis] url``; the streams' names and count are
 ``[geofence] stream_prefix`` / ``streams``.
@@ -92,7 +93,7 @@ def publish_command(
     except KeyboardInterrupt:
         console.print(f"interrupted: resume with --start-row {source.position()['row']}")
     except RedisError as exc:
-        raise ConfigError(f"{target}: writing the streams failed after {written} entries "
+        raise ConfigError(f"{target}: writing the streams failed after {written} events "
                           f"({exc}); resume with --start-row {source.position()['row']}") from exc
     finally:
         source.close()
@@ -117,7 +118,8 @@ def streams_command(
     redis_url: RedisOption = None,
     streams: StreamsOption = None,
 ) -> None:
-    """Each location stream: length, the matchers' pending entries and lag, consumers."""
+    """Each location stream: length, the matchers' pending entries and lag, consumers
+    (an entry is a block of up to 500 events)."""
     from jingxin.config import load_settings
     from jingxin.geofence.streams import stream_stats
 

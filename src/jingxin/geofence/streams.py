@@ -12,36 +12,46 @@ A stream that disappears (deleted, Redis restarted empty) gets its group back at
 reading goes on; a lost connection is retried with backoff while ``read`` returns empty
 batches, so the runner can still checkpoint and stop.
 
-Entry fields: ``m`` msisdn digits, ``c`` cell id, ``t`` epoch ms, ``k`` type index.
+An entry is a block of events (field ``b``: lines ``msisdn,cell,ts_ms,kind``, see
+:mod:`jingxin.geofence.streamcodec`); entries of one event each (fields ``m``, ``c``, ``t``,
+``k``) are read too. Acks, positions, pending entries and stream lengths all count entries:
+a block is acknowledged, replayed or trimmed whole.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jingxin.errors import InputError
 from jingxin.geofence.leases import LeaseLost, ShardLease
-from jingxin.geofence.sources import MAX_SAMPLES, cell_array, concat_batches
-from jingxin.geofence.types import EVENT_TYPES, EventBatch, shard_of
+from jingxin.geofence.sources import MAX_SAMPLES, cell_array
+from jingxin.geofence.streamcodec import (
+    BLOCK_EVENTS,
+    MSISDN_RANGE,
+    Lines,
+    check_cells,
+    decode,
+    entry_events,
+    id_parts,
+)
+from jingxin.geofence.types import EventBatch, shard_of
 
 # LeaseLost and ShardLease live in :mod:`jingxin.geofence.leases`; imported from here too.
-__all__ = ["MSISDN_RANGE", "PIPELINE_CHUNK", "LeaseLost", "RedisStreamSource", "ShardLease",
-           "connect", "publish", "stream_key", "stream_stats"]  # fmt: skip
+__all__ = ["BLOCK_EVENTS", "MSISDN_RANGE", "PIPELINE_CHUNK", "LeaseLost", "RedisStreamSource",
+           "ShardLease", "connect", "publish", "stream_key", "stream_stats"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-PIPELINE_CHUNK = 5000  # XADDs / XACK ids per round trip
-MSISDN_RANGE = (8613000000000, 8619999999999)  # 86 + a mobile number 1[3-9]xxxxxxxxx
+PIPELINE_CHUNK = 5000  # events per scripted XADD call / XACK ids per round trip
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _BACKOFF = (0.1, 5.0)  # first and longest wait (seconds) after a failed round trip
 
@@ -75,58 +85,73 @@ def _id(value: Any) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- publish
 
 
-# The same XADD (MAXLEN ~) per event, run by Redis for a chunk of one shard's events:
-# redis-py packs each pipelined command in Python, which caps single XADDs at ~35k
-# entries/s - below the 50k/s the end-to-end goal replays; this runs at ~120k/s.
-_XADD_MANY = """
+# The same XADD (MAXLEN ~) per block, run by Redis for a few blocks of one shard: one
+# round trip per call however many blocks it carries (pipelined as well).
+_XADD_BLOCKS = """
 local key, maxlen = KEYS[1], ARGV[1]
-for i = 2, #ARGV, 4 do
-  redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*',
-             'm', ARGV[i], 'c', ARGV[i + 1], 't', ARGV[i + 2], 'k', ARGV[i + 3])
+for i = 2, #ARGV do
+  redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', 'b', ARGV[i])
 end
-return (#ARGV - 1) / 4
+return #ARGV - 1
 """
 
 
-def publish(client: Any, batch: EventBatch, *, prefix: str, shards: int, maxlen: int) -> int:
-    """Append ``batch`` to the streams (``<prefix>:<shard>``, shard by number), each
-    subscriber's events in batch order, trimmed to about ``maxlen`` entries each; the
-    number of entries written. Redis errors are raised as they come (RedisError)."""
+def publish(client: Any, batch: EventBatch, *, prefix: str, shards: int, maxlen: int,
+            block: int = BLOCK_EVENTS) -> int:  # fmt: skip
+    """Append ``batch`` to the streams (``<prefix>:<shard>``, shard by number) in entries
+    of up to ``block`` events, each subscriber's events in batch order; the number of
+    events written. ``maxlen`` is about how many events a stream keeps: Redis trims entries,
+    so it becomes entries at this call's events per entry. A cell that a block line cannot
+    carry (a comma, a line break, none) refuses the batch before anything is written
+    (InputError); Redis errors are raised as they come (RedisError)."""
+    if block < 1:
+        raise InputError(f"block: {block} events per entry; at least 1")
     if not len(batch):
         return 0
     shard = shard_of(batch.msisdn, shards)
     order = np.argsort(shard, kind="stable")  # stable: batch order kept within a shard
     bounds = np.searchsorted(shard[order], np.arange(shards + 1)).tolist()
-    m, t, k = batch.msisdn[order].tolist(), batch.ts[order].tolist(), batch.kind[order].tolist()
-    c = cell_array(batch.cell).take(pa.array(order)).to_pylist()
-    xadd_many = client.register_script(_XADD_MANY)
-    written, pipe, queued = 0, client.pipeline(transaction=False), 0
+    cells = cell_array(batch.cell)
+    check_cells(cells)
+    lines = Lines(batch.msisdn[order], cells.take(order), batch.ts[order], batch.kind[order])
+    entries = sum(math.ceil((bounds[k + 1] - bounds[k]) / block) for k in range(shards))
+    limit = max(1, math.ceil(maxlen * entries / len(batch)))
+    xadd_blocks = client.register_script(_XADD_BLOCKS)
+    per_call = max(1, PIPELINE_CHUNK // block)
+    pipe, queued = client.pipeline(transaction=False), 0
     for k_shard in range(shards):
-        for start in range(bounds[k_shard], bounds[k_shard + 1], PIPELINE_CHUNK):
-            stop = min(bounds[k_shard + 1], start + PIPELINE_CHUNK)
-            args: list = [maxlen]
-            for i in range(start, stop):
-                args += (m[i], c[i], t[i], k[i])
-            xadd_many(keys=[stream_key(prefix, k_shard)], args=args, client=pipe)
-            queued += stop - start
-            if queued >= 4 * PIPELINE_CHUNK:
-                written += sum(int(n) for n in pipe.execute())
+        blocks = lines.blocks(bounds[k_shard], bounds[k_shard + 1], block)
+        for start in range(0, len(blocks), per_call):
+            xadd_blocks(keys=[stream_key(prefix, k_shard)],
+                        args=[limit, *blocks[start:start + per_call]], client=pipe)  # fmt: skip
+            queued += 1
+            if queued >= 4:
+                pipe.execute()
                 pipe, queued = client.pipeline(transaction=False), 0
     if queued:
-        written += sum(int(n) for n in pipe.execute())
-    return written
+        pipe.execute()
+    return len(batch)
 
 
 # ----------------------------------------------------------------------------- reading
 
 
 class RedisStreamSource:
-    """The events of ``shards`` read in consumer group ``group`` as ``consumer``."""
+    """The events of ``shards`` read in consumer group ``group`` as ``consumer``.
+
+    XREADGROUP replies are walked raw: the source sets a pass-through reply callback for
+    XREADGROUP on ``client`` (redis-py's own builds a dict per entry, a fifth of a read's
+    time). COUNT is in entries: ``read`` asks for about ``max_events`` at the events per
+    entry of the last read (``block`` until there is one), so blocks and one-event entries
+    both come in batches near ``max_events``; a read right after one-event entries gave
+    way to blocks may bring up to ``block`` times more, once."""
 
     def __init__(self, client: Any, *, prefix: str, group: str, consumer: str,
-                 shards: list[int], start_after: dict[str, str] | None = None) -> None:  # fmt: skip
+                 shards: list[int], start_after: dict[str, str] | None = None,
+                 block: int = BLOCK_EVENTS) -> None:  # fmt: skip
         if not shards:
             raise InputError("shards: a stream source needs at least one shard")
+        client.set_response_callback("XREADGROUP", _raw_reply)
         self.client = client
         self.group, self.consumer = group, consumer
         self.streams = [stream_key(prefix, k) for k in sorted(set(shards))]
@@ -137,6 +162,7 @@ class RedisStreamSource:
         self._unacked: dict[str, _ReadIds] = {s: _ReadIds() for s in self.streams}
         self._pel: dict[str, str] = {s: "0" for s in self.streams}  # replay cursor per stream
         self._counts: Counter = Counter()
+        self._per_entry = float(max(1, block))  # events per entry, as the last read found
         self._groups_ready = False
         self._failures = 0
         self._retry_at = 0.0
@@ -150,7 +176,8 @@ class RedisStreamSource:
         if wait > 0:
             time.sleep(min(wait, max(block_ms, 0) / 1000))
             return EventBatch.empty()
-        per_stream = max(1, max_events // len(self.streams))  # COUNT applies per stream
+        # COUNT is entries, per stream
+        per_stream = max(1, math.ceil(max_events / (self._per_entry * len(self.streams))))
         try:
             if not self._groups_ready:
                 self._create_groups(recreate=False)
@@ -217,7 +244,7 @@ class RedisStreamSource:
             if not got.get(stream):
                 del self._pel[stream]  # this stream's pending entries are all replayed
         fresh: list[tuple[str, list]] = []
-        stale: dict[str, list[str]] = {}
+        stale: dict[str, list] = {}
         for stream, entries in got.items():
             if stream not in self._pel or not entries:
                 continue
@@ -225,53 +252,40 @@ class RedisStreamSource:
             after = self._after.get(stream, (-1, -1))
             keep = [e for e in entries if _id(e[0]) > after]
             if len(keep) < len(entries):
-                stale[stream] = [_text(e[0]) for e in entries if _id(e[0]) <= after]
+                stale[stream] = [e for e in entries if _id(e[0]) <= after]
             fresh.append((stream, keep))
         if stale:  # the checkpoint holds these already: acknowledge, do not replay
             pipe = self.client.pipeline(transaction=False)
-            for stream, ids in stale.items():
-                pipe.xack(stream, self.group, *ids)
-                self._counts["checkpointed"] += len(ids)
+            for stream, old in stale.items():
+                pipe.xack(stream, self.group, *[e[0] for e in old])
+                self._count("checkpointed", sum(entry_events(e[1]) for e in old))
             pipe.execute()
         batch = self._decode(fresh)
         self._count("replayed", len(batch))
         return batch
 
     def _decode(self, reply: Any) -> EventBatch:
-        """Entries as one batch, column by column; malformed ones (and ones trimmed away
-        while pending) are counted and acknowledged with the rest."""
+        """Entries as one batch; malformed events (and entries trimmed away while pending)
+        are counted and their entries acknowledged with the rest."""
         parts = []
         for stream, entries in _streams(reply):
             if not entries:
                 continue
             ids = [e[0] for e in entries]
-            self._unacked.setdefault(stream, _ReadIds()).add(ids)
+            ms, seq = id_parts(ids)
+            self._unacked.setdefault(stream, _ReadIds()).add(ids, ms, seq)
             self._position[stream] = _text(ids[-1])
-            parts.append(self._columns(stream, ids, [e[1] or {} for e in entries]))
-        return concat_batches(parts)
-
-    def _columns(self, stream: str, ids: list, fields: list[dict]) -> EventBatch:
-        key = (lambda f: f.encode()) if isinstance(ids[0], bytes) else (lambda f: f)
-        m, c, t, k = ([f.get(key(name)) for f in fields] for name in ("m", "c", "t", "k"))
-        trimmed = np.fromiter((not f for f in fields), bool, len(fields))
-        msisdn, bad = _integers(m)
-        ts, bad_t = _integers(t)
-        kind, bad_k = _integers(k)
-        cells, bad_c = _cells(c)
-        bad |= bad_t | bad_k | bad_c | (msisdn < MSISDN_RANGE[0]) | (msisdn > MSISDN_RANGE[1])
-        bad |= (ts <= 0) | (kind < 0) | (kind >= len(EVENT_TYPES))
-        self._count("trimmed", int(trimmed.sum()))  # pending, then trimmed by MAXLEN
-        wrong = np.flatnonzero(bad & ~trimmed)
-        self._count("malformed", len(wrong))
-        for i in wrong[: max(0, MAX_SAMPLES - len(self.samples))]:
-            self.samples.append(f"{stream} {_text(ids[i])}: fields m, c, t, k missing or out "
-                                "of range")  # fmt: skip
-        received = _id_ms(ids)
-        if bad.any():
-            good = np.flatnonzero(~bad)
-            return EventBatch(msisdn[good], cells.take(pa.array(good)), ts[good],
-                              kind[good].astype(np.uint8), received[good])  # fmt: skip
-        return EventBatch(msisdn, cells, ts, kind.astype(np.uint8), received)
+            parts.append((stream, entries, ms))
+        if not parts:
+            return EventBatch.empty()
+        found = decode(parts, room=max(0, MAX_SAMPLES - len(self.samples)))
+        self._count("trimmed", found.trimmed)  # pending, then trimmed by MAXLEN
+        self._count("malformed", found.malformed)
+        self.samples += found.samples
+        entries = sum(len(p[1]) for p in parts) - found.trimmed
+        if entries and found.lines:
+            self._per_entry = max(1.0, found.lines / entries)
+        return found.batch
 
     # -- trouble ------------------------------------------------------------------------
 
@@ -325,8 +339,7 @@ class _ReadIds:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def add(self, ids: list) -> None:
-        ms, seq = _id_parts(ids)
+    def add(self, ids: list, ms: np.ndarray, seq: np.ndarray) -> None:
         self.ids.extend(ids)
         self.ms, self.seq = np.concatenate([self.ms, ms]), np.concatenate([self.seq, seq])
 
@@ -338,56 +351,18 @@ class _ReadIds:
         self.ms, self.seq = self.ms[n:], self.seq[n:]
 
 
-def _strings(values: list) -> pa.Array:
-    """Redis values (bytes, str or None) as an Arrow string array; undecodable -> null."""
-    first = next((v for v in values if v is not None), None)
-    kind = pa.binary() if isinstance(first, bytes) else pa.string()
-    try:
-        return pc.cast(pa.array(values, kind), pa.string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # rare: find the bad values one by one
-        return pa.array([_decoded(v) for v in values], pa.string())
-
-
-def _decoded(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    try:
-        return value.decode() if isinstance(value, bytes) else None
-    except UnicodeDecodeError:
-        return None
-
-
-def _integers(values: list) -> tuple[np.ndarray, np.ndarray]:
-    """Decimal integers, vectorised; missing or not a number -> bad (value -1)."""
-    text = _strings(values)
-    ok = pc.fill_null(pc.match_substring_regex(text, r"^-?\d{1,18}$"), False)
-    out = pc.cast(pc.if_else(ok, text, "-1"), pa.int64()).to_numpy(zero_copy_only=False)
-    return out, ~ok.to_numpy(zero_copy_only=False)
-
-
-def _cells(values: list) -> tuple[pa.Array, np.ndarray]:
-    """Cell ids as strings; empty, missing or undecodable ones marked bad."""
-    cells = pc.fill_null(pc.utf8_trim_whitespace(_strings(values)), "")
-    return cells, pc.equal(pc.utf8_length(cells), 0).to_numpy(zero_copy_only=False)
-
-
-def _id_parts(ids: list) -> tuple[np.ndarray, np.ndarray]:
-    parts = pc.split_pattern(_strings(ids), "-", max_splits=1)
-    flat = pc.cast(parts.flatten(), pa.int64()).to_numpy(zero_copy_only=False)
-    return flat[0::2], flat[1::2]  # Redis ids are always "<ms>-<seq>"
-
-
-def _id_ms(ids: list) -> np.ndarray:
-    return _id_parts(ids)[0]
+def _raw_reply(response: Any, **options: Any) -> Any:
+    return response
 
 
 def _streams(reply: Any) -> list[tuple[str, list]]:
-    """XREADGROUP's reply as (stream, entries), RESP2 (a list) or RESP3 (a dict)."""
+    """XREADGROUP's raw reply as (stream, entries): RESP2 ``[[stream, entries], ...]``,
+    RESP3 ``{stream: entries}``; an entry is ``[id, [field, value, ...]]``, or
+    ``[id, None]`` when it was trimmed away while pending."""
     if not reply:
         return []
-    if isinstance(reply, dict):  # RESP3: some redis-py versions wrap the entries in a list
-        return [(_text(s), e[0] if e and isinstance(e[0], list) else e) for s, e in reply.items()]
-    return [(_text(s), entries) for s, entries in reply]
+    pairs = reply.items() if isinstance(reply, dict) else reply
+    return [(_text(s), entries) for s, entries in pairs]
 
 
 # ----------------------------------------------------------------------------- stats
@@ -396,7 +371,8 @@ def _streams(reply: Any) -> list[tuple[str, list]]:
 def stream_stats(client: Any, *, prefix: str, shards: int | list[int],
                  group: str) -> list[dict[str, Any]]:  # fmt: skip
     """Per stream: length, the group's pending entries, lag (None where Redis cannot
-    tell), consumers, the last entry's id (None: empty or missing)."""
+    tell), consumers, the last entry's id (None: empty or missing). Length, pending and
+    lag count entries: a block of events is one."""
     ids = list(range(shards)) if isinstance(shards, int) else sorted(set(shards))
     pipe = client.pipeline(transaction=False)
     for k in ids:
