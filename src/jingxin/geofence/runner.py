@@ -54,7 +54,6 @@ __all__ = ["RunReport", "checkpoint_path", "read_meta", "roaming_path", "run_mat
 log = logging.getLogger(__name__)
 
 SUMMARY_SECONDS = 10.0  # a one-line INFO summary this often
-SWEEP_SECONDS = 0.2  # sweep at most this often while events flow (always when idle)
 
 
 def shard_label(shards: list[int] | None) -> str:
@@ -182,7 +181,7 @@ class _Loop:
                        "fences": _Timer(self.geo.fences_refresh_seconds),
                        "audiences": _Timer(self.geo.audience_refresh_seconds),
                        "checkpoint": _Timer(self.geo.checkpoint_seconds),
-                       "summary": _Timer(SUMMARY_SECONDS), "sweep": _Timer(SWEEP_SECONDS)}
+                       "summary": _Timer(SUMMARY_SECONDS)}
 
     # ------------------------------------------------------------------ start
 
@@ -285,8 +284,10 @@ class _Loop:
         self._roam(batch, cell_idx)
 
     def _sweep(self, *, force: bool) -> None:
-        if self.matcher.watermark_ms < 0 or not (self.timers["sweep"].due(time.monotonic())
-                                                 or force):  # fmt: skip
+        """Decide the stays whose dwell the newest event time has passed. Every round, not
+        on a wall-clock timer: a replay then decides the same stays at the same times
+        however fast it runs (a sweep costs one pass over the open stays)."""
+        if self.matcher.watermark_ms < 0:
             return
         result = self.matcher.sweep(self.matcher.watermark_ms)
         self.report.counts.update(result.counts)

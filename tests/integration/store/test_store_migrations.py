@@ -34,6 +34,7 @@ HALL_TABLES = {"hall_sessions", "hall_interactions", "hall_orders", "hall_referr
                "boss_orders", "probe_runs"}
 JOURNEY_TABLES = {"journey_runs", "gift_claims", "journey_enrolments", "journey_events",
                   "work_orders", "work_order_events", "scheduler_locks"}
+GEOFENCE_TABLES = {"fences"}
 
 
 def table_names(url: str) -> set[str]:
@@ -51,7 +52,8 @@ def test_upgrade_from_empty_creates_every_table(store_url: str) -> None:
     revision = migrate.upgrade(store_url)
     # Then it is at head with the contract tables plus Alembic's version table
     assert revision == migrate.head()
-    every = CONTRACT_TABLES | DISPATCH_TABLES | INBOX_TABLES | HALL_TABLES | JOURNEY_TABLES
+    every = (CONTRACT_TABLES | DISPATCH_TABLES | INBOX_TABLES | HALL_TABLES | JOURNEY_TABLES
+             | GEOFENCE_TABLES)
     assert table_names(store_url) == every | {"alembic_version"}
     assert set(Base.metadata.tables) == every
 
