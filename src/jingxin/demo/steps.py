@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from jingxin.demo.runner import Workspace, demo_environment, simulator_process
+from jingxin.demo.geofence import geofence
 from jingxin.demo.hall import hall
 from jingxin.demo.journeys import journeys
 from jingxin.demo.twoway import twoway
@@ -179,6 +180,7 @@ def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7) -> None:
         lambda: _channels(ws),
         lambda: twoway(ws),
         lambda: hall(ws),
+        lambda: geofence(ws),
         lambda: journeys(ws),
     ]
     ws.steps = len(steps)
@@ -187,9 +189,9 @@ def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7) -> None:
         for step in steps[:5]:
             step()
         with simulator_process(ws) as channel_env, demo_environment(ws, channel_env):
-            for step in steps[5:9]:
+            for step in steps[5:10]:
                 step()
-        for step in steps[9:]:  # journeys queue for the morning: no worker needed
+        for step in steps[10:]:  # journeys queue for the morning: no worker needed
             step()
     ws.console.print()
     ws.console.print(f"[bold]demo finished in {time.perf_counter() - began:.0f} s[/]; "
