@@ -19,6 +19,7 @@ Bad input is one error naming the file, line and field (or the option).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -192,6 +193,8 @@ def add_command(
         "validity_minutes": validity, "tenant": tenant}  # fmt: skip
     if cells is not None:
         raw["cells"] = cells
+    if centre is not None and not _LAT_LON.match(centre):
+        raise InputError(f"--centre: {centre!r} is not LAT,LON (e.g. 31.1946,121.3204)")
     if centre is not None or radius is not None:
         raw["centre"], raw["radius_m"] = centre, radius
     if segment is not None:
@@ -208,6 +211,9 @@ def add_command(
         store.dispose()
     console.print(f"fence {saved.code} added ({saved.tenant_id}): {len(saved.cells)} cell(s)")
     _print_warnings(warnings)
+
+
+_LAT_LON = re.compile(r"^\s*[-+]?\d+(\.\d+)?\s*,\s*[-+]?\d+(\.\d+)?\s*$")
 
 
 def _variables(items: list[str]) -> dict[str, str]:

@@ -28,8 +28,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from jingxin.errors import InputError
+from jingxin.logs import mask_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -206,6 +208,10 @@ def _print_report(report: RunReport) -> None:
                   f"position {json.dumps(report.position, ensure_ascii=False)}")  # fmt: skip
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+    if report.samples:
+        console.print(f"bad rows (first {len(report.samples)}):")
+        for sample in report.samples:
+            console.print(Text(f"  {mask_text(sample)}"))
 
 
 def _outcomes(counts: Any) -> str:

@@ -103,6 +103,7 @@ class RunReport:
     position: dict[str, Any] | None = None
     stopped: str = ""  # 'exhausted' | 'max_events' | 'idle' | 'stop'
     warnings: list[str] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)  # the source's bad rows, by line
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source, "checkpoint": self.checkpoint, "restored": self.restored,
@@ -114,7 +115,7 @@ class RunReport:
                 "offers": dict(self.offers), "arrivals": self.arrivals,
                 "welcomes": dict(self.welcomes), "checkpoints": self.checkpoints,
                 "position": self.position, "stopped": self.stopped,
-                "warnings": self.warnings}  # fmt: skip
+                "warnings": self.warnings, "samples": self.samples}  # fmt: skip
 
 
 def _add(counts: Counter, key: str, n: Any) -> None:
@@ -259,6 +260,7 @@ class _Loop:
         self.report.stopped = reason
         self.report.seconds = time.monotonic() - started
         self.report.counts.update(self.source.counts())
+        self.report.samples = [str(x) for x in getattr(self.source, "samples", ())]
         self._summary(final=True)
         return self.report
 
