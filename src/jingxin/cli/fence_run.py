@@ -129,11 +129,13 @@ def _run_redis(settings: Any, store: Any, wh: Any, *, shards_text: str | None,
         client.close()
 
 
-def _forget(settings: Any, shards_text: str | None) -> None:
-    """Delete the checkpoint (and the roaming state beside it) the run would resume from."""
+def _forget(settings: Any, shards_text: str | None, *, streams: bool) -> None:
+    """Delete the checkpoint (and the roaming state beside it) the run would resume from:
+    a replay's (``matcher-all``), or the shard set's a stream run reads (every shard when
+    ``--shards`` is not given, as :func:`_run_redis` does)."""
     from jingxin.geofence.runner import checkpoint_path, roaming_path
 
-    shards = parse_shards(shards_text, settings.geofence.streams) if shards_text else None
+    shards = parse_shards(shards_text, settings.geofence.streams) if streams else None
     path = checkpoint_path(settings, shards)
     for stale in (path, roaming_path(path)):
         stale.unlink(missing_ok=True)
@@ -178,7 +180,7 @@ def run_command(
                          "to read the streams")  # fmt: skip
     try:
         if fresh:
-            _forget(settings, shards)
+            _forget(settings, shards, streams=replay is None)
         with read_warehouse(settings, warehouse) as wh, _stop_on_signals() as stop:
             report = _run(settings, store, wh, replay=replay, speed=speed, shards_text=shards,
                           stop=stop, max_events=max_events, idle_exit_seconds=idle_exit,
