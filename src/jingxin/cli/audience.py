@@ -1,5 +1,6 @@
 """``jingxin audience``: segments (count, preview, explain, export), the feature build,
-plan fit, propensity models, clusters and cross-sell rules.
+plan fit, propensity models (and why a row scores as it does), clusters and cross-sell
+rules.
 
 Every command opens the warehouse the settings name (``--warehouse PATH`` for another
 DuckDB file, ``--spark`` for PySpark local mode) and turns our errors into clean messages
@@ -199,66 +200,11 @@ def planfit(as_of: str | None = AsOfOpt,
         _table(frame.head(top) if top else frame, title=title)
 
 
-def _print_trained(trained, path: Path) -> None:
-    console.print(f"AUC {trained.auc:.4f} on the hold-out ({trained.holdout}; "
-                  f"{trained.train_rows} train / {trained.test_rows} test rows)",
-                  highlight=False)
-    console.print("main features (permutation importance, AUC drop):")
-    for name, value in trained.importance:
-        console.print(f"  {name:<28} {value:+.4f}", highlight=False)
-    if trained.dropped:
-        console.print(f"columns left out (identifiers / free text): "
-                      f"{', '.join(trained.dropped)}", highlight=False)
-    console.print(f"model saved to {path}", highlight=False)
-
-
-@audience_app.command("train-churn")
-def train_churn(
-    csv: Path | None = typer.Option(None, "--csv", help="A tabular export to train on."),
-    label: str = typer.Option("churned_3m", "--label", help="Label column of the CSV."),
-    time_column: str | None = typer.Option(None, "--time-column",
-                                           help="Period column for a time-based hold-out."),
-    id_column: list[str] = typer.Option([], "--id-column", help="Columns not to learn from."),
-    score_out: Path | None = typer.Option(None, "--score-out", help="Write scores (CSV)."),
-    warehouse: Path | None = WarehouseOpt, spark: bool = SparkOpt,
-) -> None:
-    """Train the churn model: on the warehouse labels, or on any CSV with --csv."""
-    from jingxin.audience import propensity, tabular
-
-    if csv is None:
-        trained = propensity.train(_open(warehouse, spark), model="churn",
-                                   models_dir=_models_dir())
-        _print_trained(trained, _models_dir() / "churn.joblib")
-        return
-    frame = _read_csv(csv)
-    trained = tabular.fit(frame, label=label, time_column=time_column,
-                          exclude=set(id_column), where=str(csv))
-    path = tabular.save(trained, _models_dir() / f"churn-{csv.stem}.joblib")
-    _print_trained(trained, path)
-    if score_out is not None:
-        out = frame.assign(score=trained.score(frame).round(5))
-        out.to_csv(score_out, index=False)
-        console.print(f"scores written to {score_out}", highlight=False)
-
-
-def _read_csv(path: Path):
-    import pandas as pd
-
-    from jingxin.errors import ImportFileError
-
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise ImportFileError(f"{path}: cannot read the CSV: {exc}") from exc
-    if frame.empty:
-        raise ImportFileError(f"{path}: no rows")
-    return frame
-
-
 @audience_app.command("train-response")
 def train_response(warehouse: Path | None = WarehouseOpt, spark: bool = SparkOpt) -> None:
     """Train the offer-response model on the offers table."""
     from jingxin.audience import propensity
+    from jingxin.cli.audience_models import print_trained as _print_trained
 
     trained = propensity.train(_open(warehouse, spark), model="response",
                                models_dir=_models_dir())
@@ -324,5 +270,9 @@ def crosssell(as_of: str | None = AsOfOpt,
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add this module's commands (and the models', :mod:`jingxin.cli.audience_models`) to
+    ``app``."""
+    import importlib
+
+    importlib.import_module("jingxin.cli.audience_models")  # its commands join audience_app
     app.add_typer(audience_app, name="audience")
