@@ -42,6 +42,7 @@ COMMAND_MODULES = (
     "jingxin.cli.scheduler",
     "jingxin.cli.flows",
     "jingxin.cli.fence",
+    "jingxin.cli.experiment",
     "jingxin.cli.channels",
     "jingxin.cli.db",
     "jingxin.cli.bench",
