@@ -113,6 +113,7 @@ async def test_post_mo_answers_the_cursor_to_read_replies_after() -> None:
         smpp_submit(sim.record, "13900000001", "before")
         answer = await asyncio.to_thread(post_mo, url, source="+8613900000001", destination="10086",
                                          text="CXYE")  # fmt: skip
-        assert answer["delivered"] and answer["cursor"] == sim.record.handsets.cursor == 1
+        # (the cursor when the MO went in: the hall may have answered already, moving it on)
+        assert answer["delivered"] and answer["cursor"] == 1
         reply = await asyncio.to_thread(get_mt, url, to="13900000001", after=answer["cursor"], wait=3)
         assert [m["text"] for m in reply["messages"]] == ["【中国移动】您的余额12元。"]
