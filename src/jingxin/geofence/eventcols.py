@@ -86,7 +86,7 @@ def sample_reasons(c: Checked, rows: np.ndarray) -> list[str]:
     out = []
     for i in (int(r) for r in rows):
         if c.bad["utf8"][i]:
-            out.append("not UTF-8 text")
+            out.append("not UTF-8 text (a GBK export? iconv -f gbk -t utf-8 converts it)")
         elif c.bad["msisdn"][i]:
             value = raw("msisdn", i)
             out.append(f"msisdn {mask(value)!r} is not a mobile number" if value

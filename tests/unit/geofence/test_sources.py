@@ -115,7 +115,8 @@ def test_bytes_that_are_not_utf8_cost_their_row_only(tmp_path: Path) -> None:
                      b"13900000002,C2,1717200000000,update\n")
     source = FileReplay(path)
     assert drain(source).cell.to_pylist() == ["C2"]
-    assert source.samples == [f"{path}:2: not UTF-8 text"]
+    assert source.samples == [
+        f"{path}:2: not UTF-8 text (a GBK export? iconv -f gbk -t utf-8 converts it)"]
 
 
 def test_blank_lines_are_skipped_silently_and_type_may_be_left_out(tmp_path: Path) -> None:
