@@ -16,7 +16,9 @@ names its encoding.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from jingxin.errors import InputError
 
@@ -139,3 +141,24 @@ def yaml_problem(exc: Exception, *, source: str | Path, brief: bool = True) -> s
     where = f"line {mark.line + 1}: " if mark is not None else ""
     what = (getattr(exc, "problem", None) or exc) if brief else exc
     return f"{source}: {where}invalid YAML: {what}"
+
+
+def yaml_line(root: Any, loc: Sequence[Any]) -> int:
+    """The line of ``loc`` (keys and list indices, as pydantic reports them) in a composed
+    YAML document ``root`` (``yaml.compose``): the deepest part of it that is there."""
+    import yaml
+
+    node, line = root, (root.start_mark.line + 1) if root is not None else 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            pair = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if pair is None:
+                break
+            line, node = pair[0].start_mark.line + 1, pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) \
+                and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line

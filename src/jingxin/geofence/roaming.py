@@ -36,9 +36,7 @@ import csv
 import importlib.resources
 import io
 import logging
-import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +48,7 @@ import numpy as np
 import pyarrow as pa
 
 from jingxin.errors import ConfigError, InputError
+from jingxin.geofence.state import atomic_savez
 
 if TYPE_CHECKING:
     from jingxin.data.store.engine import Store
@@ -408,20 +407,3 @@ def _category(store: Store, context: DeliveryContext, tenant: str, template: str
         return context.approved(store, tenant_id=tenant, code=template).category
     except InputError:
         return "notification"
-
-
-def atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    """``np.savez`` to ``path`` all or nothing: a temporary file in the same directory,
-    flushed to disk, renamed over the old one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -343,20 +343,9 @@ def _field(loc: Sequence[Any]) -> str:
 
 
 def _line(root: yaml.Node | None, loc: Sequence[Any]) -> int:
-    """The line of ``loc`` in the composed file (the deepest part of it that is there)."""
-    node, line = root, (root.start_mark.line + 1) if root is not None else 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if k.value == str(part)), None)
-            if pair is None:
-                break
-            line, node = pair[0].start_mark.line + 1, pair[1]
-        elif isinstance(node, yaml.SequenceNode) and part in range(len(node.value)):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
+    from jingxin.data.textfile import yaml_line
+
+    return yaml_line(root, loc)
 
 
 def read_holiday_file(path: str | Path) -> dict[int, Schedule]:
