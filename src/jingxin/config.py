@@ -312,6 +312,32 @@ class GeofenceSettings(Section):
     provinces_path: str | None = None  # CSV cell-id prefix -> province (national cells)
 
 
+class AnalyticsSettings(Section):
+    """``[analytics]``: short links, clicks, experiments and reports (docs/analytics.md)."""
+
+    link_domain: str = "jx.cn"  # short links are https://<link_domain>/<token>
+    # Tokens are an HMAC of the message's idempotency key under this secret: change it in
+    # production (``jingxin serve`` refuses the default outside development).
+    link_secret: str = "jingxin-development-secret"
+    link_days: int = Field(default=30, ge=1)  # a link redirects this long after it was sent
+    bot_agents: list[str] = Field(default_factory=lambda: [
+        "bot", "spider", "crawler", "preview", "facebookexternalhit", "slackbot", "twitterbot",
+        "whatsapp", "telegrambot", "skypeuripreview", "curl", "wget", "python-requests"])
+    click_flush_seconds: float = Field(default=0.05, gt=0)  # clicks written in batches
+    holdout: float = Field(default=0.05, ge=0.0, lt=1.0)  # default hold-out of every sender
+    attribution_days: float = Field(default=7.0, gt=0)  # an order counts for a send this long
+    tariff: float = Field(default=0.05, ge=0)  # yuan per part, for reports' cost (no route's)
+    reports_dir: str = "var/reports"
+
+
+class ServeSettings(Section):
+    """``[serve]``: the web application (short links now; the API and console later)."""
+
+    host: str = "127.0.0.1"
+    port: ListenPort = 8080  # 0: any free port
+    environment: Literal["development", "production"] = "development"
+
+
 class RetentionSettings(Section):
     """``[retention]``: double-stop (双停) work orders (docs/journeys.md)."""
 
@@ -385,6 +411,8 @@ class Settings(BaseSettings):
     journeys: JourneySettings = Field(default_factory=JourneySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     geofence: GeofenceSettings = Field(default_factory=GeofenceSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @classmethod
     def settings_customise_sources(

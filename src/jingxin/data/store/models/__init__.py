@@ -5,6 +5,13 @@ below, then add a migration under ``jingxin/data/store/migrations/versions/``;
 ``jingxin db check`` fails until the two agree.
 """
 
+from jingxin.data.store.models.analytics import (
+    EVENT_KINDS,
+    AnalyticsEvent,
+    EventMark,
+    ExperimentAssignment,
+    LinkClick,
+)
 from jingxin.data.store.models.audit import OUTCOMES, AuditEntry, DecisionRecord
 from jingxin.data.store.models.base import Base, UtcDateTime, utc_now
 from jingxin.data.store.models.contact import (
@@ -64,6 +71,11 @@ from jingxin.data.store.models.tenants import DEFAULT_TENANT_ID, DEFAULT_TIMEZON
 
 __all__ = [
     "FenceRow",
+    "EVENT_KINDS",
+    "AnalyticsEvent",
+    "EventMark",
+    "ExperimentAssignment",
+    "LinkClick",
     "CAMPAIGN_STATUSES",
     "CATEGORIES",
     "CONSENT_CATEGORIES",

@@ -33,6 +33,8 @@ class Message(Base):
     __table_args__ = (
         # The claim's order, one index range scan per lane (migration 0003).
         Index("ix_messages_queue", "state", "lane", "scheduled_at", "id"),
+        # A click finds its message by token (migration 0011); NULLs do not collide.
+        Index("ix_messages_link_token", "link_token", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -68,6 +70,10 @@ class Message(Base):
     source_id: Mapped[str | None] = mapped_column(String(64), default=None)
     sender: Mapped[str | None] = mapped_column(String(21), default=None)
     arm: Mapped[str | None] = mapped_column(String(32), default=None)
+    # Added by migration 0011 (analytics): the short link in the text, if any. The token is
+    # derived from the idempotency key (analytics.links), never from the subscriber.
+    link_token: Mapped[str | None] = mapped_column(String(16), default=None)
+    link_url: Mapped[str | None] = mapped_column(Text, default=None)  # where it redirects
 
 
 class Receipt(Base):
