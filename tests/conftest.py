@@ -75,11 +75,73 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    """The same store test on SQLite (a temp file) and on PostgreSQL (a fresh database)."""
+def empty_store_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """An empty store (no tables) on SQLite (a temp file) and on PostgreSQL (a fresh
+    database): for the tests of migrations themselves."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'jingxin.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Stores migrated to head ONCE per session, which ``store_url`` copies: running every
+    migration for each of two hundred store tests cost a minute and a half of the suite.
+    The PostgreSQL template is made on first use (``pg_template``)."""
+    from jingxin.data.store import migrate
+
+    path = tmp_path_factory.mktemp("store-template") / "jingxin.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    made: dict[str, str] = {"sqlite": str(path)}
+    yield made
+    name = made.get("postgres")
+    if name is not None:
+        import psycopg
+
+        admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname={PG_ADMIN_DB}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_template(pg_server: str, made: dict[str, str]) -> str:
+    name = made.get("postgres")
+    if name is None:
+        import psycopg
+
+        from jingxin.data.store import migrate
+
+        name = f"jx_template_{uuid.uuid4().hex[:12]}"
+        admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname={PG_ADMIN_DB}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made["postgres"] = name  # dropped at the end of the session even if upgrade fails
+        migrate.upgrade(f"{pg_server}/{name}")
+    return name
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path, migrated_templates) -> Iterator[str]:
+    """The same store test on SQLite (a temp file) and on PostgreSQL (a fresh database),
+    each already migrated to head (a copy of the session's template; upgrading it again
+    is a no-op)."""
+    if request.param == "sqlite":
+        import shutil
+
+        path = tmp_path / "jingxin.db"
+        shutil.copyfile(migrated_templates["sqlite"], path)
+        yield f"sqlite:///{path}"
+        return
+    import psycopg
+
+    pg_server = request.getfixturevalue("pg_server")
+    template = _pg_template(pg_server, migrated_templates)
+    name = f"jx_test_{uuid.uuid4().hex[:12]}"
+    admin = f"host={PG_HOST} port={PG_PORT} user=postgres dbname={PG_ADMIN_DB}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield f"{pg_server}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest's hook)

@@ -16,31 +16,31 @@ from jingxin.data.store.tenants import list_tenants
 runner = CliRunner()
 
 
-def test_db_upgrade_current_and_check(store_url: str) -> None:
+def test_db_upgrade_current_and_check(empty_store_url: str) -> None:
     # Given an empty database
     head = migrate.head()
     # When it is upgraded through the command line
-    upgraded = runner.invoke(app, ["db", "upgrade", "--url", store_url])
+    upgraded = runner.invoke(app, ["db", "upgrade", "--url", empty_store_url])
     # Then the command prints the revision and the database is at head
     assert upgraded.exit_code == 0, upgraded.output
     assert f"upgraded from empty to revision {head}" in upgraded.output
-    assert migrate.current(store_url) == head
+    assert migrate.current(empty_store_url) == head
     assert "default tenant: operator" in upgraded.output
-    store = open_store(store_url)
+    store = open_store(empty_store_url)
     with store.sessions() as session:
         assert [t.id for t in list_tenants(session)] == ["operator"]
     store.dispose()
-    again = runner.invoke(app, ["db", "upgrade", "--url", store_url])
+    again = runner.invoke(app, ["db", "upgrade", "--url", empty_store_url])
     assert f"already at revision {head}" in again.output
-    current = runner.invoke(app, ["db", "current", "--url", store_url])
+    current = runner.invoke(app, ["db", "current", "--url", empty_store_url])
     assert f"revision {head} (up to date)" in current.output
-    checked = runner.invoke(app, ["db", "check", "--url", store_url])
+    checked = runner.invoke(app, ["db", "check", "--url", empty_store_url])
     assert checked.exit_code == 0, checked.output
     assert "tables match the models" in checked.output
 
 
-def test_db_check_fails_on_a_database_behind_head(store_url: str) -> None:
-    result = runner.invoke(app, ["db", "check", "--url", store_url])
+def test_db_check_fails_on_a_database_behind_head(empty_store_url: str) -> None:
+    result = runner.invoke(app, ["db", "check", "--url", empty_store_url])
     assert result.exit_code != 0
     assert "run `jingxin db upgrade`" in str(result.exception)
 
@@ -76,18 +76,18 @@ def test_db_check_scratch() -> None:
     assert "migrations (scratch database)" in result.output
 
 
-def test_db_downgrade_to_base_drops_every_table(store_url: str) -> None:
+def test_db_downgrade_to_base_drops_every_table(empty_store_url: str) -> None:
     # Given a store at head
-    migrate.upgrade(store_url)
+    migrate.upgrade(empty_store_url)
     # When it is downgraded to base (confirmation given on the command line)
-    refused = runner.invoke(app, ["db", "downgrade", "base", "--url", store_url], input="n\n")
+    refused = runner.invoke(app, ["db", "downgrade", "base", "--url", empty_store_url], input="n\n")
     assert refused.exit_code != 0
-    assert migrate.current(store_url) == migrate.head()  # "no" changed nothing
-    result = runner.invoke(app, ["db", "downgrade", "base", "--url", store_url, "--yes"])
+    assert migrate.current(empty_store_url) == migrate.head()  # "no" changed nothing
+    result = runner.invoke(app, ["db", "downgrade", "base", "--url", empty_store_url, "--yes"])
     # Then the schema is empty
     assert result.exit_code == 0, result.output
     assert "downgraded to revision base (no tables)" in result.output
-    assert migrate.current(store_url) is None
-    engine = make_engine(store_url)
+    assert migrate.current(empty_store_url) is None
+    engine = make_engine(empty_store_url)
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     engine.dispose()

@@ -35,6 +35,7 @@ HALL_TABLES = {"hall_sessions", "hall_interactions", "hall_orders", "hall_referr
 JOURNEY_TABLES = {"journey_runs", "gift_claims", "journey_enrolments", "journey_events",
                   "work_orders", "work_order_events", "scheduler_locks"}
 GEOFENCE_TABLES = {"fences"}
+ANALYTICS_TABLES = {"link_clicks", "analytics_events", "experiment_assignments", "event_marks"}
 
 
 def table_names(url: str) -> set[str]:
@@ -45,43 +46,43 @@ def table_names(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_upgrade_from_empty_creates_every_table(store_url: str) -> None:
+def test_upgrade_from_empty_creates_every_table(empty_store_url: str) -> None:
     # Given an empty database
-    assert migrate.current(store_url) is None
+    assert migrate.current(empty_store_url) is None
     # When it is upgraded
-    revision = migrate.upgrade(store_url)
+    revision = migrate.upgrade(empty_store_url)
     # Then it is at head with the contract tables plus Alembic's version table
     assert revision == migrate.head()
     every = (CONTRACT_TABLES | DISPATCH_TABLES | INBOX_TABLES | HALL_TABLES | JOURNEY_TABLES
-             | GEOFENCE_TABLES)
-    assert table_names(store_url) == every | {"alembic_version"}
+             | GEOFENCE_TABLES | ANALYTICS_TABLES)
+    assert table_names(empty_store_url) == every | {"alembic_version"}
     assert set(Base.metadata.tables) == every
 
 
-def test_upgrade_twice_changes_nothing(store_url: str) -> None:
-    migrate.upgrade(store_url)
-    before = table_names(store_url)
-    assert migrate.upgrade(store_url) == migrate.head()
-    assert table_names(store_url) == before
+def test_upgrade_twice_changes_nothing(empty_store_url: str) -> None:
+    migrate.upgrade(empty_store_url)
+    before = table_names(empty_store_url)
+    assert migrate.upgrade(empty_store_url) == migrate.head()
+    assert table_names(empty_store_url) == before
 
 
-def test_models_match_the_migrations(store_url: str) -> None:
-    migrate.upgrade(store_url)
-    result = migrate.check(store_url)
+def test_models_match_the_migrations(empty_store_url: str) -> None:
+    migrate.upgrade(empty_store_url)
+    result = migrate.check(empty_store_url)
     assert result.differences == ()
     assert result.ok
 
 
-def test_check_reports_a_schema_that_drifted(store_url: str) -> None:
+def test_check_reports_a_schema_that_drifted(empty_store_url: str) -> None:
     # Given a database at head from which someone dropped an index by hand
-    migrate.upgrade(store_url)
-    engine = make_engine(store_url)
+    migrate.upgrade(empty_store_url)
+    engine = make_engine(empty_store_url)
     with engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_opt_outs_msisdn"))
         conn.execute(text("ALTER TABLE opt_outs ADD COLUMN stray INTEGER"))
     engine.dispose()
     # When it is checked
-    result = migrate.check(store_url)
+    result = migrate.check(empty_store_url)
     # Then both differences are named
     assert not result.ok
     joined = "\n".join(result.differences)
@@ -89,15 +90,15 @@ def test_check_reports_a_schema_that_drifted(store_url: str) -> None:
     assert "remove_column" in joined and "stray" in joined
 
 
-def test_check_of_an_empty_database_is_not_ok(store_url: str) -> None:
-    result = migrate.check(store_url)
+def test_check_of_an_empty_database_is_not_ok(empty_store_url: str) -> None:
+    result = migrate.check(empty_store_url)
     assert result.current is None
     assert not result.ok
 
 
-def test_unknown_revision_is_a_store_error(store_url: str) -> None:
+def test_unknown_revision_is_a_store_error(empty_store_url: str) -> None:
     with pytest.raises(StoreError, match="upgrading .* to nosuch failed"):
-        migrate.upgrade(store_url, "nosuch")
+        migrate.upgrade(empty_store_url, "nosuch")
 
 
 def test_shipped_migrations_match_models_on_scratch_sqlite() -> None:
