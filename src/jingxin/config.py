@@ -20,7 +20,6 @@ import difflib
 import os
 import re
 from collections.abc import Mapping
-from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 

@@ -19,7 +19,6 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -53,7 +53,7 @@ from jingxin.channels.cmpp.results import (
     submit_result_text,
 )
 from jingxin.channels.throttle import TokenBucket
-from jingxin.domain.sms import MobileOriginated, MoPart, OutboundSms, SubmitResult
+from jingxin.domain.sms import MobileOriginated, OutboundSms, SubmitResult
 from jingxin.errors import ChannelError, ConfigError, ProtocolError, Retry
 
 log = logging.getLogger(__name__)
