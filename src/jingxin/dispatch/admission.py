@@ -42,13 +42,15 @@ TS = pa.timestamp("us", tz="UTC")
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """A delivery checked, its number normalised and its text rendered: what admission
-    needs of it."""
+    """A delivery checked, its number normalised and its text rendered (with its short
+    link's token, and the link's target): what admission needs of it."""
 
     delivery: Delivery
     msisdn: str
     text: str
     parts: int
+    link_token: str | None = None
+    link_url: str | None = None
 
     def candidate(self) -> Any:
         from jingxin.dispatch.deliver import campaign_id_of
@@ -228,7 +230,8 @@ def _plan(ready: Ready, state: Any, config: PolicyConfig, now: datetime) -> _Pla
                "text": ready.text, "idempotency_key": d.idempotency_key, "parts": ready.parts,
                "scheduled_at": send_at, "expires_at": expires,
                "campaign_id": candidate.source_id, "source": d.source,
-               "source_id": d.source_id, "sender": d.sender, "arm": d.arm}  # fmt: skip
+               "source_id": d.source_id, "sender": d.sender, "arm": d.arm,
+               "link_token": ready.link_token, "link_url": ready.link_url}  # fmt: skip
     contact = {"tenant_id": d.tenant_id, "msisdn": ready.msisdn, "category": d.category,
                "idempotency_key": d.idempotency_key, "campaign_id": candidate.source_id,
                "contact_at": send_at,

@@ -4,11 +4,23 @@ Campaigns, journeys, geofences, the hall, the API, probes and inbox replies all 
 a :class:`Delivery` (a few of them at once, :func:`deliver_many`; a table of them,
 :func:`deliver_table`) names the number, the
 source, the idempotency key, the category and either an approved catalogue template with
-its variables or an already-approved text. Here it is normalised, checked (an unknown
-source, tenant or category, no template and no text, both, an unapproved template, a
-template sent under a laxer category than it was approved for, an invalid number: an
-:class:`~jingxin.errors.InputError` naming the field, nothing written), rendered, decided
-by policy, and written. No other module writes ``messages`` or ``contact_ledger``.
+its variables or an already-approved text, and optionally a ``link`` (a target URL: the
+text carries its short link, :mod:`jingxin.analytics.links`). Here it is normalised,
+checked (an unknown source, tenant or category, no template and no text, both, an
+unapproved template, a template sent under a laxer category than it was approved for, an
+invalid number, a link the text has no place for: an :class:`~jingxin.errors.InputError`
+naming the field, nothing written), rendered, decided by policy, and written. No other
+module writes ``messages`` or ``contact_ledger``.
+
+Short links
+-----------
+With a ``link``, the template variable ``link`` (or the literal ``{link}`` of a ``text``)
+is ``https://<analytics.link_domain>/<token>``, the token an HMAC of the idempotency key;
+the message row keeps the token and the target (``link_token``, ``link_url``), which the
+redirect (``jingxin serve``) reads. The URL has a fixed length, so the parts count does not
+depend on the token. Two keys whose tokens collide are refused by the unique index on
+``link_token``; the write is then tried again with the keys' next tokens
+(:func:`with_fresh_tokens`), so a collision costs a retry, never a message.
 
 Crash-safety contract
 ---------------------
@@ -38,7 +50,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 from sqlalchemy import select
@@ -48,10 +60,13 @@ from jingxin.data.store.models import DEFAULT_TENANT_ID, Message, utc_now
 from jingxin.data.store.models.content import CATEGORIES
 from jingxin.data.store.models.messages import SOURCES
 from jingxin.dispatch.approval import ApprovedTemplate, TemplateCache, check_category
-from jingxin.errors import InputError, TemplateError
+from jingxin.errors import ConfigError, InputError, StoreError, TemplateError
 
 if TYPE_CHECKING:
-    from jingxin.config import ContentSettings
+    from collections.abc import Callable
+
+    from jingxin.config import AnalyticsSettings, ContentSettings
+    from jingxin.dispatch.delivery_table import DeliverySummary
     from jingxin.policy.config import PolicyConfig
 
 __all__ = ["Delivered", "Delivery", "DeliveryContext", "DeliverySummary", "deliver_many",
@@ -59,6 +74,10 @@ __all__ = ["Delivered", "Delivery", "DeliveryContext", "DeliverySummary", "deliv
 
 CONFIG_TTL_SECONDS = 10.0
 OUTCOMES = ("queued", "deferred", "rejected", "duplicate")
+T = TypeVar("T")
+LINK_ATTEMPTS = 4  # writes tried with fresh tokens before a collision is an error
+LINK_VARIABLE = "link"  # the template variable that carries the short link
+LINK_MARK = "{link}"  # where a text carries it
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +97,7 @@ class Delivery:
     validity: timedelta | None = None
     sender: str | None = None  # service number it goes out from (None: channel default)
     arm: str | None = None  # experiment arm, decided before policy
+    link: str | None = None  # a target URL: the text carries its short link ({{ link }})
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,24 +112,47 @@ class Delivered:
 
 class DeliveryContext:
     """What every delivery of a process shares: the ``[policy]`` defaults, the content
-    settings, and caches of the tenants' rules and signatures and of approved templates
-    (each kept a few seconds, so a change in the store is seen soon)."""
+    settings, the short links' domain and secret (``[analytics]``), and caches of the
+    tenants' rules and signatures and of approved templates (each kept a few seconds, so a
+    change in the store is seen soon)."""
 
     def __init__(self, *, policy_defaults: Mapping[str, Any] | None = None,
-                 content: ContentSettings | None = None) -> None:  # fmt: skip
-        from jingxin.config import ContentSettings
+                 content: ContentSettings | None = None,
+                 analytics: AnalyticsSettings | None = None) -> None:  # fmt: skip
+        from jingxin.config import AnalyticsSettings, ContentSettings
 
         self.policy_defaults = dict(policy_defaults or {})
         self.content = content or ContentSettings()
+        self.analytics = analytics or AnalyticsSettings()
         self.templates = TemplateCache()
         self._tenants: tuple[float, PolicyConfig, dict[str, str | None]] | None = None
+        self._links: tuple[str, str] | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> DeliveryContext:
         policy = settings.policy
         defaults = {"quiet_start": policy.quiet_start, "quiet_end": policy.quiet_end,
                     "default_timezone": policy.default_timezone}  # fmt: skip
-        return cls(policy_defaults=defaults, content=settings.content)
+        return cls(policy_defaults=defaults, content=settings.content,
+                   analytics=getattr(settings, "analytics", None))  # fmt: skip
+
+    def links(self) -> tuple[str, str]:
+        """(domain, secret) of the short links. A domain content review does not allow is
+        a ConfigError naming both settings: every message with a link would carry a link
+        no reviewer passed. Asked only when a delivery has a link, so a misconfigured
+        domain does not stop messages without one."""
+        if self._links is None:
+            from jingxin.content.review import host_allowed
+
+            domain = self.analytics.link_domain.strip().lower().rstrip(".")
+            if not domain or not host_allowed(domain, self.content.allowed_domains):
+                allowed = ", ".join(self.content.allowed_domains) or "none"
+                raise ConfigError(
+                    f"analytics.link_domain {self.analytics.link_domain!r} is not in "
+                    f"content.allowed_domains ({allowed}): short links would not pass content "
+                    "review; add the domain to content.allowed_domains or change link_domain")
+            self._links = (domain, self.analytics.link_secret)
+        return self._links
 
     def tenant(self, store: Store, tenant_id: str) -> tuple[PolicyConfig, str | None]:
         """(every tenant's policy rules, this tenant's signature); an unknown tenant is an
@@ -186,34 +229,89 @@ def campaign_id_of(source: str, source_id: str | None) -> int | None:
 
 
 def _text_of(store: Store, delivery: Delivery, context: DeliveryContext,
-             signature: str | None) -> tuple[str, int]:  # fmt: skip
+             signature: str | None, short: str | None, where: str) -> tuple[str, int]:  # fmt: skip
     """(the final text, its parts): the approved template rendered, or the given text
-    composed (signature, and for marketing the unsubscribe route); too long is refused."""
+    composed (signature, and for marketing the unsubscribe route); too long is refused.
+    ``short`` is the short link the text must carry (the template's ``link``, the text's
+    ``{link}``): a text without a place for it is refused, the link would be lost."""
     from jingxin.content.encoding import count_parts
     from jingxin.content.templates import compose, render
 
-    content, key = context.content, delivery.idempotency_key
+    content = context.content
     if (delivery.template is None) == (delivery.text is None):
-        raise InputError(f"delivery {key}: give exactly one of template and text")
+        raise InputError(f"{where}: give exactly one of template and text")
     if delivery.template is not None:
+        what = f"template {delivery.template}"
         approved = context.approved(store, tenant_id=delivery.tenant_id, code=delivery.template)
-        check_category(approved=approved.category, sending=delivery.category,
-                       what=f"template {delivery.template}")  # fmt: skip
-        rendered = render(approved.compiled, delivery.variables, category=delivery.category,
+        check_category(approved=approved.category, sending=delivery.category, what=what)
+        variables = _with_link(delivery.variables, approved, short, where=where, what=what)
+        rendered = render(approved.compiled, variables, category=delivery.category,
                           signature=signature, unsubscribe_text=content.unsubscribe_text,
-                          max_parts=content.max_parts, where=f"template {delivery.template}")  # fmt: skip
+                          max_parts=content.max_parts, where=what)  # fmt: skip
         if not rendered.fits:
             raise TemplateError(rendered.error)
+        if short is not None and short not in rendered.text:
+            raise InputError(f"{where}: link: {what} does not show {{{{ {LINK_VARIABLE} }}}} "
+                             "as it is (a filter or a condition): the link would be lost")  # fmt: skip
         return rendered.text, rendered.parts.parts
     if not delivery.text.strip():
-        raise InputError(f"delivery {key}: text is empty")
-    text = compose(delivery.text, category=delivery.category, signature=signature,
-                   unsubscribe_text=content.unsubscribe_text, where=f"delivery {key}")  # fmt: skip
+        raise InputError(f"{where}: text is empty")
+    body = _text_with_link(delivery.text, short, where=where)
+    text = compose(body, category=delivery.category, signature=signature,
+                   unsubscribe_text=content.unsubscribe_text, where=where)  # fmt: skip
     parts = count_parts(text)
     if parts.parts > content.max_parts:
-        raise TemplateError(f"delivery {key}: text: the message needs {parts.parts} parts; "
+        raise TemplateError(f"{where}: text: the message needs {parts.parts} parts; "
                             f"at most {content.max_parts} are allowed")  # fmt: skip
     return text, parts.parts
+
+
+def _with_link(variables: Mapping[str, Any], approved: ApprovedTemplate, short: str | None,
+               *, where: str, what: str) -> Mapping[str, Any]:  # fmt: skip
+    """The template's variables, its ``link`` the short link (if the delivery has one)."""
+    if short is None:
+        return variables
+    if LINK_VARIABLE not in approved.compiled.variables:
+        raise InputError(f"{where}: link: {what} does not use {{{{ {LINK_VARIABLE} }}}}: "
+                         "the link would be lost (give a template that shows it)")  # fmt: skip
+    if LINK_VARIABLE in variables:
+        raise InputError(f"{where}: link: given both as the delivery's link and as the "
+                         f"variable {LINK_VARIABLE!r} (give the target as the link only)")  # fmt: skip
+    return {**variables, LINK_VARIABLE: short}
+
+
+def _text_with_link(text: str, short: str | None, *, where: str) -> str:
+    """The text with its ``{link}`` replaced by the short link."""
+    if short is None:
+        if LINK_MARK in text:
+            raise InputError(f"{where}: text: it has {LINK_MARK} but the delivery has no link")
+        return text
+    if LINK_MARK not in text:
+        raise InputError(f"{where}: link: the text has no {LINK_MARK} to carry it: "
+                         "the link would be lost")  # fmt: skip
+    return text.replace(LINK_MARK, short)
+
+
+def with_fresh_tokens(write: Callable[[int], T], *, linked: bool) -> T:
+    """``write(attempt)``, tried again with the next ``attempt`` (each link's next token,
+    :func:`jingxin.analytics.links.token_for`) while the store refuses a token another
+    key's message holds: the unique index on ``messages.link_token``. The write's
+    transaction was rolled back, so nothing of the refused attempt is kept."""
+    for attempt in range(LINK_ATTEMPTS):
+        try:
+            return write(attempt)
+        except StoreError as exc:
+            if not linked or attempt + 1 == LINK_ATTEMPTS or not token_taken(exc):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def token_taken(exc: BaseException) -> bool:
+    """True if ``exc`` is the store refusing a short-link token already taken."""
+    from sqlalchemy.exc import IntegrityError
+
+    cause = exc.__cause__ if isinstance(exc, StoreError) else exc
+    return isinstance(cause, IntegrityError) and "link_token" in str(cause.orig)
 
 
 def deliver_one(store: Store, *, delivery: Delivery, context: DeliveryContext | None = None,
@@ -223,9 +321,13 @@ def deliver_one(store: Store, *, delivery: Delivery, context: DeliveryContext | 
     exception; bad input raises InputError naming the field and writes nothing."""
     from jingxin.dispatch.admission import admit_one
 
-    context = context or DeliveryContext()
-    ready, config = _ready(store, delivery, context)
-    return admit_one(store, ready=ready, config=config, now=now or utc_now())
+    context, now = context or DeliveryContext(), now or utc_now()
+
+    def write(attempt: int) -> Delivered:
+        ready, config = _ready(store, delivery, context, attempt=attempt)
+        return admit_one(store, ready=ready, config=config, now=now)
+
+    return with_fresh_tokens(write, linked=delivery.link is not None)
 
 
 def deliver_many(store: Store, *, deliveries: Sequence[Delivery],
@@ -241,19 +343,23 @@ def deliver_many(store: Store, *, deliveries: Sequence[Delivery],
     call after another would; ``deliver_table`` ranks them instead - a campaign's own.)"""
     from jingxin.dispatch.admission import admit_many
 
-    context = context or DeliveryContext()
-    made = [_ready(store, d, context, where=f"delivery #{i + 1} ({d.idempotency_key})")
-            for i, d in enumerate(deliveries)]  # fmt: skip
-    if not made:
-        return []
-    return admit_many(store, ready=[r for r, _ in made], config=made[-1][1],
-                      now=now or utc_now())  # fmt: skip
+    context, now = context or DeliveryContext(), now or utc_now()
+
+    def write(attempt: int) -> list[Delivered]:
+        made = [_ready(store, d, context, where=f"delivery #{i + 1} ({d.idempotency_key})",
+                       attempt=attempt) for i, d in enumerate(deliveries)]  # fmt: skip
+        if not made:
+            return []
+        return admit_many(store, ready=[r for r, _ in made], config=made[-1][1], now=now)
+
+    return with_fresh_tokens(write, linked=any(d.link is not None for d in deliveries))
 
 
 def _ready(store: Store, delivery: Delivery, context: DeliveryContext, *,
-           where: str = "delivery") -> tuple[Any, PolicyConfig]:  # fmt: skip
-    """The delivery checked, its number normalised and its text rendered (an InputError
-    naming the field otherwise), and every tenant's policy rules."""
+           where: str = "delivery", attempt: int = 0) -> tuple[Any, PolicyConfig]:  # fmt: skip
+    """The delivery checked, its number normalised, its short link made (the ``attempt``-th
+    token of its key) and its text rendered (an InputError naming the field otherwise),
+    and every tenant's policy rules."""
     from jingxin.dispatch.admission import Ready
 
     if not delivery.idempotency_key:
@@ -261,8 +367,18 @@ def _ready(store: Store, delivery: Delivery, context: DeliveryContext, *,
     check_fields(source=delivery.source, category=delivery.category, where=where)
     msisdn = normalised(delivery.msisdn, where=where)
     config, signature = context.tenant(store, delivery.tenant_id)
-    text, parts = _text_of(store, delivery, context, signature)
-    return Ready(delivery, msisdn, text, parts), config
+    # The single form's errors name the key; a batch's name the delivery and its key.
+    named = f"delivery {delivery.idempotency_key}" if where == "delivery" else where
+    token = target = short = None
+    if delivery.link is not None:
+        from jingxin.analytics.links import check_target, short_url, token_for
+
+        target = check_target(delivery.link, where=f"{named}: link")
+        domain, secret = context.links()
+        token = token_for(delivery.idempotency_key, secret, attempt=attempt)
+        short = short_url(domain, token)
+    text, parts = _text_of(store, delivery, context, signature, short, named)
+    return Ready(delivery, msisdn, text, parts, token, target), config
 
 
 def deliver_table(store: Store, *, table: pa.Table, context: DeliveryContext | None = None,

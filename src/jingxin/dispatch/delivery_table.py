@@ -11,6 +11,15 @@ crash-safety contract.
 A field of :data:`FIELDS` is a column of the table or, for every row alike, a value in
 ``defaults``; template variables are the columns named like them. Without an
 ``idempotency_key`` column the key is ``<source>:<source_id>:<msisdn>``.
+
+``link`` (a target URL) gives a row a short link (:mod:`jingxin.analytics.links`): its
+template's ``link`` variable, or its text's ``{link}``, is rendered with a placeholder of
+the short URL's fixed length and the row's own token spliced in after policy
+(:mod:`jingxin.dispatch.short_links`), so rows still render once per distinct tuple and
+their parts do not change. A template or text with no place for the link is an
+InputError before anything is written (the link would be lost); a row whose target is
+not an http(s) URL is rejected (``invalid_link``), as is a row without a link whose text
+needs one (``no_link``) or whose template hides it (``link_lost``).
 """
 
 from __future__ import annotations
@@ -31,14 +40,16 @@ from sqlalchemy.pool import StaticPool
 from jingxin.data.store.engine import Store
 from jingxin.dispatch.admission import TS, candidate_table, contact_rows, decide_chunk
 from jingxin.dispatch.approval import ApprovedTemplate, check_category
-from jingxin.dispatch.deliver import DeliveryContext, check_fields
+from jingxin.dispatch.deliver import LINK_MARK, LINK_VARIABLE, DeliveryContext, check_fields
+from jingxin.dispatch.short_links import LinkPlan, check_place, relinked, splice, targets, usable
 from jingxin.errors import InputError, TemplateError
 
 CHUNK = 50_000
 DEFAULT_VALIDITY = timedelta(hours=24)
 FIELDS = {"tenant_id": pa.string(), "category": pa.string(), "source": pa.string(),
           "source_id": pa.string(), "template": pa.string(), "text": pa.string(),
-          "wanted_at": TS, "sender": pa.string(), "arm": pa.string()}  # fmt: skip
+          "wanted_at": TS, "sender": pa.string(), "arm": pa.string(),
+          "link": pa.string()}  # fmt: skip
 # Fields whose value changes what a row renders to.
 RENDER_FIELDS = ("tenant_id", "category", "template", "text")
 
@@ -87,6 +98,8 @@ class _Job:
     validity: timedelta
     msisdn_column: str
     where: str
+    links: LinkPlan | None = None  # set once a row has a link
+    checked: dict[str, bool] = field(default_factory=dict)  # link target -> usable
 
 
 def deliver_table(store: Store, *, table: pa.Table | Iterator[pa.Table], context: DeliveryContext,
@@ -111,6 +124,7 @@ def deliver_table(store: Store, *, table: pa.Table | Iterator[pa.Table], context
                               campaign_id, tariff, validity, msisdn_column, where)  # fmt: skip
             job.signatures.update(signatures or {})
             _check_table(job, whole)
+            writer.links = job.links
             for start in range(0, whole.num_rows, CHUNK):
                 _chunk(job, whole.slice(start, CHUNK), summary, writer, start)
     summary.accepted -= summary.deferred
@@ -143,10 +157,15 @@ def _distinct(job: _Job, table: pa.Table, names: tuple[str, ...]) -> list[tuple]
 
 
 def _check_table(job: _Job, table: pa.Table) -> None:
-    """Every distinct source, tenant, category and template of the table, checked once."""
+    """Every distinct source, tenant, category and template of the table, checked once;
+    and, where rows have a link, that their template or text has a place for it."""
+    from jingxin.analytics.links import check_target
+
     for source, category in _distinct(job, table, ("source", "category")):
         check_fields(source=source, category=category, where=job.where)
-    for tenant, category, code, text in _distinct(job, table, RENDER_FIELDS):
+    if job.defaults.get("link") is not None:  # one target for every row: refused up front
+        job.defaults["link"] = check_target(job.defaults["link"], where=f"{job.where}: link")
+    for tenant, category, code, text, linked in _distinct_renders(job, table):
         if tenant not in job.signatures:
             job.signatures[tenant] = job.context.tenant(job.store, tenant)[1]
         if (code is None) == (text is None):
@@ -155,6 +174,21 @@ def _check_table(job: _Job, table: pa.Table) -> None:
             approved = _approved(job, tenant, code)
             check_category(approved=approved.category, sending=category,
                            what=f"template {code}")  # fmt: skip
+        if linked:
+            job.links = job.links or LinkPlan.make(job.context.links)
+            used = _approved(job, tenant, code).compiled.variables if code is not None else None
+            check_place(code=code, variables=used, text=text, where=job.where)
+
+
+def _distinct_renders(job: _Job, table: pa.Table) -> list[tuple]:
+    """The distinct (tenant, category, template, text, has a link) of the table's rows."""
+    if "link" not in table.column_names:
+        linked = job.defaults.get("link") is not None
+        return [(*values, linked) for values in _distinct(job, table, RENDER_FIELDS)]
+    columns = {n: _values(job, table, n) for n in RENDER_FIELDS}
+    columns["linked"] = pc.is_valid(targets(table.column("link")))
+    unique = pa.table(columns).group_by(list(columns)).aggregate([])
+    return list(zip(*(unique.column(n).to_pylist() for n in columns), strict=True))
 
 
 def _approved(job: _Job, tenant: str, code: str) -> ApprovedTemplate:
@@ -172,10 +206,13 @@ def _chunk(job: _Job, chunk: pa.Table, summary: DeliverySummary, writer: _Outbox
     with summary.timing("render"):
         raw = chunk.column(job.msisdn_column)
         numbers = normalise_msisdns(raw).e164
-        made = _render(job, chunk, numbers.to_pylist(), offset)
+        link = targets(_values(job, chunk, "link"))
+        links = link.to_pylist() if link.null_count < len(link) else None
+        made = _render(job, chunk, numbers.to_pylist(), offset, links)
     summary.rows += chunk.num_rows
     keys = _keys(job, chunk, numbers, raw)
     fields = {name: _values(job, chunk, name) for name in FIELDS}
+    fields["link"] = link
     ok = pa.array([isinstance(m, tuple) for m in made], pa.bool_())
     early = _early_rejects(chunk, fields, numbers, raw, keys, made, ok, summary)
     rows = {name: column.filter(ok) for name, column in fields.items()}
@@ -207,12 +244,14 @@ def _keys(job: _Job, chunk: pa.Table, numbers: pa.Array, raw) -> pa.Array:
     return pc.binary_join_element_wise(prefix, who, "")
 
 
-def _render(job: _Job, chunk: pa.Table, numbers: list, offset: int) -> list[tuple | str]:
+def _render(job: _Job, chunk: pa.Table, numbers: list, offset: int,
+            links: list[str | None] | None) -> list[tuple | str]:  # fmt: skip
     """(text, parts) per row, or why it is rejected. A table's variables take few distinct
-    values, so each distinct tuple of values is rendered once; a value that cannot be a dict
-    key (a list, a map) is rendered for its row alone."""
+    values, so each distinct tuple of values is rendered once (with or without a link: the
+    link itself is spliced in later); a value that cannot be a dict key (a list, a map) is
+    rendered for its row alone. ``links``: each row's target, if any row has one."""
     variables = sorted({n for t in job.templates.values() for n in t.compiled.variables
-                        if n in chunk.column_names})  # fmt: skip
+                        if n in chunk.column_names and n != LINK_VARIABLE})  # fmt: skip
     keyed = [n for n in RENDER_FIELDS if n in chunk.column_names]
     names = keyed + variables
     rows = zip(*(chunk.column(n).to_pylist() for n in names), strict=True) if names else None
@@ -220,22 +259,30 @@ def _render(job: _Job, chunk: pa.Table, numbers: list, offset: int) -> list[tupl
     out: list[tuple | str] = []
     for i, msisdn in enumerate(numbers):
         values = next(rows) if rows is not None else ()
+        target = links[i] if links is not None else None
         if msisdn is None:
             out.append("invalid_number")
             continue
+        if target is not None and not usable(target, job.checked):
+            out.append("invalid_link")
+            continue
+        key = (values, target is not None)
         try:
-            made = done.get(values)
+            made = done.get(key)
         except TypeError:  # unhashable: a list or map value
-            made = _one(job, dict(zip(names, values, strict=True)), offset + i)
+            made = _one(job, dict(zip(names, values, strict=True)), offset + i, key[1])
         else:
             if made is None:
-                made = done[values] = _one(job, dict(zip(names, values, strict=True)), offset + i)
+                made = done[key] = _one(job, dict(zip(names, values, strict=True)), offset + i,
+                                        key[1])  # fmt: skip
         out.append(made)
     return out
 
 
-def _one(job: _Job, values: dict[str, Any], index: int) -> tuple[str, int] | str:
-    """(text, parts) of one row, or the reason it is rejected."""
+def _one(job: _Job, values: dict[str, Any], index: int,
+         linked: bool) -> tuple[str, int] | str:  # fmt: skip
+    """(text, parts) of one row, or the reason it is rejected; with ``linked``, its text
+    carries the plan's placeholder short URL where the link goes."""
     from jingxin.content.encoding import count_parts
     from jingxin.content.templates import compose, render
 
@@ -243,6 +290,7 @@ def _one(job: _Job, values: dict[str, Any], index: int) -> tuple[str, int] | str
     tenant, category = field_of["tenant_id"], field_of["category"]
     content, signature = job.context.content, job.signatures.get(tenant)
     where = f"{job.where} row {index + 1}"
+    placeholder = job.links.placeholder_url if linked and job.links is not None else None
     try:
         if field_of["template"] is not None:
             approved = _approved(job, tenant, field_of["template"])
@@ -250,11 +298,22 @@ def _one(job: _Job, values: dict[str, Any], index: int) -> tuple[str, int] | str
             # gets its own variables, not the columns another template's rows fill.
             own = approved.compiled.variables
             values = {n: v for n, v in values.items() if n in own}
+            if placeholder is not None:
+                values[LINK_VARIABLE] = placeholder
+            elif LINK_VARIABLE in own:
+                return "no_link"
             result = render(approved.compiled, values, category=category, signature=signature,
                             unsubscribe_text=content.unsubscribe_text,
                             max_parts=content.max_parts, where=where)  # fmt: skip
+            if placeholder is not None and placeholder not in result.text:
+                return "link_lost"  # a filter changed it, or a condition left it out
             return (result.text, result.parts.parts) if result.fits else "too_long"
-        text = compose(field_of["text"], category=category, signature=signature,
+        body = field_of["text"]
+        if placeholder is not None:
+            body = body.replace(LINK_MARK, placeholder)
+        elif LINK_MARK in body:
+            return "no_link"
+        text = compose(body, category=category, signature=signature,
                        unsubscribe_text=content.unsubscribe_text, where=where)  # fmt: skip
     except TemplateError:
         return "render_error"
@@ -314,6 +373,13 @@ def _accepted(job: _Job, decided: pa.Table | None, candidates: pa.Table,
     summary.deferred += pc.sum(pc.equal(outcome, "defer")).as_py() or 0
     keep = pc.invert(rejected)
     parts = pa.array([k[1] for k in kept], pa.int64()).filter(keep)
+    texts = pa.array([k[0] for k in kept], pa.string()).filter(keep)
+    keys = candidates.column("idempotency_key").filter(keep)
+    link = rows["link"].filter(keep)
+    tokens = pa.nulls(len(link), pa.string())
+    if job.links is not None and link.null_count < len(link):
+        tokens = job.links.tokens(keys, pc.is_valid(link))
+        texts = splice(texts, tokens, job.links)
     send_at = decided.column("send_at").filter(keep).fill_null(pa.scalar(job.now, TS))
     wanted = rows["wanted_at"].filter(keep).fill_null(pa.scalar(job.now, TS))
     scheduled = pc.max_element_wise(send_at.cast(pa.int64()), wanted.cast(pa.int64())).cast(TS)
@@ -321,13 +387,13 @@ def _accepted(job: _Job, decided: pa.Table | None, candidates: pa.Table,
         "tenant_id": rows["tenant_id"].filter(keep),
         "msisdn": candidates.column("msisdn").filter(keep),
         "category": rows["category"].filter(keep),
-        "text": pa.array([k[0] for k in kept], pa.string()).filter(keep),
-        "idempotency_key": candidates.column("idempotency_key").filter(keep),
+        "text": texts, "idempotency_key": keys,
         "parts": parts, "scheduled_at": scheduled,
         "expires_at": pc.add(scheduled, pa.scalar(job.validity)),
         "campaign_id": candidates.column("source_id").filter(keep),
         "cost": _costs(parts, job.tariff),
         **{n: rows[n].filter(keep) for n in ("source", "source_id", "sender", "arm")},
+        "link_token": tokens, "link_url": link,
     })  # fmt: skip
     summary.parts += pc.sum(parts).as_py() or 0
     summary.cost += pc.sum(table.column("cost")).as_py() or 0.0
@@ -361,7 +427,14 @@ class _OutboxWriter:
     rendered and decided. The insert is mostly the database's work (PostgreSQL's server
     process; SQLite's B-tree code, which runs without the GIL), so a thread that waits for
     it frees the runner. An in-memory SQLite store has one shared connection: it writes in
-    line. At most one chunk is in flight; its error is raised by the next ``wait``."""
+    line. At most one chunk is in flight; its error is raised by the next ``wait``.
+
+    A chunk whose short-link token another key's message holds is refused by the store;
+    it is written again with its keys' next tokens (:func:`~jingxin.dispatch.deliver.
+    with_fresh_tokens`). On PostgreSQL a chunk is one transaction, so the retry is exact;
+    on SQLite (5,000 rows a transaction) rows of the refused write already committed are
+    counted as duplicates by the retry: the summary's one inexactness, on a small store
+    where a collision is all but impossible (see :data:`jingxin.analytics.links.TOKEN_LENGTH`)."""
 
     def __init__(self, store: Store, *, now: datetime, summary: DeliverySummary,
                  progress: Callable[[int], None] | None) -> None:  # fmt: skip
@@ -370,6 +443,7 @@ class _OutboxWriter:
         self._pool = (None if shared
                       else ThreadPoolExecutor(1, thread_name_prefix="delivery-outbox"))  # fmt: skip
         self._pending: tuple[Future, int] | None = None
+        self.links: LinkPlan | None = None  # the call's short links, once a row has one
 
     def __enter__(self) -> Self:
         return self
@@ -400,10 +474,18 @@ class _OutboxWriter:
     def _write(self, accepted: pa.Table, audit: pa.Table | None,
                campaign_id: int | None) -> tuple[Any, float, float]:  # fmt: skip
         from jingxin.data.store.audit import StoreAuditSink
+        from jingxin.dispatch.deliver import with_fresh_tokens
         from jingxin.dispatch.outbox import enqueue_table
 
+        links = self.links
+        linked = links is not None and accepted.column("link_token").null_count < accepted.num_rows
+
+        def write(attempt: int) -> Any:
+            table = relinked(accepted, links, attempt=attempt) if attempt else accepted
+            return enqueue_table(self._store, table=table, now=self._now)
+
         started = time.perf_counter()
-        result = enqueue_table(self._store, table=accepted, now=self._now)
+        result = with_fresh_tokens(write, linked=linked)
         queued = time.perf_counter()
         if audit is not None:
             ids = pa.repeat(pa.scalar(campaign_id, pa.int64()), audit.num_rows)

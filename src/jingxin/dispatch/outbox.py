@@ -70,6 +70,8 @@ class OutboxEntry:
     source_id: str | None = None
     sender: str | None = None  # None: the channel's default source address
     arm: str | None = None
+    link_token: str | None = None  # the short link the text carries (analytics.links)
+    link_url: str | None = None  # where the short link redirects
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ _ENTRY_TYPES = {
     "scheduled_at": pa.timestamp("us", tz="UTC"), "expires_at": pa.timestamp("us", tz="UTC"),
     "campaign_id": pa.int64(), "channel": pa.string(), "cost": pa.float64(),
     "source": pa.string(), "source_id": pa.string(), "sender": pa.string(), "arm": pa.string(),
+    "link_token": pa.string(), "link_url": pa.string(),
 }  # fmt: skip
 
 

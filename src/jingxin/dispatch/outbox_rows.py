@@ -28,6 +28,7 @@ COLUMNS = (
     "tenant_id", "campaign_id", "msisdn", "category", "lane", "text", "parts", "channel",
     "idempotency_key", "state", "scheduled_at", "created_at", "updated_at", "cost",
     "attempts", "unresolved", "expires_at", "source", "source_id", "sender", "arm",
+    "link_token", "link_url",
 )  # fmt: skip
 # At most this many rows go as one INSERT ... RETURNING (the single-message path).
 FEW = 64
@@ -104,6 +105,7 @@ def row_values(row: Mapping[str, Any], *, now: datetime, number: int = 1) -> dic
         "expires_at": expires if expires is not None else scheduled + DEFAULT_VALIDITY,
         "source": row.get("source") or "api", "source_id": row.get("source_id"),
         "sender": row.get("sender"), "arm": row.get("arm"),
+        "link_token": row.get("link_token"), "link_url": row.get("link_url"),
     }  # fmt: skip
 
 
@@ -178,6 +180,7 @@ def _table_columns(table: pa.Table, *, now: datetime, first: int = 0) -> pa.Tabl
         "unresolved": pa.array([0] * n, pa.int32()), "expires_at": expires,
         "source": given("source", pa.string(), "api"), "source_id": given("source_id", pa.string()),
         "sender": given("sender", pa.string()), "arm": given("arm", pa.string()),
+        "link_token": given("link_token", pa.string()), "link_url": given("link_url", pa.string()),
     }  # fmt: skip
     return pa.table({name: columns[name] for name in COLUMNS})
 
