@@ -7,7 +7,11 @@
 - ``jingxin experiment compare FILE.csv [--control NAME | --holdout NAME] [--alpha]
   [--correction holm] [--json]``: each arm against the control, the CSV having columns
   ``arm, n, successes`` (and optionally ``metric``: one comparison per metric); or the
-  arms given inline, ``--arm A=1000/37 --arm B=1000/52`` (NAME=N/SUCCESSES).
+  arms given inline, ``--arm A=1000/37 --arm B=1000/52`` (NAME=N/SUCCESSES);
+- ``jingxin experiment results (campaign ID | journey NAME | fence CODE) [--metric
+  ordered] [--alpha] [--correction holm] [--json]``: the event log brought up to date, then
+  each arm of a running experiment against its hold-out (incremental successes), or
+  without one against its first arm (no uplift then: nothing untreated to count against).
 
 Shares and rates are written as fractions (0.05) or percentages (5%). Bad input is one
 error naming the option, or the file and line of each bad row (nothing is compared then).
@@ -350,6 +354,125 @@ def _range(interval: tuple[float, float]) -> str:
 
 def _p(p: float) -> str:
     return "<0.0001" if p < 0.0001 else f"{p:.4f}"
+
+
+# ----------------------------------------------------------------------------- results
+
+EXPERIMENT_SOURCES = {"campaign": "ID", "journey": "NAME", "fence": "CODE"}
+RESULT_METRICS = ("ordered", "clicked", "replied", "delivered", "opted_out", "complained",
+                  "failed", "sent")  # fmt: skip
+
+
+@app.command("results")
+def results_command(
+    source: Annotated[str, typer.Argument(
+        help="What ran the experiment: campaign, journey or fence.", show_default=False)],
+    name: Annotated[str, typer.Argument(
+        help="The campaign's id, the journey's name or the fence's code.",
+        show_default=False)],
+    metric: Annotated[str, typer.Option(
+        "--metric", help=f"The rate compared: {', '.join(RESULT_METRICS)}.")] = "ordered",
+    alpha: AlphaOption = "0.05",
+    correction: Annotated[str, typer.Option(
+        "--correction", help="Multiple comparisons: holm, bonferroni or none.")] = "holm",
+    as_json: JsonOption = False,
+) -> None:
+    """A running experiment's arms against its hold-out: rates, difference, p, incremental."""
+    from jingxin.analytics.events import collect
+    from jingxin.analytics.metrics import arm_table
+    from jingxin.analytics.stats import CORRECTIONS, compare_many
+    from jingxin.cli.arguments import settings_and_store
+
+    experiment = _experiment(source, name)
+    if metric not in RESULT_METRICS:
+        raise InputError(f"--metric: {metric!r}: use one of {', '.join(RESULT_METRICS)}")
+    if correction not in CORRECTIONS:
+        raise InputError(f"--correction: {correction!r}: use {', '.join(CORRECTIONS)}")
+    level = share(alpha, "--alpha")
+    settings, store = settings_and_store()
+    try:
+        collect(store, attribution_days=settings.analytics.attribution_days)
+        rows = arm_table(store, experiment, tariff=settings.analytics.tariff).to_pylist()
+    finally:
+        store.dispose()
+    arms, notes = _result_arms(rows, metric)
+    holdout = next((r["arm"] for r in rows if r["holdout"]), None)
+    control = holdout or next((r["arm"] for r in rows), None)
+    if holdout is None:
+        notes.append(f"uplift is not measurable: {experiment} has no hold-out (nobody was held "
+                     f"back from the messages, so there is no untreated baseline to count "
+                     f"incremental {metric} against); arms are compared with arm {control}")
+    result = None
+    control_arm = next((a for a in arms if a.name == control), None)
+    if len(arms) < 2:
+        notes.append(f"only arm {control}: nothing to compare it with")
+    elif control_arm is None or control_arm.n == 0:
+        role = "hold-out" if holdout else "control"
+        notes.append(f"arm {control} (the {role}) is empty: no subscribers assigned, so no "
+                     "arm can be compared yet")  # fmt: skip
+    else:
+        result = compare_many(arms, control=control, alpha=level,
+                              correction=correction)  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps({
+            "experiment": experiment, "metric": metric, "alpha": level,
+            "correction": correction, "holdout": holdout, "uplift_measurable": holdout
+            is not None, "notes": notes, "arms": rows,
+            "comparison": None if result is None else _result_json(metric, arms, result,
+                                                                   holdout is not None),
+        }, ensure_ascii=False, indent=2))  # fmt: skip
+        return
+    _print_arms(experiment, rows, metric)
+    if result is not None:
+        _print_result(metric, arms, result, holdout=holdout is not None)
+    elif len(arms) >= 2:
+        for arm in arms:
+            if arm.n == 0:
+                console.print(Text(f"arm {arm.name}: empty (no subscribers assigned)"))
+    for note in notes:
+        console.print(Text(note))
+
+
+def _experiment(source: str, name: str) -> str:
+    """``campaign 12`` as ``campaign:12``; a source or a campaign id that cannot be, refused."""
+    if source not in EXPERIMENT_SOURCES:
+        forms = " | ".join(f"{s} {w}" for s, w in EXPERIMENT_SOURCES.items())
+        raise InputError(f"{source!r}: say what ran the experiment: {forms}")
+    name = name.strip()
+    if not name:
+        raise InputError(f"{source} {EXPERIMENT_SOURCES[source]}: empty")
+    if source == "campaign" and not re.fullmatch(r"[0-9]{1,18}", name):
+        raise InputError(f"campaign ID: {name!r} is not a campaign id (a whole number)")
+    return f"{source}:{name}"
+
+
+def _result_arms(rows: list[dict[str, Any]], metric: str) -> tuple[list[Arm], list[str]]:
+    """Each arm as counts (n = assigned, successes = subscribers with ``metric``), and the
+    notes on arms whose counts needed a word."""
+    from jingxin.analytics.stats import Arm
+
+    arms, notes = [], []
+    for row in rows:
+        n, successes = row["assigned"], row[metric]
+        if successes > n:
+            notes.append(f"arm {row['arm']}: {successes:,} subscribers {metric} but "
+                         f"{n:,} assigned (events of numbers not assigned): counted as {n:,}")
+            successes = n
+        arms.append(Arm(row["arm"], n, successes))
+    return arms, notes
+
+
+def _print_arms(experiment: str, rows: list[dict[str, Any]], metric: str) -> None:
+    kinds = ["sent", "delivered", "clicked", "replied", "ordered", "opted_out", "complained"]
+    if metric not in kinds:
+        kinds.append(metric)
+    table = Table("arm", "assigned", *kinds, "value (yuan)", "cost (yuan)",
+                  title=f"{experiment}: subscribers per arm")  # fmt: skip
+    for row in rows:
+        name = row["arm"] + (" (hold-out)" if row["holdout"] else "")
+        table.add_row(Text(name), f"{row['assigned']:,}", *(f"{row[k]:,}" for k in kinds),
+                      f"{row['value']:,.2f}", f"{row['cost']:,.2f}")  # fmt: skip
+    console.print(table)
 
 
 def register(root: typer.Typer) -> None:
