@@ -6,6 +6,8 @@ approved catalogue template, and a contact state that makes policy work: explici
 consents, opt-outs, the blacklist, numbers marked invalid, and a ledger of earlier
 contacts so the daily cap rejects a few percent. Figures: rows/s, accepted and rejected
 by reason, and the seconds per stage (read, render, state, decide, build, enqueue, ledger).
+The campaign has a marketing campaign's default hold-out (``[analytics] holdout``): every
+number is assigned and recorded, the held-out ones are never sent (``held_out``).
 
 The store is a temporary SQLite file unless ``JINGXIN_BENCH_STORE_URL`` names another
 (an empty PostgreSQL database: the benchmark writes state rows and refuses a used outbox).
@@ -155,6 +157,7 @@ def _figures(dialect: str, scale: int, seconds: float, summary: Any, queued: int
         "dialect": dialect, "rows": scale, "seconds": round(seconds, 2),
         "rows_per_s": round(scale / seconds), "queued": queued,
         "accepted": summary.accepted + summary.deferred, "deferred": summary.deferred,
+        "held_out": getattr(summary, "held_out", 0),  # the [analytics] hold-out, never sent
         "rejected": dict(sorted(summary.rejected.items())),
         "stages_s": {k: round(v, 2) for k, v in sorted(summary.stages.items())},
         "state_rows": state, "goal": "1,000,000 rows in <= 60 s",

@@ -1,4 +1,5 @@
-"""``jingxin worker``, ``jingxin outbox stats`` and ``jingxin campaign run|status|pause|resume|cancel``."""
+"""``jingxin worker``, ``jingxin outbox stats`` and ``jingxin campaign
+run|status|promote|pause|resume|cancel``."""
 
 from __future__ import annotations
 
@@ -87,7 +88,8 @@ def campaign_run(
     again: Annotated[bool, typer.Option(
         "--again", help="Send a spec that already ran (same name, template, audience) again.")] = False,
 ) -> None:
-    """Audience → render → policy → outbox; prints the summary as JSON."""
+    """Audience → hold-out and arms → render → policy → outbox; prints a line per arm,
+    then the summary as JSON (held out, waiting for promote, per-arm counts)."""
     from rich.progress import Progress
 
     from jingxin.dispatch.campaign import load_spec, run_campaign
@@ -95,20 +97,58 @@ def campaign_run(
     settings, store = settings_and_store()
     loaded = load_spec(spec)
     now = _instant(at)
-    policy = settings.policy
-    defaults = {"quiet_start": policy.quiet_start, "quiet_end": policy.quiet_end,
-                "default_timezone": policy.default_timezone}  # fmt: skip
     try:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"campaign {loaded.name}", total=None)
             summary = run_campaign(
                 store, spec=loaded, now=now, unsubscribe_text=settings.content.unsubscribe_text,
-                max_parts=settings.content.max_parts, policy_defaults=defaults,
+                max_parts=settings.content.max_parts, policy_defaults=_policy_defaults(settings),
                 content=settings.content, progress=lambda n: bar.advance(task, n), again=again,
+                analytics=settings.analytics,
             )  # fmt: skip
     finally:
         store.dispose()
+    for warning in summary.warnings:
+        console.print(f"warning: {warning}")
+    console.print(f"held out: {summary.held_out}"
+                  + (f"; waiting for promote: {summary.waiting}" if summary.waiting else ""))
+    for arm, counts in summary.arms.items():
+        console.print(f"arm {arm}: {counts['assigned']} assigned, {counts['queued']} queued")
     console.print(json.dumps(summary.as_dict(), ensure_ascii=False))
+
+
+def campaign_promote(
+    campaign_id: Annotated[int, typer.Argument(help="Campaign id (one run with a test share).")],
+    metric: Annotated[str | None, typer.Option(
+        "--metric", help="clicked, replied or ordered (default: the spec's winner_metric).")] = None,
+    min_confidence: Annotated[float, typer.Option(
+        "--min-confidence", help="Confidence the best arm must beat the runner-up at.")] = 0.95,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Promote the best arm even if it is not significantly better.")] = False,
+) -> None:
+    """Send the best arm's template to the treated numbers the test share left out."""
+    from jingxin.dispatch.campaign_promote import promote
+    from jingxin.dispatch.deliver import DeliveryContext
+
+    settings, store = settings_and_store()
+    try:
+        result = promote(store, campaign_id=campaign_id, context=DeliveryContext.from_settings(settings),
+                         analytics=settings.analytics, metric=metric,
+                         min_confidence=min_confidence, force=force)  # fmt: skip
+    finally:
+        store.dispose()
+    for line in result.lines():
+        console.print(line)
+    out = {"campaign_id": campaign_id, "winner": result.winner, "metric": result.metric,
+           "p_value": result.p_value, "forced": result.forced,
+           "summary": result.summary.as_dict() if result.summary else None}  # fmt: skip
+    console.print(json.dumps(out, ensure_ascii=False))
+
+
+def _policy_defaults(settings) -> dict:
+    policy = settings.policy
+    return {"quiet_start": policy.quiet_start, "quiet_end": policy.quiet_end,
+            "default_timezone": policy.default_timezone}
 
 
 def _instant(text: str | None):
@@ -135,7 +175,8 @@ def _control(action: str):
         finally:
             store.dispose()
 
-    command.__doc__ = {"status": "Messages of a campaign by state, parts and cost.",
+    command.__doc__ = {"status": "Messages of a campaign by state, parts and cost; the "
+                                 "hold-out and, per arm, assigned and queued.",
                        "pause": "Stop claiming the campaign's messages.",
                        "resume": "Claim a paused campaign's messages again.",
                        "cancel": "Cancel: queued messages end as rejected/cancelled."}[action]  # fmt: skip
@@ -148,9 +189,10 @@ def register(app: typer.Typer) -> None:
     outbox = typer.Typer(help="The durable outbox.", no_args_is_help=True)
     outbox.command("stats")(outbox_stats)
     app.add_typer(outbox, name="outbox")
-    campaign = typer.Typer(help="Campaigns: run a spec, watch, pause, resume, cancel.",
-                           no_args_is_help=True)  # fmt: skip
+    campaign = typer.Typer(help="Campaigns: run a spec, watch, promote a test's winner, "
+                           "pause, resume, cancel.", no_args_is_help=True)  # fmt: skip
     campaign.command("run")(campaign_run)
+    campaign.command("promote")(campaign_promote)
     for action in ("status", "pause", "resume", "cancel"):
         campaign.command(action)(_control(action))
     app.add_typer(campaign, name="campaign")

@@ -1,34 +1,49 @@
 """The campaign runner and its lifecycle, on the delivery entry.
 
 :func:`run_campaign` checks the spec (:mod:`jingxin.dispatch.campaign_spec`) - its tenant,
-its category against the template's approved category, an inline body against the
+its category against each template's approved category, an inline body against the
 content review, and that the same spec has not run before (unless ``again``) - creates
-the campaign and hands its audience to :func:`jingxin.dispatch.deliver.deliver_table`
-(source ``campaign``, source id the campaign id, keys ``campaign:<id>:<msisdn>``: a number
-twice in the file is sent once). Every row's decision is kept for ``jingxin why``.
+the campaign, assigns every number of its audience to the experiment ``campaign:<id>``
+(:mod:`jingxin.dispatch.campaign_arms`: the hold-out, the variants' arms, the test share)
+and records the assignments, then hands the treated rows, each with its ``arm`` and
+template, to :func:`jingxin.dispatch.deliver.deliver_table` (source ``campaign``, source id
+the campaign id, keys ``campaign:<id>:<msisdn>``: a number twice in the file is sent once).
+Held-out numbers never reach policy. Every row's decision is kept for ``jingxin why``.
 
 Lifecycle::
 
-    running ─► paused ─► running ...
-       │                    │
-       ├─ every message final ─► finished      (at the end of the run, or on status)
-       └─ cancel (running or paused) ─► cancelled: queued messages end rejected/cancelled
+    testing ─► (promote) ─► running ─► paused ─► running ...
+                               │                    │
+                               ├─ every message final ─► finished (at the end of the run, or on status)
+                               └─ cancel (running, testing or paused) ─► cancelled:
+                                  queued messages end rejected/cancelled
 
-Claims skip paused and cancelled campaigns. Pause, resume or cancel of a finished or
-cancelled campaign changes nothing and says so.
+A campaign with a test share starts ``testing`` (only the test share is sent) and stays so
+until ``jingxin campaign promote`` (:mod:`jingxin.dispatch.campaign_promote`) sends the
+winning arm's template to the rest. Claims skip paused and cancelled campaigns. Pause,
+resume or cancel of a finished or cancelled campaign changes nothing and says so.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
 from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.models import Campaign, Message, utc_now
+from jingxin.data.store.models import Campaign, ExperimentAssignment, Message, utc_now
 from jingxin.dispatch.approval import ApprovedTemplate, check_category
+from jingxin.dispatch.campaign_arms import (
+    Arm,
+    arms_of,
+    experiment_name,
+    split_audience,
+    wanted_times,
+)
 from jingxin.dispatch.campaign_spec import (
     AudienceSpec,
     CampaignSpec,
@@ -42,15 +57,40 @@ from jingxin.dispatch.delivery_table import DeliverySummary, deliver_table
 from jingxin.errors import InputError, SpecError
 
 if TYPE_CHECKING:
-    from jingxin.config import ContentSettings
+    import pyarrow as pa
 
-__all__ = ["AudienceSpec", "CampaignSpec", "Summary", "TemplateSpec", "campaign_status",
-           "control", "finish_if_final", "load_spec", "run_campaign"]  # fmt: skip
+    from jingxin.config import AnalyticsSettings, ContentSettings
+
+__all__ = ["AudienceSpec", "CampaignSpec", "CampaignSummary", "Summary", "TemplateSpec",
+           "campaign_status", "control", "finish_if_final", "load_spec", "run_campaign"]  # fmt: skip
 
 Summary = DeliverySummary
 OPEN_STATES = ("queued", "submitting", "submitted")
 CLOSED = ("finished", "cancelled")
 INLINE = "<inline body>"
+DEFAULT_ZONE = "Asia/Shanghai"
+
+
+@dataclass
+class CampaignSummary(DeliverySummary):
+    """:class:`DeliverySummary` plus the experiment: numbers ``held_out``, treated numbers
+    ``waiting`` for ``campaign promote``, per arm the numbers ``assigned`` and messages
+    ``queued``, and ``warnings`` (an arm that got nobody). ``rows`` counts every row of the
+    audience: accepted + deferred + duplicates + rejected + held_out + waiting."""
+
+    held_out: int = 0
+    waiting: int = 0
+    arms: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = super().as_dict()
+        out.update(held_out=self.held_out, arms=self.arms)
+        if self.waiting:
+            out["waiting"] = self.waiting
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
 
 
 def run_campaign(
@@ -59,67 +99,203 @@ def run_campaign(
     policy_defaults: Mapping[str, Any] | None = None,
     content: ContentSettings | None = None,
     progress: Callable[[int], None] | None = None, again: bool = False,
-) -> DeliverySummary:  # fmt: skip
-    """Create the campaign and deliver its audience. ``now`` is the decision time (default:
-    the clock); ``policy_defaults`` are the ``[policy]`` settings, the same ones ``jingxin
-    policy batch`` applies. Everything that can be refused is refused before the campaign
-    row is written."""
-    from jingxin.config import ContentSettings
+    analytics: AnalyticsSettings | None = None,
+) -> CampaignSummary:  # fmt: skip
+    """Create the campaign, assign its audience and deliver the treated. ``now`` is the
+    decision time (default: the clock); ``policy_defaults`` are the ``[policy]`` settings,
+    the same ones ``jingxin policy batch`` applies; ``analytics`` the ``[analytics]`` ones
+    (the default hold-out of a marketing campaign). Everything that can be refused is
+    refused before the campaign row is written."""
+    from jingxin.config import AnalyticsSettings, ContentSettings
 
     now = now or utc_now()
+    analytics = analytics or AnalyticsSettings()
     content = content or ContentSettings(unsubscribe_text=unsubscribe_text, max_parts=max_parts)
-    context = DeliveryContext(policy_defaults=policy_defaults, content=content)
-    try:
-        _, signature = context.tenant(store, spec.tenant)
-    except InputError as exc:
-        raise SpecError(str(exc)) from exc
-    signature = spec.signature if spec.signature is not None else signature
-    approved = _template(store, spec=spec, context=context, signature=signature)
+    context = DeliveryContext(policy_defaults=policy_defaults, content=content,
+                              analytics=analytics)  # fmt: skip
+    signature = tenant_signature(store, spec=spec, context=context)
+    arms = arms_of(spec, templates_of(store, spec=spec, context=context, signature=signature))
+    _check_link(spec, arms, context)
+    holdout = spec.experiment.holdout_share(category=spec.category, default=analytics.holdout)
     marks = fingerprint(spec)
     audience = read_audience(spec.audience)  # opens the file before anything is written
+    testing = spec.experiment.test_share is not None
     with store.transaction() as session:
         _refuse_a_rerun(session, spec, marks, again)
         campaign = Campaign(tenant_id=spec.tenant, name=spec.name, category=spec.category,
-                            spec=spec.model_dump(mode="json"), status="running",
+                            spec=spec.model_dump(mode="json"),
+                            status="testing" if testing else "running",
                             started_at=now, fingerprint=marks,
-                            template_id=approved.template_id)  # fmt: skip
+                            template_id=arms[0].template.template_id)  # fmt: skip
         session.add(campaign)
         session.flush()
         campaign_id = campaign.id
-    defaults = {"tenant_id": spec.tenant, "category": spec.category, "source": "campaign",
-                "source_id": str(campaign_id), "template": approved.code,
-                "wanted_at": spec.start_at, "sender": spec.sender}  # fmt: skip
-    summary = deliver_table(
-        store, table=audience, context=context, now=now, defaults=defaults,
-        templates={approved.code: approved}, campaign_id=campaign_id, tariff=spec.tariff,
-        validity=timedelta(hours=spec.validity_hours), where=spec.audience.path.name,
-        msisdn_column=spec.audience.msisdn_column, progress=progress,
-        signatures={spec.tenant: signature},
-    )  # fmt: skip
+    summary = CampaignSummary(campaign_id=campaign_id)
+    with summary.timing("assign"):
+        split = split_audience(audience, msisdn_column=spec.audience.msisdn_column,
+                               campaign_id=campaign_id, arms=arms, holdout=holdout,
+                               test_share=spec.experiment.test_share)  # fmt: skip
+    with summary.timing("assignments"):
+        _record(store, spec=spec, campaign_id=campaign_id, split=split, now=now)
+    summary.held_out, summary.waiting = split.held_out, split.waiting
+    summary.warnings = split.warnings
+    summary.rows += split.held_out + split.waiting + split.repeated
+    summary.duplicates += split.repeated
+    deliver_arms(store, spec=spec, table=split.now, arms=arms, campaign_id=campaign_id,
+                 context=context, now=now, summary=summary, progress=progress,
+                 signature=signature)  # fmt: skip
+    summary.arms = arm_counts(store, campaign_id=campaign_id, assigned=split.assigned)
     with store.transaction() as session:
         finish_if_final(session, campaign_id=campaign_id, now=now)
     return summary
 
 
-def _template(store: Store, *, spec: CampaignSpec, context: DeliveryContext,
-              signature: str | None) -> ApprovedTemplate:  # fmt: skip
-    """The template the campaign sends: the approved catalogue version of ``code`` (which
-    must be approved for the spec's category or a laxer one), or the inline body once it
-    passes the content review for the spec's category."""
+def deliver_arms(store: Store, *, spec: CampaignSpec, table: pa.Table, arms: list[Arm],
+                 campaign_id: int, context: DeliveryContext, now: datetime,
+                 summary: DeliverySummary, signature: str | None,
+                 progress: Callable[[int], None] | None = None) -> DeliverySummary:  # fmt: skip
+    """Hand ``table`` (with its ``arm`` and, for variants, ``template`` columns) to the
+    delivery entry as the campaign's messages, planning send times if the spec asks."""
+    if spec.send_time is not None and table.num_rows:
+        zone = (context.policy_defaults.get("default_timezone") or DEFAULT_ZONE)
+        wanted = wanted_times(store, table, msisdn_column=spec.audience.msisdn_column,
+                              arms=arms, send_time=spec.send_time, tz=zone, now=now,
+                              seed=campaign_id)  # fmt: skip
+        table = _set_column(table, "wanted_at", wanted)
+    defaults = {"tenant_id": spec.tenant, "category": spec.category, "source": "campaign",
+                "source_id": str(campaign_id), "template": arms[0].template.code,
+                "wanted_at": spec.start_at, "sender": spec.sender, "link": spec.link}  # fmt: skip
+    return deliver_table(
+        store, table=table, context=context, now=now, defaults=defaults,
+        templates={a.template.code: a.template for a in arms}, campaign_id=campaign_id,
+        tariff=spec.tariff, validity=timedelta(hours=spec.validity_hours),
+        where=spec.audience.path.name, msisdn_column=spec.audience.msisdn_column,
+        progress=progress, signatures={spec.tenant: signature}, summary=summary,
+    )  # fmt: skip
+
+
+def _check_link(spec: CampaignSpec, arms: list[Arm], context: DeliveryContext) -> None:
+    """With a ``link``, every arm's template must carry it, and the short links' domain
+    must pass content review: checked before anything is written."""
+    from jingxin.dispatch.deliver import LINK_VARIABLE
+
+    if spec.link is None:
+        return
+    for arm in arms:
+        if LINK_VARIABLE not in arm.template.compiled.variables:
+            which = (f"experiment.variants[{arm.name}].template" if spec.experiment.variants
+                     else "template")  # fmt: skip
+            raise SpecError(f"link: {which} ({arm.template.code}) does not use "
+                            f"{{{{ {LINK_VARIABLE} }}}}: the link would be lost")  # fmt: skip
+    context.links()
+
+
+def _set_column(table: pa.Table, name: str, column: pa.Array) -> pa.Table:
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, column)
+    return table.append_column(name, column)
+
+
+def _record(store: Store, *, spec: CampaignSpec, campaign_id: int, split: Any,
+            now: datetime) -> int:  # fmt: skip
+    from jingxin.analytics.assign import record_assignments
+
+    return record_assignments(store, experiment=experiment_name(campaign_id),
+                              tenant_id=spec.tenant, msisdns=split.numbers, arms=split.arms,
+                              at=now)  # fmt: skip
+
+
+def arm_counts(store: Store, *, campaign_id: int,
+               assigned: Mapping[str, int] | None = None) -> dict[str, dict[str, int]]:  # fmt: skip
+    """Per treated arm: numbers ``assigned`` (from ``assigned``, else the store) and
+    messages ``queued`` (written to the outbox, whatever their state since)."""
+    from jingxin.analytics.assign import HOLDOUT
+
+    with store_errors(f"counting the arms of campaign {campaign_id}"), \
+            store.sessions() as session:  # fmt: skip
+        if assigned is None:
+            assigned = dict(session.execute(
+                select(ExperimentAssignment.arm, func.count())
+                .where(ExperimentAssignment.experiment == experiment_name(campaign_id))
+                .group_by(ExperimentAssignment.arm)).all())  # fmt: skip
+        queued = Counter(dict(session.execute(
+            select(Message.arm, func.count()).where(Message.campaign_id == campaign_id)
+            .group_by(Message.arm)).all()))  # fmt: skip
+    names = sorted(set(assigned) | {a for a in queued if a is not None}, key=str)
+    return {name: {"assigned": int(assigned.get(name, 0)), "queued": int(queued.get(name, 0))}
+            for name in names if name != HOLDOUT}  # fmt: skip
+
+
+def tenant_signature(store: Store, *, spec: CampaignSpec, context: DeliveryContext) -> str | None:
+    try:
+        _, signature = context.tenant(store, spec.tenant)
+    except InputError as exc:
+        raise SpecError(str(exc)) from exc
+    return spec.signature if spec.signature is not None else signature
+
+
+def templates_of(store: Store, *, spec: CampaignSpec, context: DeliveryContext,
+                 signature: str | None) -> dict[str, ApprovedTemplate]:  # fmt: skip
+    """The approved template of each arm, by arm name (``main`` without variants); a
+    variant's error names it (``experiment.variants[B].template``)."""
+    if not spec.experiment.variants:
+        return {"main": _template(store, spec=spec, template=spec.template, context=context,
+                                  signature=signature, where="template", code=INLINE)}  # fmt: skip
+    out = {}
+    for variant in spec.experiment.variants:
+        where = f"experiment.variants[{variant.name}].template"
+        try:
+            out[variant.name] = _template(store, spec=spec, template=variant.template,
+                                          context=context, signature=signature, where=where,
+                                          code=f"<inline body {variant.name}>")  # fmt: skip
+        except InputError as exc:
+            if str(exc).startswith(where):
+                raise
+            raise type(exc)(f"{where}: {exc}") from exc  # the same kind, saying which variant
+    return out
+
+
+def _template(store: Store, *, spec: CampaignSpec, template: TemplateSpec,
+              context: DeliveryContext, signature: str | None, where: str,
+              code: str) -> ApprovedTemplate:  # fmt: skip
+    """The approved catalogue version of ``template.code`` (which must be approved for the
+    spec's category or a laxer one), or the inline body once it passes the content review
+    for the spec's category."""
     from jingxin.content.templates import compile_template
 
-    if spec.template.code is not None:
-        approved = context.approved(store, tenant_id=spec.tenant, code=spec.template.code)
+    if template.code is not None:
+        approved = context.approved(store, tenant_id=spec.tenant, code=template.code)
         check_category(approved=approved.category, sending=spec.category,
-                       what=f"template {spec.template.code}")  # fmt: skip
+                       what=f"template {template.code}")  # fmt: skip
         return approved
-    compiled = compile_template(spec.template.body, spec.template.variables, where="template.body")
-    _review_inline(compiled, spec=spec, signature=signature, content=context.content)
-    return ApprovedTemplate(code=INLINE, category=spec.category, compiled=compiled)
+    variables = dict(template.variables)
+    if spec.link is not None and _mentions_link(template.body):
+        from jingxin.dispatch.deliver import LINK_VARIABLE
+
+        # The delivery entry fills {{ link }} in: an inline body need not declare it.
+        variables.setdefault(LINK_VARIABLE, "str")
+    compiled = compile_template(template.body, variables, where=f"{where}.body")
+    _review_inline(compiled, spec=spec, signature=signature, content=context.content,
+                   where=f"{where}.body")  # fmt: skip
+    return ApprovedTemplate(code=code, category=spec.category, compiled=compiled)
+
+
+def _mentions_link(body: str) -> bool:
+    """Whether ``body`` uses ``{{ link }}`` (a syntax error is left to compile_template)."""
+    import jinja2
+    import jinja2.meta
+
+    from jingxin.dispatch.deliver import LINK_VARIABLE
+
+    try:
+        names = jinja2.meta.find_undeclared_variables(jinja2.Environment().parse(body))
+    except jinja2.TemplateSyntaxError:
+        return False
+    return LINK_VARIABLE in names
 
 
 def _review_inline(compiled: Any, *, spec: CampaignSpec, signature: str | None,
-                   content: ContentSettings) -> None:  # fmt: skip
+                   content: ContentSettings, where: str) -> None:  # fmt: skip
     """An inline body skipped the approval workflow, so the automatic review must pass its
     fixed text, as sent: with the signature and the unsubscribe route."""
     from jingxin.content.review import build_reviewer, static_text
@@ -131,7 +307,7 @@ def _review_inline(compiled: Any, *, spec: CampaignSpec, signature: str | None,
     result = reviewer.review(text, category=spec.category, require_signature=bool(signature))
     if result.verdict == "block":
         why = "; ".join(r.describe() for r in result.reasons)
-        raise SpecError(f"template.body is blocked by the content review: {why}")
+        raise SpecError(f"{where} is blocked by the content review: {why}")
 
 
 def _refuse_a_rerun(session, spec: CampaignSpec, marks: str, again: bool) -> None:
@@ -188,6 +364,10 @@ def finish_campaigns(store: Store, *, now: datetime | None = None,
 
 
 def campaign_status(store: Store, *, campaign_id: int) -> dict[str, Any]:
+    """Messages by state, parts and cost; the experiment: numbers held out and, per
+    treated arm, numbers assigned and messages queued; the promotion, once made."""
+    from jingxin.analytics.assign import HOLDOUT
+
     with store_errors(f"reading campaign {campaign_id}"), store.transaction() as session:
         if session.get(Campaign, campaign_id) is None:
             raise SpecError(f"no campaign with id {campaign_id}")
@@ -203,23 +383,37 @@ def campaign_status(store: Store, *, campaign_id: int) -> dict[str, Any]:
             select(Message.error_code, func.count())
             .where(Message.campaign_id == campaign_id, Message.state == "rejected")
             .group_by(Message.error_code)).all())  # fmt: skip
-        name, status = campaign.name, campaign.status
-    return {"id": campaign_id, "name": name, "status": status,
-            "messages": {state: count for state, count, _, _ in rows},
-            "rejected_by": {code or "unknown": n for code, n in stopped.items()},
-            "parts": sum(p or 0 for _, _, p, _ in rows),
-            "cost": round(sum(c or 0.0 for _, _, _, c in rows), 4)}  # fmt: skip
+        held = session.scalar(
+            select(func.count()).select_from(ExperimentAssignment)
+            .where(ExperimentAssignment.experiment == experiment_name(campaign_id),
+                   ExperimentAssignment.arm == HOLDOUT))  # fmt: skip
+        name, status, promotion = campaign.name, campaign.status, (campaign.spec or {}).get(
+            PROMOTION)  # fmt: skip
+    out = {"id": campaign_id, "name": name, "status": status,
+           "messages": {state: count for state, count, _, _ in rows},
+           "rejected_by": {code or "unknown": n for code, n in stopped.items()},
+           "parts": sum(p or 0 for _, _, p, _ in rows),
+           "cost": round(sum(c or 0.0 for _, _, _, c in rows), 4),
+           "experiment": experiment_name(campaign_id), "held_out": held or 0,
+           "arms": arm_counts(store, campaign_id=campaign_id)}  # fmt: skip
+    if promotion:
+        out["promotion"] = promotion
+    return out
 
 
-MOVES = {"pause": ("running", "paused"), "resume": ("paused", "running"),
-         "cancel": (None, "cancelled")}  # fmt: skip
+# Where the campaign's row keeps its promotion (the arm sent to the rest, when, on which
+# metric): beside the spec it ran, in the same JSON document.
+PROMOTION = "promotion"
+PAUSABLE = ("running", "testing")
 
 
 def control(store: Store, *, campaign_id: int, action: str, now: datetime | None = None) -> str:
     """Pause, resume or cancel; returns the one line to show. Cancel ends queued messages.
-    A finished or cancelled campaign is left as it is, and the line says so."""
+    A finished or cancelled campaign is left as it is, and the line says so. A paused
+    campaign still waiting for its promotion resumes ``testing``."""
+    if action not in ("pause", "resume", "cancel"):
+        raise InputError(f"unknown action {action!r} (pause, resume or cancel)")
     now = now or utc_now()
-    need, status = MOVES[action]
     with store.transaction() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
@@ -229,8 +423,13 @@ def control(store: Store, *, campaign_id: int, action: str, now: datetime | None
             session.refresh(campaign)
         if campaign.status in CLOSED:
             return f"campaign {campaign_id} is {campaign.status}: {action} changes nothing"
-        if need is not None and campaign.status != need:
-            raise SpecError(f"campaign {campaign_id} is {campaign.status}; {action} needs {need}")
+        if action == "pause" and campaign.status not in PAUSABLE:
+            raise SpecError(f"campaign {campaign_id} is {campaign.status}; pause needs running "
+                            "or testing")  # fmt: skip
+        if action == "resume" and campaign.status != "paused":
+            raise SpecError(f"campaign {campaign_id} is {campaign.status}; resume needs paused")
+        status = {"pause": "paused", "cancel": "cancelled",
+                  "resume": "testing" if awaiting_promotion(campaign) else "running"}[action]  # fmt: skip
         campaign.status = status
         if action == "cancel":
             campaign.finished_at = now
@@ -240,3 +439,10 @@ def control(store: Store, *, campaign_id: int, action: str, now: datetime | None
                 .values(state="rejected", error_code="cancelled", finished_at=now, updated_at=now)
             )  # fmt: skip
     return f"campaign {campaign_id}: {status}"
+
+
+def awaiting_promotion(campaign: Campaign) -> bool:
+    """A campaign with a test share whose promotion has not been completed."""
+    spec = campaign.spec or {}
+    test_share = (spec.get("experiment") or {}).get("test_share")
+    return test_share is not None and not (spec.get(PROMOTION) or {}).get("done")

@@ -19,7 +19,7 @@ from jingxin.hall.context import Answer, HallContext, HallRequest
 from jingxin.hall.menu import HallMenu, Zone
 from jingxin.hall.text import data_size, yuan
 
-CURRENT_CAMPAIGN_STATUSES = ("scheduled", "running")
+CURRENT_CAMPAIGN_STATUSES = ("scheduled", "testing", "running")
 
 NO_ACCOUNT = "未查询到您的账户信息，请确认号码是否正确，或拨打{service_number}咨询。"
 

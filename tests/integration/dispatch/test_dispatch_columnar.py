@@ -146,7 +146,8 @@ def test_a_campaign_comes_out_the_same_on_every_store(store, tmp_path) -> None:
     bench._template(store)
     bench._state(store, 4000)
     spec = CampaignSpec(name="t", category="marketing", tariff=0.05,
-                        template={"code": "bench.points"}, audience={"path": audience})  # fmt: skip
+                        template={"code": "bench.points"}, audience={"path": audience},
+                        experiment={"holdout": "none"})  # not about experiments  # fmt: skip
     # When the campaign runs in chunks of 1,500
     import jingxin.dispatch.delivery_table as runner
 

@@ -19,9 +19,11 @@ def spec_for(tmp_path, rows, *, body="{{ name }}您好，账单已出。", categ
     (tmp_path / "a.csv").write_text(
         header + "\n" + "".join(f"{r}\n" for r in rows), "utf-8"
     )
+    # No hold-out: these tests count what a campaign queues (experiments have their own).
     return CampaignSpec(name="t", category=category, tariff=0.1,
                         template={"body": body, "variables": {"name": "str"}},
-                        audience={"path": tmp_path / "a.csv"})  # fmt: skip
+                        audience={"path": tmp_path / "a.csv"},
+                        experiment={"holdout": "none"})  # fmt: skip
 
 
 def test_state_in_the_store_rejects_with_its_reason(store, tmp_path) -> None:

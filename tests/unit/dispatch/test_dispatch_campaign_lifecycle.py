@@ -22,8 +22,10 @@ CATEGORIES = ("otp", "notification", "marketing")
 
 def spec_for(tmp_path, numbers, *, code="bill", category="notification") -> CampaignSpec:
     (tmp_path / "a.csv").write_text("msisdn,name\n" + "".join(f"{n},王\n" for n in numbers))
+    # No hold-out: these tests count what a campaign queues (experiments have their own).
     return CampaignSpec(name="t", category=category, template={"code": code},
-                        audience={"path": tmp_path / "a.csv"})  # fmt: skip
+                        audience={"path": tmp_path / "a.csv"},
+                        experiment={"holdout": "none"})  # fmt: skip
 
 
 def test_the_same_spec_runs_once_unless_again(store, tmp_path) -> None:

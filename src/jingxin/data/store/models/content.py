@@ -12,7 +12,7 @@ from jingxin.data.store.models.base import Base, utc_now
 
 CATEGORIES = ("otp", "notification", "marketing")
 TEMPLATE_STATUSES = ("draft", "submitted", "approved", "rejected", "archived")
-CAMPAIGN_STATUSES = ("draft", "running", "paused", "cancelled", "finished")
+CAMPAIGN_STATUSES = ("draft", "testing", "running", "paused", "cancelled", "finished")
 # How strict each category's rules are: a template approved for one category may be sent
 # under it or a stricter one, never a laxer one (a marketing text sent as a notification
 # would skip the opt-out, quiet hours and the unsubscribe route).
