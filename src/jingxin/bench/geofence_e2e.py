@@ -66,7 +66,8 @@ def _fences(warehouse_path: Path, n: int, seed: int = 7) -> tuple[list[Any], np.
     fences = [Fence(code=f"bench-{i:05d}", name=f"围栏{i}", scenario="mall",
                     cells=tuple(sorted(ids[picked[3 * i:3 * i + 3]])), template="fence.generic",
                     dwell_seconds=0, residents="repeat", cap_per_day=1,
-                    variables={"offer": "到店出示短信享9折", "order_code": "DD9Z"})
+                    variables={"offer": "到店出示短信享9折", "order_code": "DD9Z"},
+                    holdout=0.0)  # every offer the script causes is counted: none held out
               for i in range(n)]  # fmt: skip
     return fences, ids[picked[3 * n:]]
 

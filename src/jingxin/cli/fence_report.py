@@ -1,6 +1,6 @@
 """``jingxin fence report [--since 1d] [--json]``: what each fence's offers became (sent,
-delivered, waiting, refused by reason), entries per local hour, and one text each, the
-number masked (:mod:`jingxin.geofence.report`)."""
+delivered, waiting, held out, refused by reason), entries per local hour, and one text
+each, the number masked (:mod:`jingxin.geofence.report`)."""
 
 from __future__ import annotations
 
@@ -45,13 +45,13 @@ def report_command(
     if not lines:
         console.print(f"no {_title(since, start)}")
         return
-    table = Table("fence", "queued", "sent", "delivered", "failed", "waiting", "refused",
-                  "by hour of entry", title=_title(since, start))
+    table = Table("fence", "queued", "sent", "delivered", "failed", "waiting", "held out",
+                  "refused", "by hour of entry", title=_title(since, start))
     for x in lines:
         refused = ", ".join(f"{k} {n}" for k, n in x.refused.most_common()) or "-"
         hours = " ".join(f"{h:02d}h:{n}" for h, n in sorted(x.by_hour.items())) or "-"
         table.add_row(x.code, str(x.queued), str(x.sent), str(x.delivered), str(x.failed),
-                      str(x.waiting), Text(refused), hours)  # fmt: skip
+                      str(x.waiting), str(x.held_out), Text(refused), hours)  # fmt: skip
     console.print(table)
     for x in lines:
         if x.sample:

@@ -53,9 +53,13 @@ def validate_command(
     finally:
         if store is not None:
             store.dispose()
+    from jingxin.analytics.holdout import default_share
+    from jingxin.config import load_settings
+
     entry = flow.entry.trigger or flow.entry.audience
+    share = flow.holdout_share(default_share(load_settings()))
     console.print(Text(f"journey {flow.name}: ok ({len(flow.steps)} steps, entry {entry}, "
-                       f"hold-out {flow.holdout:.0%})"))  # fmt: skip
+                       f"hold-out {share:.0%}{' by default' * (flow.holdout is None)})"))  # fmt: skip
 
 
 @flow_app.command("enrol")
@@ -70,6 +74,7 @@ def enrol_command(
     now: NowOption = None,
 ) -> None:
     """Enrol subscribers in a journey at its first step (once per number and day)."""
+    from jingxin.analytics.holdout import default_share
     from jingxin.cli.arguments import instant
     from jingxin.config import load_settings
     from jingxin.journeys.engine import enrol, enrol_from_trigger
@@ -85,7 +90,8 @@ def enrol_command(
         flow = load_flow(path, store=store)
         source = audience or (flow.entry.audience if trigger is None else None)
         if source is not None:
-            made = enrol(store, flow, read_audience(source), entry_key=entry_day.isoformat(), now=at)
+            made = enrol(store, flow, read_audience(source), entry_key=entry_day.isoformat(),
+                         now=at, default_holdout=default_share(settings))  # fmt: skip
         else:
             with read_warehouse(settings, None) as warehouse:
                 made = enrol_from_trigger(store, flow, warehouse=warehouse, settings=settings,

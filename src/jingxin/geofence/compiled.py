@@ -156,6 +156,13 @@ def _check(fence: Fence) -> None:
         raise InputError(f"{where}: residents {fence.residents!r} not one of {RESIDENTS}")
     if fence.dwell_seconds < 0 or not 0 <= fence.cap_per_day <= 255:
         raise InputError(f"{where}: dwell_seconds must not be negative, cap_per_day 0..255")
+    if fence.holdout is not None:
+        from jingxin.analytics.holdout import parse_share
+
+        try:
+            parse_share(fence.holdout)
+        except ValueError as exc:
+            raise InputError(f"{where}: holdout: {exc}") from None
     for start, end in fence.hours:
         if not (0 <= start < DAY_MINUTES and 0 <= end <= DAY_MINUTES):
             raise InputError(f"{where}: hours ({start}, {end}) not local minutes of a day")

@@ -17,6 +17,8 @@ A fences file is a list of fences::
         cap_per_day: 1
         residents: skip                  # once | repeat | skip
         validity_minutes: 120
+        holdout: 5%                      # 0..0.5 (or 5%) held out; none: no hold-out;
+                                         # unset: [analytics] holdout (marketing fences)
 
 Everything a file says is checked before anything is saved: :func:`load_fences` names the
 file, the line and the field of every problem it finds (all fences, not the first), and
@@ -121,6 +123,7 @@ class FenceDef(BaseModel):
     tenant: str | None = Field(default=None, min_length=1, max_length=64)
     enabled: bool = True
     validity_minutes: int = Field(default=120, ge=1, le=7 * 1440)
+    holdout: float | None = None  # None: the default ([analytics] holdout when marketing)
     _where: str = PrivateAttr(default="")  # "file:line: fences[i] (code)" when read from a file
     _lines: dict[str, str] = PrivateAttr(default_factory=dict)  # field -> the same, its line
 
@@ -175,6 +178,13 @@ class FenceDef(BaseModel):
         # YAML reads an unquoted 10086 as an int; a service number is digits, not a number.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("holdout", mode="before")
+    @classmethod
+    def _holdout(cls, value: Any) -> Any:
+        from jingxin.analytics.holdout import parse_share
+
+        return parse_share(value)
+
     @field_validator("segment", mode="before")
     @classmethod
     def _segment(cls, value: Any, info: ValidationInfo) -> Any:
@@ -226,7 +236,8 @@ class FenceDef(BaseModel):
             "variables": dict(fence.variables), "hours": hours_text(fence.hours),
             "dwell_seconds": fence.dwell_seconds, "cap_per_day": fence.cap_per_day,
             "residents": fence.residents, "segment": fence.segment, "sender": fence.sender,
-            "tenant": fence.tenant_id, "enabled": fence.enabled}  # fmt: skip
+            "tenant": fence.tenant_id, "enabled": fence.enabled,
+            "holdout": fence.holdout}  # fmt: skip
         if fence.radius_m is not None and fence.centre is not None:
             raw |= {"centre": list(fence.centre), "radius_m": fence.radius_m}
         else:
@@ -249,7 +260,7 @@ def fence_of(definition: Mapping[str, Any], cells: Sequence[str], *, version: in
         centre=(float(centre["lat"]), float(centre["lon"])) if centre else None,
         radius_m=d.get("radius_m"),
         enabled=bool(d.get("enabled", True)) if enabled is None else enabled,
-        version=version, definition=dict(d))  # fmt: skip
+        version=version, holdout=d.get("holdout"), definition=dict(d))  # fmt: skip
 
 
 # -- reading a file -----------------------------------------------------------------------

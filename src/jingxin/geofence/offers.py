@@ -18,6 +18,16 @@ missing) is retried one delivery at a time so that one bad fence does not hold b
 others; those are counted ``invalid`` and logged. A
 :class:`~jingxin.errors.StoreError` is raised: the runner must not checkpoint past offers
 it could not hand over (they are asked for again after the restart, under the same keys).
+
+Hold-out: before any offer is built, :func:`split_holdout` puts each due stay of a fence
+with a hold-out share (its ``holdout``, else ``[analytics] holdout`` for a marketing
+fence) in experiment ``fence:<code>`` by a hash of the number
+(:func:`jingxin.analytics.assign.assign`): the same subscriber is always on the same side,
+so a replay splits the same way. Held-out stays are sent nothing; treated ones go out with
+``arm="main"``. Both are recorded in ``experiment_assignments`` (one bulk, idempotent
+insert per fence per round) before the treated offers are handed over, so the comparison
+is between who was *assigned*, whatever policy then did. A fence without a hold-out
+(``holdout: none``, or a notification fence) is no experiment: no arm, nothing recorded.
 """
 
 from __future__ import annotations
@@ -41,19 +51,26 @@ if TYPE_CHECKING:
     from jingxin.dispatch.deliver import Delivered, DeliveryContext
     from jingxin.geofence.compiled import CompiledFences
 
-__all__ = ["CHUNK", "DEFAULT_VALIDITY_MINUTES", "deliver_offers", "offer_deliveries",
-           "offer_key", "utc_offset_seconds"]  # fmt: skip
+__all__ = ["CHUNK", "DEFAULT_VALIDITY_MINUTES", "HOLDOUT_REASON", "deliver_offers",
+           "experiment_of", "offer_deliveries", "offer_key", "split_holdout",
+           "utc_offset_seconds"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 SOURCE = "fence"
 DEFAULT_VALIDITY_MINUTES = 120
 CHUNK = 500  # deliveries per deliver_many transaction
+HOLDOUT_REASON = "holdout"  # the outcome of a held-out stay in the runner's counts
 
 
 def offer_key(code: str, msisdn: int, entered_ms: int) -> str:
     """The idempotency key of the offer for one stay."""
     return f"{SOURCE}:{code}:{int(msisdn)}:{int(entered_ms)}"
+
+
+def experiment_of(code: str) -> str:
+    """The experiment a fence's hold-out belongs to."""
+    return f"{SOURCE}:{code}"
 
 
 def utc_offset_seconds(zone: str, at: datetime | None = None) -> int:
@@ -77,19 +94,53 @@ def local_times(at_ms: np.ndarray, offset_seconds: int) -> list[str]:
     return [f"{m // 60:02d}:{m % 60:02d}" for m in minute.tolist()]
 
 
+def split_holdout(store: Store | None, triggers: Triggers, compiled: CompiledFences, *,
+                  default_share: float, now: datetime) -> tuple[Triggers, list[str | None], int]:  # fmt: skip
+    """The treated triggers, their arms (``main``; None for a fence without a hold-out)
+    and how many stays were held out (module docstring). With ``store``, every assignment
+    is recorded first (one insert per fence); StoreError propagates."""
+    from jingxin.analytics.assign import HOLDOUT, assign, record_assignments
+
+    arms: list[str | None] = [None] * len(triggers)
+    if not len(triggers):
+        return triggers, arms, 0
+    held = np.zeros(len(triggers), bool)
+    for index in np.unique(triggers.fence).tolist():
+        fence = compiled.fences[index]
+        share = fence.holdout_share(default_share)
+        if share <= 0:
+            continue
+        rows = np.flatnonzero(triggers.fence == index)
+        numbers = [msisdn_text(m) for m in triggers.msisdn[rows].tolist()]
+        chosen = assign(numbers, experiment=experiment_of(fence.code), holdout=share)
+        if store is not None:
+            record_assignments(store, experiment=experiment_of(fence.code),
+                               tenant_id=fence.tenant_id, msisdns=numbers, arms=chosen,
+                               at=now)  # fmt: skip
+        for row, arm in zip(rows.tolist(), chosen.to_pylist(), strict=True):
+            arms[row] = arm
+            held[row] = arm == HOLDOUT
+    if not held.any():
+        return triggers, arms, 0
+    kept = np.flatnonzero(~held)
+    return triggers.take(kept), [arms[i] for i in kept.tolist()], int(held.sum())
+
+
 def offer_deliveries(triggers: Triggers, compiled: CompiledFences, *, sender: str | None,
-                     now: datetime, zone: str) -> list[Delivery]:  # fmt: skip
+                     now: datetime, zone: str,
+                     arms: Sequence[str | None] | None = None) -> list[Delivery]:  # fmt: skip
     """One delivery per trigger row (module docstring). ``sender`` is the number offers go
     out from when the fence names none; ``zone`` the operator's time zone (IANA name);
-    ``now`` when the offers are wanted."""
+    ``now`` when the offers are wanted; ``arms`` each row's experiment arm (from
+    :func:`split_holdout`; None: none)."""
     if not len(triggers):
         return []
     offset = utc_offset_seconds(zone, now)
     times = local_times(triggers.at_ms, offset)
     out = []
     rows = zip(triggers.fence.tolist(), triggers.msisdn.tolist(), triggers.entered_ms.tolist(),
-               times, strict=True)  # fmt: skip
-    for fence_index, msisdn, entered_ms, local_time in rows:
+               times, arms if arms is not None else [None] * len(triggers), strict=True)  # fmt: skip
+    for fence_index, msisdn, entered_ms, local_time, arm in rows:
         fence = compiled.fences[fence_index]
         variables = {**fence.variables, "place": fence.name, "local_time": local_time}
         out.append(Delivery(
@@ -98,7 +149,7 @@ def offer_deliveries(triggers: Triggers, compiled: CompiledFences, *, sender: st
             category=fence.category, tenant_id=fence.tenant_id, source_id=fence.code,
             template=fence.template, variables=variables, wanted_at=now,
             validity=timedelta(minutes=validity_minutes(fence)),
-            sender=fence.sender or sender))  # fmt: skip
+            sender=fence.sender or sender, arm=arm))  # fmt: skip
     return out
 
 

@@ -6,6 +6,10 @@ when policy deferred or refused it, its decision row, whose idempotency key
 ``fence:<code>:<number>:<entered_ms>`` names the fence. Per fence: offers queued, sent
 (submitted), delivered, failed, still waiting; refusals and deferrals by reason; entries
 per local hour (the stay's entry time); and one rendered text, the number masked.
+
+Held-out stays leave no message: ``held_out`` counts the subscribers put in the fence's
+hold-out (``experiment_assignments`` of ``fence:<code>``, holdout) since the start - each
+subscriber once per fence, when first held out (their later stays are held out too).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sqlalchemy import func, select
 
 from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.models import DecisionRecord, Message
+from jingxin.data.store.models.analytics import ExperimentAssignment
 
 SENT = ("submitted", "delivered", "failed", "expired", "undeliverable")
 
@@ -34,6 +39,7 @@ class FenceLine:
     delivered: int = 0
     failed: int = 0
     waiting: int = 0  # queued, not yet sent (scheduled later: quiet hours)
+    held_out: int = 0  # subscribers newly put in the hold-out (sent nothing)
     refused: Counter = field(default_factory=Counter)  # reason -> n
     by_hour: Counter = field(default_factory=Counter)  # local hour of entry -> offers
     sample: str | None = None
@@ -41,7 +47,7 @@ class FenceLine:
     def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, "queued": self.queued, "sent": self.sent,
                 "delivered": self.delivered, "failed": self.failed, "waiting": self.waiting,
-                "refused": dict(self.refused), "by_hour": {f"{h:02d}": n for h, n in
+                "held_out": self.held_out, "refused": dict(self.refused), "by_hour": {f"{h:02d}": n for h, n in
                                                            sorted(self.by_hour.items())},
                 "sample": self.sample}  # fmt: skip
 
@@ -61,6 +67,10 @@ def fence_report(store: Store, *, since: datetime, zone: str) -> list[FenceLine]
         samples = dict(s.execute(select(Message.source_id, func.max(Message.id)).where(
             Message.source == "fence", Message.created_at >= since).group_by(
             Message.source_id)).all())  # fmt: skip
+        A = ExperimentAssignment
+        held = s.execute(select(A.experiment, func.count()).where(
+            A.experiment.like("fence:%"), A.holdout.is_(True), A.assigned_at >= since)
+            .group_by(A.experiment)).all()  # fmt: skip
         wanted = select(Message.id, Message.text).where(Message.id.in_(list(samples.values())))
         texts = {i: text for i, text in s.execute(wanted).all()}
     for code, state, key, submitted in rows:
@@ -77,6 +87,8 @@ def fence_report(store: Store, *, since: datetime, zone: str) -> list[FenceLine]
         code = key.split(":")[1] if key.count(":") >= 3 else "?"
         reason = (reasons or outcome).split(",")[0]
         _line(lines, code).refused[f"{outcome}:{reason}"] += 1
+    for experiment, n in held:
+        _line(lines, experiment.removeprefix("fence:")).held_out += n
     for code, message_id in samples.items():
         if code in lines:
             lines[code].sample = texts.get(message_id)

@@ -12,7 +12,9 @@ fence version moves (``[geofence] fences_refresh_seconds``), audiences every
 Crash-safety contract
 ---------------------
 A round's offers and welcomes are handed over (committed in the store) before any
-checkpoint that includes the round's events. A checkpoint writes the roaming state, then
+checkpoint that includes the round's events; the round's hold-out assignments are
+recorded before its offers (:func:`~jingxin.geofence.offers.split_holdout`: by hash, so a
+replay splits the same way and records nothing new). A checkpoint writes the roaming state, then
 the matcher state with the source position (each atomically: temporary file, fsync,
 rename), and only then tells the source to ``commit`` (a stream acknowledges up to there).
 After a crash the matcher restarts from the last checkpoint and the source replays what
@@ -164,6 +166,7 @@ class _Loop:
     def __init__(self, settings: Any, store: Store, warehouse: Warehouse,
                  source: EventSource, *, path: Path, shards: list[int] | None, lease: Any,
                  clock: Callable[[], datetime]) -> None:  # fmt: skip
+        from jingxin.analytics.holdout import default_share
         from jingxin.dispatch.deliver import DeliveryContext
         from jingxin.geofence.offers import utc_offset_seconds
 
@@ -176,6 +179,7 @@ class _Loop:
         self.zone = settings.policy.default_timezone
         self.offset = utc_offset_seconds(self.zone)
         self.sender = self.geo.sender or settings.journeys.hall_number
+        self.holdout = default_share(settings)  # of marketing fences that set none
         self.base: Counter = Counter()  # the checkpoint's totals before this run
         self.detector: Any = None
         self.timers = {"lease": _Timer(self.geo.lease_seconds / 3),
@@ -303,15 +307,25 @@ class _Loop:
         return datetime.fromtimestamp(watermark / 1000, UTC)
 
     def _offer(self, result: MatchResult) -> None:
-        from jingxin.geofence.offers import deliver_offers, offer_deliveries
+        from jingxin.geofence.offers import (
+            HOLDOUT_REASON,
+            deliver_offers,
+            offer_deliveries,
+            split_holdout,
+        )
 
         triggers = result.triggers
         if not len(triggers):
             return
         now = self.clock()
-        deliveries = offer_deliveries(triggers, self.compiled, sender=self.sender, now=now,
-                                      zone=self.zone)  # fmt: skip
+        # Held out before policy, recorded before the treated offers are handed over.
+        treated, arms, held = split_holdout(self.store, triggers, self.compiled,
+                                            default_share=self.holdout, now=now)  # fmt: skip
+        deliveries = offer_deliveries(treated, self.compiled, sender=self.sender, now=now,
+                                      zone=self.zone, arms=arms)  # fmt: skip
         outcomes = deliver_offers(self.store, self.context, deliveries, now=now)
+        if held:
+            outcomes[HOLDOUT_REASON] += held
         self.report.triggers += len(triggers)
         self.report.offers.update({k: v for k, v in outcomes.items() if ":" not in k})
         self.report.counts.update({f"offer_{k.replace(':', '_')}": v for k, v in outcomes.items()})

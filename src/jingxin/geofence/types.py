@@ -99,6 +99,15 @@ class Fence:
     radius_m: float | None = None
     enabled: bool = True
     version: int = 1
+    # Share of the stays due an offer that are held out (experiment ``fence:<code>``);
+    # None: the default - ``[analytics] holdout`` for a marketing fence, 0 otherwise.
+    holdout: float | None = None
+
+    def holdout_share(self, default: float) -> float:
+        """The share held out, ``default`` being ``[analytics] holdout``."""
+        from jingxin.analytics.holdout import share_for
+
+        return share_for(self.holdout, category=self.category, default=default)
 
 
 @dataclass
@@ -142,6 +151,11 @@ class Triggers:
 
     def __len__(self) -> int:
         return len(self.sub)
+
+    def take(self, rows: np.ndarray) -> Triggers:
+        """The rows at ``rows`` (indices or a bool mask), in that order."""
+        return Triggers(self.sub[rows], self.msisdn[rows], self.fence[rows],
+                        self.entered_ms[rows], self.at_ms[rows], self.received_ms[rows])  # fmt: skip
 
     @staticmethod
     def empty() -> Triggers:

@@ -19,11 +19,20 @@ step it was read at, so two advancing processes never move one subscriber twice.
 The hold-out group walks the same steps and is looked at the same way (orders and gift
 claims count for it as for the others); its sends record ``held`` and send nothing, so it
 never ``replied`` to a journey message.
+
+Hold-out: who is held out is decided at enrolment, before anything is sent, by
+:func:`jingxin.analytics.assign.assign` in experiment ``journey:<name>`` (a hash of the
+number: the same side on every entry and every restart) with the journey's share
+(:meth:`~jingxin.journeys.flow.Flow.holdout_share`). A journey with a hold-out records
+each enrolment's arm (``main`` or ``holdout``) in ``experiment_assignments``, one bulk
+idempotent insert per chunk, just before the chunk's enrolments (a crash between the two
+is healed by enrolling again: the assignments are recorded once); its treated sends carry
+``arm="main"``. A subscriber keeps the arm first recorded even if the share is changed
+later (the enrolment's own ``holdout`` flag follows the share of the day it entered).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -66,10 +75,13 @@ _EVENTS = JourneyEvent.__table__
 
 
 def in_holdout(msisdn: str, journey: str, share: float) -> bool:
-    """Whether ``msisdn`` is held out of ``journey``: a hash of both, so the groups stay
-    the same across restarts and re-enrolments, and differ between journeys."""
-    digest = hashlib.sha256(f"{journey}\x1f{msisdn}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < share
+    """Whether ``msisdn`` is held out of ``journey``: a hash of both (experiment
+    ``journey:<name>``), so the groups stay the same across restarts and re-enrolments,
+    and differ between journeys."""
+    from jingxin.analytics.assign import HOLDOUT, assign_one
+
+    return share > 0 and assign_one(msisdn, experiment=f"journey:{journey}",
+                                    holdout=share) == HOLDOUT  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- enrolment
@@ -87,11 +99,14 @@ class Enrolled:
 
 
 def enrol(store: Store, flow: Flow, candidates: pa.Table | Sequence[str], *, entry_key: str,
-          now: datetime, chunk: int = 1000) -> Enrolled:  # fmt: skip
+          now: datetime, chunk: int = 1000,
+          default_holdout: float | None = None) -> Enrolled:  # fmt: skip
     """Enrol ``candidates`` (numbers, or a table with ``msisdn`` and one column per
     template variable) in ``flow`` at its first step, once per (number, ``entry_key``).
-    Hold-out members are enrolled too, flagged ``holdout``. A number that does not
-    normalise is skipped with its reason."""
+    Hold-out members are enrolled too, flagged ``holdout`` (module docstring);
+    ``default_holdout`` is ``[analytics] holdout`` (None: its shipped default). A number
+    that does not normalise is skipped with its reason."""
+    from jingxin.analytics.assign import HOLDOUT, assign
     from jingxin.data.msisdn import normalise_msisdns
 
     table = candidates if isinstance(candidates, pa.Table) else pa.table(
@@ -102,13 +117,20 @@ def enrol(store: Store, flow: Flow, candidates: pa.Table | Sequence[str], *, ent
     names = [c for c in table.column_names if c not in NOT_VARIABLES]
     values = table.select(names).to_pylist()
     ids = table["subscriber_id"].to_pylist() if "subscriber_id" in table.column_names else None
+    share = flow.holdout_share(_default_holdout() if default_holdout is None else default_holdout)
+    e164 = numbers.e164.to_pylist()
+    arms = (assign(e164, experiment=flow.experiment, holdout=share).to_pylist() if share > 0
+            else [None] * len(e164))  # fmt: skip
     rows, skipped, holdout = [], Counter(), 0
-    for i, msisdn in enumerate(numbers.e164.to_pylist()):
+    for i, msisdn in enumerate(e164):
         if msisdn is None:
             skipped["invalid_msisdn"] += 1
             continue
-        held = in_holdout(msisdn, flow.name, flow.holdout)
-        start = _arrive(flow, flow.first.id, now=now, context={"vars": _plain(values[i])},
+        held = arms[i] == HOLDOUT
+        context: dict[str, Any] = {"vars": _plain(values[i])}
+        if arms[i] is not None:
+            context["arm"] = arms[i]
+        start = _arrive(flow, flow.first.id, now=now, context=context,
                         came_from=flow.first.id)  # fmt: skip
         rows.append({"journey": flow.name, "msisdn": msisdn, "tenant_id": flow.tenant,
                      "subscriber_id": ids[i] if ids else None, "entry_key": entry_key,
@@ -118,6 +140,8 @@ def enrol(store: Store, flow: Flow, candidates: pa.Table | Sequence[str], *, ent
     enrolled = 0
     with store_errors(f"enrolling {len(rows)} subscribers in journey {flow.name}"):
         for at in range(0, len(rows), chunk):
+            if share > 0:  # assigned before anything is sent (module docstring)
+                _record_arms(store, flow, rows[at:at + chunk], now=now)
             with store.transaction() as session:
                 made = _insert_new(session, _ENROLMENTS, rows[at:at + chunk],
                                    ("journey", "msisdn", "entry_key"))  # fmt: skip
@@ -128,20 +152,37 @@ def enrol(store: Store, flow: Flow, candidates: pa.Table | Sequence[str], *, ent
                     already=len(rows) - enrolled, skipped=skipped)  # fmt: skip
 
 
+def _default_holdout() -> float:
+    from jingxin.config import AnalyticsSettings
+
+    return AnalyticsSettings().holdout
+
+
+def _record_arms(store: Store, flow: Flow, rows: list[dict], *, now: datetime) -> None:
+    from jingxin.analytics.assign import record_assignments
+
+    record_assignments(store, experiment=flow.experiment, tenant_id=flow.tenant,
+                       msisdns=[r["msisdn"] for r in rows],
+                       arms=[r["context"]["arm"] for r in rows], at=now)  # fmt: skip
+
+
 def enrol_from_trigger(store: Store, flow: Flow, *, warehouse: Warehouse, settings: Settings,
                        day: date, now: datetime, trigger: str | None = None) -> Enrolled:  # fmt: skip
     """Enrol the day's candidates of ``trigger`` (default: the journey's entry trigger),
     entry key the day, and record it as the day's ``flow:<name>`` run, so the scheduler
     enrols each day once."""
+    from jingxin.analytics.holdout import default_share
     from jingxin.journeys.trigger import TriggerContext
     from jingxin.journeys.triggers import trigger as named
 
     name = trigger or flow.entry.trigger
     if name is None:
         raise InputError(f"journey {flow.name}: its entry is an audience file, not a trigger")
+    share = default_share(settings)  # checked before the trigger's work
     output = named(name).candidates(TriggerContext(warehouse=warehouse, day=day,
                                                    settings=settings, store=store))  # fmt: skip
-    result = enrol(store, flow, output.candidates, entry_key=day.isoformat(), now=now)
+    result = enrol(store, flow, output.candidates, entry_key=day.isoformat(), now=now,
+                   default_holdout=share)  # fmt: skip
     skipped = dict(output.skipped + result.skipped)
     run = {"trigger": flow.run_name, "day": day, "state": "done", "candidates": result.candidates,
            "queued": result.enrolled, "duplicates": result.already, "skipped": skipped,
@@ -423,7 +464,8 @@ def _send_all(store: Store, sends: list[tuple[Flow, _Due, Send]], *, now: dateti
         ready.append((flow, row, step, Delivery(
             msisdn=row.msisdn, source="journey", source_id=f"{flow.name}:{step.id}",
             idempotency_key=f"journey:{flow.name}:{row.id}:{row.key}", category=flow.category,
-            tenant_id=flow.tenant, template=step.template, variables=variables)))  # fmt: skip
+            tenant_id=flow.tenant, template=step.template, variables=variables,
+            arm=row.context.get("arm"))))  # fmt: skip
     results = _deliver(store, [item[3] for item in ready], now=now, context=context)
     for (flow, row, step, _), result in zip(ready, results, strict=True):
         if isinstance(result, InputError):

@@ -6,7 +6,9 @@ A journey file says who enters, how many are held out, when they leave, and the 
     tenant: operator
     category: marketing
     entry: {trigger: renewal}           # a trigger of the daily scan, or {audience: file.csv}
-    holdout: 0.1                        # 0..0.5 held out, by a hash of number + journey name
+    holdout: 0.1                        # 0..0.5 (or 10%) held out, by a hash of the number
+                                        # (experiment journey:<name>); none: no hold-out;
+                                        # unset: [analytics] holdout if marketing, else none
     exit_on: [ordered]                  # leave at once when this happened since entry
     goal: ordered                       # what `jingxin flow status` counts as converted
     steps:
@@ -135,7 +137,7 @@ class Flow:
     tenant: str
     category: str
     entry: Entry
-    holdout: float
+    holdout: float | None  # the share held out; None: the default (:meth:`holdout_share`)
     exit_on: tuple[str, ...]
     goal: str
     steps: tuple[Step, ...]
@@ -148,6 +150,19 @@ class Flow:
     @property
     def first(self) -> Step:
         return self.steps[0]
+
+    @property
+    def experiment(self) -> str:
+        """The experiment its enrolments are assigned in: ``journey:<name>``."""
+        return f"journey:{self.name}"
+
+    def holdout_share(self, default: float) -> float:
+        """The share held out: its own ``holdout``, else ``default`` (``[analytics]
+        holdout``) for a marketing journey and none for the others
+        (:func:`jingxin.analytics.holdout.share_for`)."""
+        from jingxin.analytics.holdout import share_for
+
+        return share_for(self.holdout, category=self.category, default=default)
 
     @property
     def run_name(self) -> str:
@@ -256,10 +271,17 @@ class _Journey(_Doc):
     tenant: str = DEFAULT_TENANT_ID
     category: Literal["otp", "notification", "marketing"] = "marketing"
     entry: _Entry
-    holdout: float = Field(default=0.0, ge=0.0, le=0.5)
+    holdout: float | None = None
     exit_on: list[Literal["replied", "ordered", "claimed"]] = Field(default_factory=list)
     goal: Literal["replied", "ordered", "claimed"] = "ordered"
     steps: list[Any] = Field(min_length=1)
+
+    @field_validator("holdout", mode="before")
+    @classmethod
+    def _holdout(cls, value: Any) -> Any:
+        from jingxin.analytics.holdout import parse_share
+
+        return parse_share(value)
 
 
 # ----------------------------------------------------------------------------- reading

@@ -66,7 +66,7 @@ def test_a_good_journey_compiles_with_its_steps_and_order() -> None:
     (("days: 3}\n  - id: check", "days: 0}\n  - id: check"),
      "j.yaml:8: steps[1]: give days or hours, more than 0"),
     # a hold-out share above one half
-    (("holdout: 0.1", "holdout: 0.6"), "j.yaml:4: holdout: Input should be less than or equal to 0.5"),
+    (("holdout: 0.1", "holdout: 0.6"), "j.yaml:4: holdout: 0.6 is no hold-out share: give 0 to 0.5"),
     # an unknown branch event
     (("event: replied", "event: clicked"), "j.yaml:13: steps[2].on[1].event: Input should be"),
     # an unknown trigger
