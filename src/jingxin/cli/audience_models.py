@@ -1,17 +1,31 @@
 """``jingxin audience train-churn`` and ``explain-score``: a churn model on the warehouse's
 labels or on any CSV, with the checks that make it trustworthy (label values, rows left
 out, a leakage guard, hold-out and cross-validated AUC, a refit) and per-row reasons
-(:mod:`jingxin.audience.tabular`, :mod:`jingxin.audience.trust`). Registered on the
-``audience`` group by :mod:`jingxin.cli.audience`."""
+(:mod:`jingxin.audience.tabular`, :mod:`jingxin.audience.trust`).
+
+``jingxin audience train-uplift`` and ``score-uplift``: who is persuadable, learnt from a
+campaign's treated and held-out subscribers (:mod:`jingxin.audience.uplift`), measured by
+the Qini curve on a test part (:mod:`jingxin.audience.qini`).
+
+Registered on the ``audience`` group by :mod:`jingxin.cli.audience`."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
 
-from jingxin.cli.audience import (SparkOpt, WarehouseOpt, _missing, _models_dir, _open,
-                                  audience_app, console)  # fmt: skip
+from jingxin.cli.audience import (
+    SparkOpt,
+    WarehouseOpt,
+    _missing,
+    _models_dir,
+    _open,
+    audience_app,
+    console,
+)
+
 
 def print_trained(trained, path: Path) -> None:
     from jingxin.audience.tabular import MAX_CATEGORIES
@@ -165,3 +179,154 @@ def _cell(value: object) -> str:
     if _missing(value):
         return "missing"
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# ----------------------------------------------------------------------------- uplift
+
+
+@audience_app.command("train-uplift")
+def train_uplift(
+    campaign: int = typer.Option(..., "--campaign", help="The campaign's id (sent with a "
+                                 "hold-out)."),
+    outcome: str = typer.Option("ordered", "--outcome", help="clicked, replied or ordered."),
+    method: str = typer.Option("two-model", "--method", help="two-model or transformed."),
+    learner: str = typer.Option("gbm", "--learner", help="gbm (gradient boosting) or linear "
+                                "(logistic / ridge regression)."),
+    test_size: float = typer.Option(0.3, "--test-size", help="Share of subscribers kept to "
+                                    "measure the model on."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split and the model."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Feature build (default: the "
+                                     "latest on or before the campaign started)."),
+    out: Path | None = typer.Option(None, "--out", help="Model file (default: "
+                                    "var/models/uplift-campaign-ID.joblib)."),
+    score_out: Path | None = typer.Option(None, "--score-out", help="Every subscriber's "
+                                          "uplift score, group, outcome and part (CSV)."),
+    chart: Path | None = typer.Option(None, "--chart", help="The Qini curve of the test part "
+                                      "(self-contained HTML)."),
+    warehouse: Path | None = WarehouseOpt, spark: bool = SparkOpt,
+) -> None:
+    """Learn who is persuadable from a campaign's treated and held-out subscribers."""
+    from jingxin.audience import uplift
+    from jingxin.audience.uplift_campaign import campaign_rows
+    from jingxin.cli.arguments import settings_and_store
+    from jingxin.cli.audience import _date
+
+    _, store = settings_and_store()
+    try:
+        rows = campaign_rows(store, _open(warehouse, spark), campaign_id=campaign,
+                             outcome=outcome, as_of=_date(as_of))
+    finally:
+        store.dispose()
+    _print_groups(rows)
+    training = uplift.train_uplift(
+        rows.features(), rows.treated, rows.outcomes, method=method, learner=learner,
+        test_size=test_size, seed=seed, outcome_name=outcome, where=f"campaign {campaign}")
+    model = training.model
+    model.source, model.features_as_of = rows.experiment, rows.as_of.isoformat()
+    _print_evaluation(model)
+    path = uplift.save(model, out or _models_dir() / f"uplift-campaign-{campaign}.joblib")
+    console.print(f"model saved to {path}", highlight=False, soft_wrap=True)
+    if score_out is not None:
+        frame = rows.frame[["msisdn", "subscriber_id", "treated", outcome]].assign(
+            test=training.test, uplift=training.scores.round(5))
+        _write_frame(frame, score_out)
+        console.print(f"scores of {len(frame)} subscribers written to {score_out}",
+                      highlight=False, soft_wrap=True)
+    if chart is not None:
+        _write_qini_chart(rows, training, chart, campaign=campaign)
+
+
+def _pp(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:+.2f} pp"  # NaN: a group is empty
+
+
+def _print_groups(rows) -> None:
+    from jingxin.audience.qini import observed_uplift
+
+    t, y = rows.treated, rows.outcomes
+    console.print(f"{rows.experiment}: {int(t.sum())} treated, {int((~t).sum())} held out "
+                  f"(control); outcome {rows.outcome!r}; features as of {rows.as_of}",
+                  highlight=False, soft_wrap=True)
+    for note in rows.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    if t.any() and (~t).any():
+        console.print(f"observed: treated {y[t].mean():.2%}, control {y[~t].mean():.2%}, "
+                      f"uplift {_pp(observed_uplift(t, y))}", highlight=False, soft_wrap=True)
+
+
+def _print_evaluation(model) -> None:
+    e = model.evaluation
+    console.print(f"{model.method} ({model.learner}) trained on {e.train_rows} subscribers; "
+                  f"test part: {e.test_rows} ({e.test_treated} treated, {e.test_control} "
+                  f"control), {e.split}", highlight=False, soft_wrap=True)
+    console.print(f"Qini coefficient {e.qini:.3f} (random ordering: 0.000; optimum: 1)",
+                  highlight=False, soft_wrap=True)
+    console.print(f"AUUC {e.auuc:.4f} (random ordering: {e.auuc_random:.4f})",
+                  highlight=False, soft_wrap=True)
+    console.print(f"top {e.top_share:.0%} by predicted uplift: uplift {_pp(e.top_uplift)} vs "
+                  f"the average {_pp(e.test_uplift)}", highlight=False, soft_wrap=True)
+    if not e.qini > 0:
+        console.print("[yellow]warning:[/] on the test part the model ranks no better than "
+                      "a random ordering: do not target by it", highlight=False, soft_wrap=True)
+
+
+def _write_qini_chart(rows, training, out: Path, *, campaign: int) -> None:
+    from jingxin.audience.qini import qini_chart, qini_curve, write_chart
+
+    test = training.test
+    e = training.evaluation
+    figure = qini_chart(
+        {"uplift model": qini_curve(training.scores[test], rows.treated[test],
+                                    rows.outcomes[test])},
+        title=f"Qini curve: campaign {campaign}, outcome {rows.outcome}",
+        subtitle=f"test part: {e.test_rows} subscribers; Qini coefficient {e.qini:.3f}, "
+                 f"AUUC {e.auuc:.4f} (random {e.auuc_random:.4f})")
+    write_chart(figure, out)
+    console.print(f"Qini curve written to {out}", highlight=False, soft_wrap=True)
+
+
+def _write_frame(frame, out: Path) -> None:
+    """CSV, or Parquet for a .parquet name; written to a temporary file first, so a
+    failure leaves no half-written file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if out.suffix.lower() == ".parquet":
+        frame.to_parquet(tmp, index=False)
+    else:
+        frame.to_csv(tmp, index=False)
+    tmp.replace(out)
+
+
+@audience_app.command("score-uplift")
+def score_uplift(
+    model: Path = typer.Argument(..., help="An uplift model (train-uplift prints it)."),
+    out: Path = typer.Option(..., "--out", help="Where to write msisdn, subscriber_id, "
+                             "uplift (.csv or .parquet), highest uplift first."),
+    spec: Path | None = typer.Option(None, "--spec", help="Score only this segment."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Feature build (default: the "
+                                     "latest)."),
+    warehouse: Path | None = WarehouseOpt, spark: bool = SparkOpt,
+) -> None:
+    """Score the warehouse's subscribers (or a segment) with an uplift model, so a
+    campaign can target the persuadable."""
+    from jingxin.audience import uplift
+    from jingxin.audience.subscriber_rows import feature_rows
+    from jingxin.cli.audience import _compile, _date
+
+    trained = uplift.load(model)
+    wh = _open(warehouse, spark)
+    ids = _compile(spec, wh).ids if spec is not None else None
+    rows = feature_rows(wh, ids=ids, as_of=_date(as_of))
+    if rows.frame.empty:
+        console.print(f"nobody to score in the feature build of {rows.as_of}",
+                      highlight=False)
+        return
+    scored = rows.frame[["msisdn", "subscriber_id"]].assign(
+        uplift=trained.predict(rows.features()).round(5))
+    scored = scored.sort_values(["uplift", "subscriber_id"], ascending=[False, True])
+    _write_frame(scored, out)
+    positive = int((scored["uplift"] > 0).sum())
+    decile = scored["uplift"].quantile(0.9)
+    console.print(f"scored {len(scored)} subscribers (features as of {rows.as_of}) into "
+                  f"{out}: {positive} with a positive predicted uplift; top decile from "
+                  f"{decile:+.4f}", highlight=False, soft_wrap=True)

@@ -1,6 +1,7 @@
 """``jingxin`` commands of the policy area.
 
 - ``jingxin why MSISDN [--days N]``: what was sent, deferred and rejected to a number, and why;
+  then the number's churn score with its top reasons when a churn model is trained;
 - ``jingxin policy decide ...``: the single form against the store, for staff;
 - ``jingxin policy batch CANDIDATES.parquet``: the batch form over a file of candidates;
 - ``jingxin policy check``: every tenant's effective rules (fails on bad overrides).
@@ -223,8 +224,12 @@ def why_command(
     msisdn: Annotated[str, typer.Argument(help="The number, e.g. +8613812345678.")],
     days: Annotated[int, typer.Option("--days", min=1, help="How far back.")] = 30,
     url: UrlOption = None,
+    warehouse: Annotated[Path | None, typer.Option(
+        "--warehouse", help="DuckDB warehouse for the churn score (default: "
+                            "warehouse.path).")] = None,
 ) -> None:
-    """What was sent, deferred and rejected to MSISDN, and why."""
+    """What was sent, deferred and rejected to MSISDN, and why; then its churn score and
+    the score's top reasons."""
     from jingxin.data.store.audit import explain
 
     msisdn = number(msisdn, "MSISDN")  # decisions are kept under the E.164 form
@@ -234,9 +239,51 @@ def why_command(
             records = explain(session, msisdn=msisdn, days=days)
     finally:
         store.dispose()
-    if not records:
+    if records:
+        _print_decisions(msisdn, days, records)
+    else:
         console.print(f"no decisions about {msisdn} in the last {days} days")
+    _print_churn(msisdn, warehouse)
+
+
+def _print_churn(msisdn: str, warehouse: Path | None) -> None:
+    """The number's churn score on the latest feature build and its top reasons (the
+    contributions of :mod:`jingxin.audience.reasons`); a line saying why when there is
+    no model, warehouse or feature row."""
+    from jingxin.audience import tabular
+    from jingxin.audience.reasons import explain_number
+    from jingxin.cli.arguments import read_warehouse
+    from jingxin.config import load_settings
+    from jingxin.errors import JingxinError
+
+    settings = load_settings()
+    path = settings.var_dir() / "models" / "churn.joblib"
+    if not path.exists():
+        console.print("churn score: no model trained: run jingxin audience train-churn")
         return
+    try:  # the decisions above stand whatever becomes of the score
+        trained = tabular.load(path)
+        with read_warehouse(settings, warehouse) as wh:
+            explained = explain_number(wh, trained, msisdn)
+    except JingxinError as exc:
+        console.print(f"churn score: not available: {exc}")
+        return
+    if explained is None:
+        console.print(f"churn score: {msisdn} is not in the warehouse's latest feature "
+                      "build")
+        return
+    console.print(f"churn score {explained.score:.3f} (model {path}; features as of "
+                  f"{explained.as_of}; subscriber {explained.subscriber_id})")
+    if not explained.reasons:
+        console.print("  no single feature moves the score")
+        return
+    unit = "score points" if explained.unit == "score" else explained.unit
+    console.print(f"top reasons (contribution in {unit}):")
+    for reason in explained.reasons:
+        console.print(f"  {reason.feature:<24} {reason.value:>14}  {reason.contribution:+.3f}")
+
+
+def _print_decisions(msisdn: str, days: int, records) -> None:
     from zoneinfo import ZoneInfo
 
     # Staff read times in the operator's own zone, not UTC.

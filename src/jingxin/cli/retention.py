@@ -3,8 +3,10 @@
 - ``jingxin retention extract [--date D] [--warehouse FILE] [--json]``: the day's
   extraction (default: today in the operator's zone); re-running a day adds nothing;
 - ``jingxin retention orders [--branch B] [--state open] [--limit 50] [--json]``: the
-  worklist, highest churn propensity first (numbers masked; the subscriber id finds the
-  customer in the BOSS);
+  worklist, highest churn propensity first, with the score's top reasons (numbers masked;
+  the subscriber id finds the customer in the BOSS);
+- ``jingxin retention show ID [--json]``: one order, its churn score's top reasons
+  (feature, value, contribution) and its lifecycle;
 - ``jingxin retention assign ID --to NAME``, ``retention visit ID [--note]``,
   ``retention close ID --reactivated|--lost [--note]``: the lifecycle, each step recorded
   with who (``--by``, default: the account running the command) and when;
@@ -34,6 +36,7 @@ from jingxin.errors import InputError
 from jingxin.logs import mask
 
 if TYPE_CHECKING:
+    from jingxin.audience.reasons import Reason
     from jingxin.data.store.models.journeys import WorkOrder
     from jingxin.retention import BranchRate, ExtractReport
 
@@ -129,34 +132,91 @@ def orders_command(
 ) -> None:
     """The worklist: highest churn propensity first, then the longest barred."""
     from jingxin.retention import list_orders
+    from jingxin.retention.workorders import order_reasons
 
     _, store = settings_and_store()
     try:
         orders = list_orders(store, branch=branch, state=None if state == "all" else state,
                              limit=limit)
+        reasons = order_reasons(store, [o.id for o in orders])
     finally:
         store.dispose()
     if as_json:
-        typer.echo(json.dumps([_order_json(o) for o in orders], ensure_ascii=False, indent=2))
+        typer.echo(json.dumps([_order_json(o, reasons.get(o.id, [])) for o in orders],
+                              ensure_ascii=False, indent=2))
         return
     if not orders:
         console.print("no work orders match")
         return
     table = Table("id", "branch", "subscriber", "number", "barred since", "propensity",
-                  "state", "assignee", title=f"double-stop work orders: {len(orders)}")
+                  "state", "assignee", "top reasons", title=f"double-stop work orders: "
+                  f"{len(orders)}")
     for o in orders:
         table.add_row(str(o.id), Text(o.branch), str(o.subscriber_id), mask(o.msisdn),
                       str(o.barred_since), "-" if o.propensity is None else f"{o.propensity:.3f}",
-                      o.state, Text(o.assignee or "-"))  # fmt: skip
+                      o.state, Text(o.assignee or "-"),
+                      Text(_reasons_text(reasons.get(o.id)) or "-"))  # fmt: skip
     console.print(table)
 
 
-def _order_json(o: WorkOrder) -> dict[str, Any]:
+def _reasons_text(reasons: list[Reason] | None) -> str:
+    from jingxin.audience.reasons import format_reasons
+
+    return format_reasons(reasons or [])
+
+
+def _order_json(o: WorkOrder, reasons: list[Reason]) -> dict[str, Any]:
     return {"id": o.id, "branch": o.branch, "region": o.region,
             "subscriber_id": o.subscriber_id, "msisdn": mask(o.msisdn),
             "episode": o.episode, "barred_since": o.barred_since.isoformat(),
             "extracted_on": o.extracted_on.isoformat(), "propensity": o.propensity,
+            "reasons": [r.to_json() for r in reasons],
             "state": o.state, "assignee": o.assignee}
+
+
+@retention_app.command("show")
+def show_command(order: OrderArgument, as_json: JsonOption = False) -> None:
+    """One order: the subscriber, the churn score's top reasons, the lifecycle."""
+    from jingxin.retention.workorders import get_order, order_events, order_reasons
+
+    _, store = settings_and_store()
+    try:
+        found = get_order(store, order)
+        reasons = order_reasons(store, [order]).get(order, [])
+        events = order_events(store, order)
+    finally:
+        store.dispose()
+    if as_json:
+        body = _order_json(found, reasons)
+        body["events"] = [{"state": e.state, "by": e.by, "at": e.at.isoformat(),
+                           "note": e.note} for e in events]
+        typer.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        return
+    score = "-" if found.propensity is None else f"{found.propensity:.3f}"
+    console.print(Text(f"work order {found.id}: {found.state}, branch {found.branch}, "
+                       f"subscriber {found.subscriber_id} ({mask(found.msisdn)}), barred "
+                       f"since {found.barred_since}, assignee {found.assignee or '-'}"))
+    console.print(f"churn propensity: {score}")
+    if reasons:
+        table = Table("feature", "value", "contribution", title="top reasons for the score")
+        for r in reasons:
+            table.add_row(Text(r.feature), Text(r.value), f"{r.contribution:+.3f}")
+        console.print(table)
+    elif found.propensity is not None:
+        console.print("top reasons: none recorded (no single feature moves the score)")
+    lifecycle = Table("at (UTC)", "state", "by", "note", title="lifecycle")
+    for e in events:
+        lifecycle.add_row(f"{e.at:%Y-%m-%d %H:%M}", e.state, Text(e.by or "-"),
+                          Text(_note_text(e.note)))
+    console.print(lifecycle)
+
+
+def _note_text(note: str | None) -> str:
+    """The note without the reasons line (shown in its own table above)."""
+    from jingxin.retention.workorders import REASONS_LABEL
+
+    lines = [ln for ln in (note or "").splitlines() if not ln.startswith(REASONS_LABEL)]
+    return "\n".join(lines) or "-"
 
 
 # ----------------------------------------------------------------------------- lifecycle

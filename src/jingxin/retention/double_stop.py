@@ -27,7 +27,11 @@ The churn propensity: when ``jingxin audience train-churn`` has saved a model
 same feature build, as ``jingxin audience score`` does; without a model, or without a
 build on or before ``day``, the propensity stays null and the report says why. This
 module never trains. Every candidate is scored on every run (cheap next to the warehouse
-scan); an order already there keeps the score it was created with.
+scan); an order already there keeps the score it was created with. With the score go its
+top reasons (:mod:`jingxin.audience.reasons`: feature, value, contribution), written into
+the order's ``created`` event note after ``REASONS_LABEL``, where
+:func:`jingxin.retention.workorders.order_reasons` reads them back (work orders have no
+column of their own for them).
 
 The warehouse is a snapshot of today: extracting a past day (catching up) applies that
 day's threshold to today's statuses and barring dates.
@@ -52,7 +56,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jingxin.data.store.models.journeys import WorkOrder, WorkOrderEvent
-from jingxin.retention.workorders import OPEN_STATES, close_by_system
+from jingxin.retention.workorders import OPEN_STATES, REASONS_LABEL, close_by_system
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -108,9 +112,11 @@ def extract(settings: Settings, store: Store, warehouse: Warehouse, *, day: date
     rows = candidate_rows(warehouse, day=day, days=days, build=build,
                           branches=settings.retention.branches,
                           default_branch=settings.retention.default_branch).to_pandas()
-    scores, note = churn_scores(rows, models_dir=settings.var_dir() / "models", build=build,
-                                day=day)
+    scores, reasons, note = churn_scores(rows, models_dir=settings.var_dir() / "models",
+                                         build=build, day=day,
+                                         explain=~has_order(store, rows))
     rows["propensity"] = scores
+    rows["reasons"] = reasons
     created = _insert(store, rows, day=day, days=days, now=moment)
     reactivated, lost = settle(store, warehouse, day=day, now=moment)
     new = rows[rows["subscriber_id"].isin(created)]
@@ -197,38 +203,63 @@ def _branch_of(district: ir.StringValue, branches: dict[str, str]) -> ir.StringV
 # ----------------------------------------------------------------------------- propensity
 
 
-def churn_scores(rows: pd.DataFrame, *, models_dir: Path, build: date | None,
-                 day: date) -> tuple[pd.Series, str | None]:
-    """The churn propensity of each row (null where none can be given) and, when some
-    or all are null, why."""
+def churn_scores(rows: pd.DataFrame, *, models_dir: Path, build: date | None, day: date,
+                 explain: pd.Series | None = None) -> tuple[pd.Series, pd.Series, str | None]:
+    """The churn propensity of each row and its top reasons as text (both null where
+    none can be given) and, when some or all are null, why. Reasons cost a prediction per
+    feature: only the rows where ``explain`` is true get them (default: all)."""
     import pandas as pd
 
     from jingxin.audience import tabular
     from jingxin.audience.propensity import scoring_frame
+    from jingxin.audience.reasons import format_reasons, top_reasons
 
     none = pd.Series([None] * len(rows), index=rows.index, dtype="object")
     path = models_dir / "churn.joblib"
     if not path.exists():
-        return none, (f"no churn model at {path}: orders carry no propensity (train one "
-                      "with `jingxin audience train-churn`)")
+        return none, none, (f"no churn model at {path}: orders carry no propensity (train "
+                            "one with `jingxin audience train-churn`)")
     if build is None:
-        return none, (f"no feature build on or before {day}: orders carry no propensity "
-                      f"(build one with `jingxin audience features --as-of {day}`)")
+        return none, none, (f"no feature build on or before {day}: orders carry no "
+                            f"propensity (build one with `jingxin audience features "
+                            f"--as-of {day}`)")
     if rows.empty:
-        return none, None
+        return none, none, None
     trained = tabular.load(path)
     featured = rows[rows["as_of"].notna()].copy()
     featured["as_of"] = pd.to_datetime(featured["as_of"]).dt.date
-    scores = none.copy()
+    scores, reasons = none.copy(), none.copy()
     if not featured.empty:
-        scores[featured.index] = trained.score(scoring_frame(featured)).round(5)
+        frame = scoring_frame(featured)
+        scores[featured.index] = trained.score(frame).round(5)
+        if explain is not None:
+            frame = frame[explain[frame.index].to_numpy(bool)]
+        if not frame.empty:
+            reasons[frame.index] = [format_reasons(r) or None
+                                    for r in top_reasons(trained, frame)]
     missing = int(scores.isna().sum())
     note = (f"{missing} of {len(rows)} candidates are not in the feature build of {build}: "
             "no propensity for them") if missing else None
-    return scores, note
+    return scores, reasons, note
 
 
 # ----------------------------------------------------------------------------- store
+
+
+def has_order(store: Store, rows: pd.DataFrame) -> pd.Series:
+    """Whether each candidate's barring episode has its order already."""
+    import pandas as pd
+
+    episodes = [_date(v).isoformat() for v in rows["barred_since"]]
+    ids = [int(v) for v in rows["subscriber_id"]]
+    known: set[tuple[int, str]] = set()
+    for start in range(0, len(ids), CHUNK):
+        with store.transaction() as session:
+            known.update(session.execute(select(WorkOrder.subscriber_id, WorkOrder.episode)
+                                         .where(WorkOrder.kind == KIND, WorkOrder.subscriber_id
+                                                .in_(ids[start : start + CHUNK]))).all())
+    return pd.Series([(i, e) in known for i, e in zip(ids, episodes, strict=True)],
+                     index=rows.index, dtype=bool)
 
 
 def _insert(store: Store, rows: pd.DataFrame, *, day: date, days: int,
@@ -236,6 +267,7 @@ def _insert(store: Store, rows: pd.DataFrame, *, day: date, days: int,
     """Insert the orders that are new, chunk by chunk, each with its ``created`` event;
     return the subscriber ids that got one."""
     orders = [_order(row, day=day, now=now) for row in rows.itertuples(index=False)]
+    reasons = dict(zip(rows["subscriber_id"].astype(int), rows["reasons"], strict=True))
     created: set[int] = set()
     for start in range(0, len(orders), CHUNK):
         with store.transaction() as session:
@@ -244,10 +276,18 @@ def _insert(store: Store, rows: pd.DataFrame, *, day: date, days: int,
             if new:
                 connection.execute(WorkOrderEvent.__table__.insert(), [
                     {"order_id": order_id, "state": "created", "by": "system", "at": now,
-                     "note": f"double-stopped since {episode}, {days}+ days on {day}"}
-                    for order_id, _, episode in new])  # fmt: skip
+                     "note": created_note(episode, days=days, day=day,
+                                          reasons=reasons.get(subscriber))}
+                    for order_id, subscriber, episode in new])  # fmt: skip
             created.update(subscriber for _, subscriber, _ in new)
     return created
+
+
+def created_note(episode: str, *, days: int, day: date, reasons: str | None) -> str:
+    """The ``created`` event's note: why the order exists and, with a churn score, the
+    score's top reasons on a line of their own."""
+    note = f"double-stopped since {episode}, {days}+ days on {day}"
+    return f"{note}\n{REASONS_LABEL}{reasons}" if reasons else note
 
 
 def _order(row: Any, *, day: date, now: datetime) -> dict[str, Any]:

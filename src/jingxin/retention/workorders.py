@@ -29,6 +29,11 @@ succeeds (that would need an uplift model trained on visit outcomes, which nobod
 yet): the order puts first those a branch stands to lose, where a visit can change the
 most, and leaves last those who would probably top up on their own. Orders without a
 score come after the scored ones, the longest barred first.
+
+An order with a score also has the score's top reasons (feature, value, contribution),
+written by the extraction on a line of the ``created`` event's note that starts with
+:data:`REASONS_LABEL`; :func:`order_reasons` reads them back for the worklist and
+``jingxin retention show``.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from jingxin.data.store.models.journeys import WORK_ORDER_STATES, WorkOrder, Wor
 from jingxin.errors import InputError
 
 if TYPE_CHECKING:
+    from jingxin.audience.reasons import Reason
     from jingxin.data.store.engine import Store
 
 OPEN_STATES = ("created", "assigned", "visited")
@@ -58,6 +64,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 LIST_STATES = (*WORK_ORDER_STATES, "open")  # "open": any of OPEN_STATES
 CHUNK = 500  # ids per statement: well under SQLite's bound-parameter cap
+REASONS_LABEL = "churn reasons: "  # starts the created note's line with the top reasons
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +178,34 @@ def list_orders(store: Store, *, branch: str | None = None, state: str | None = 
         query = query.where(WorkOrder.state == state)
     with store.transaction() as session:
         return list(session.scalars(query.limit(limit)))
+
+
+def get_order(store: Store, order_id: int) -> WorkOrder:
+    """One order; an InputError naming the id when there is none."""
+    with store.transaction() as session:
+        order = session.get(WorkOrder, order_id)
+    if order is None:
+        raise InputError(f"work order {order_id}: no such order")
+    return order
+
+
+def order_reasons(store: Store, order_ids: Sequence[int]) -> dict[int, list[Reason]]:
+    """The churn score's top reasons of each order that has them (see the module
+    docstring), by order id."""
+    from jingxin.audience.reasons import parse_reasons
+
+    out: dict[int, list[Reason]] = {}
+    ids = list(order_ids)
+    for start in range(0, len(ids), CHUNK):
+        with store.transaction() as session:
+            rows = session.execute(select(WorkOrderEvent.order_id, WorkOrderEvent.note).where(
+                WorkOrderEvent.order_id.in_(ids[start : start + CHUNK]),
+                WorkOrderEvent.state == "created")).all()
+        for order_id, note in rows:
+            for line in (note or "").splitlines():
+                if line.startswith(REASONS_LABEL):
+                    out[order_id] = parse_reasons(line[len(REASONS_LABEL):])
+    return out
 
 
 def order_events(store: Store, order_id: int) -> list[WorkOrderEvent]:
