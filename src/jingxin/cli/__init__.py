@@ -43,7 +43,12 @@ COMMAND_MODULES = (
     "jingxin.cli.flows",
     "jingxin.cli.fence",
     "jingxin.cli.experiment",
+    "jingxin.cli.events",
+    "jingxin.cli.simulate",
+    "jingxin.cli.sendtime",
+    "jingxin.cli.report",
     "jingxin.cli.channels",
+    "jingxin.cli.serve",
     "jingxin.cli.db",
     "jingxin.cli.bench",
 )

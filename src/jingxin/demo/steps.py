@@ -6,10 +6,11 @@ import shutil
 import time
 from pathlib import Path
 
-from jingxin.demo.runner import Workspace, demo_environment, simulator_process
+from jingxin.demo.analytics import analytics
 from jingxin.demo.geofence import geofence
 from jingxin.demo.hall import hall
 from jingxin.demo.journeys import journeys
+from jingxin.demo.runner import Workspace, demo_environment, simulator_process
 from jingxin.demo.twoway import twoway
 
 AS_OF = "2026-10-01"
@@ -110,6 +111,8 @@ tenant: operator
 category: marketing
 template: {code: care.plan_fit}     # the approved catalogue version
 audience: {path: renewal.parquet}
+# No experiment block: a marketing campaign holds out [analytics] holdout (5%) of its
+# audience, recorded as experiment campaign:1 and never sent, to measure the offer against.
 validity_hours: 24
 tariff: 0.05
 """
@@ -182,6 +185,7 @@ def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7) -> None:
         lambda: hall(ws),
         lambda: geofence(ws),
         lambda: journeys(ws),
+        lambda: analytics(ws),
     ]
     ws.steps = len(steps)
     began = time.perf_counter()
@@ -189,10 +193,12 @@ def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7) -> None:
         for step in steps[:5]:
             step()
         with simulator_process(ws) as channel_env, demo_environment(ws, channel_env):
-            for step in steps[5:10]:
+            for step in steps[5:-1]:
                 step()
-        for step in steps[10:]:  # journeys queue for the morning: no worker needed
-            step()
+            report = steps[-1]()  # the proof step sends through the simulator too
     ws.console.print()
     ws.console.print(f"[bold]demo finished in {time.perf_counter() - began:.0f} s[/]; "
-                     f"its files are in {root} (store, warehouse, synthetic data, decisions)")
+                     f"its files are in {root} (store, warehouse, synthetic data, decisions)",
+                     soft_wrap=True)
+    ws.console.print(f"[bold]the campaign report:[/] {report} (open it in a browser; it works "
+                     "offline)", soft_wrap=True)

@@ -37,6 +37,7 @@ template:
   variables: {{name: str}}
 audience: {{path: twoway.csv}}
 validity_hours: 48
+experiment: {{holdout: none}}   # two subscribers of our own: nobody held out
 """
 
 
