@@ -1,6 +1,7 @@
 """``jingxin scheduler``: the dial tests every ``[probing] interval_seconds`` (and the hall's
 reconcile hook after each run), and the journeys' work - the daily scans of the due days
-(missed ones caught up), the journeys' daily enrolments and their due steps - until
+(missed ones caught up), the journeys' daily enrolments and their due steps - and the
+campaigns whose test phase is over (``experiment.promote_after_hours``) promoted, until
 stopped; ``--once`` / ``--iterations N`` for bounded runs. One scheduler at a time: each
 run needs the ``scheduler`` lease in the store; a second scheduler says who holds it and
 waits. Failures are alerted in the log and the metrics, never by stopping: use
@@ -42,6 +43,7 @@ def scheduler(
 
     from jingxin.cli.arguments import settings_and_store
     from jingxin.config import load_settings
+    from jingxin.dispatch.campaign_promote import PromotionDuties
     from jingxin.journeys.flow import load_flows
     from jingxin.journeys.schedule import JourneyDuties
     from jingxin.probes import HallTick, ProbeMetrics, SimulatorChannel, load_probes, run_schedule
@@ -89,7 +91,8 @@ def scheduler(
             loop.add_signal_handler(sig, stop.set)
         tick = HallTick(settings=settings, store=store, probes=probes, channel=channel,
                         metrics=metrics, on_report=show)  # fmt: skip
-        lease.parts = [tick] if duties is None else [tick, duties]
+        promotions = PromotionDuties(settings=settings, store=store, keep=lease.keep)
+        lease.parts = [tick, promotions] if duties is None else [tick, duties, promotions]
         return await run_schedule(lease, interval=every, iterations=bound, stop=stop)
 
     try:

@@ -21,8 +21,11 @@ numbers already queued duplicates. A completed promotion is never repeated: a se
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -55,7 +58,10 @@ from jingxin.errors import InputError, SpecError
 if TYPE_CHECKING:
     from jingxin.config import AnalyticsSettings
 
-__all__ = ["Promotion", "Standing", "promote"]
+__all__ = ["PromotionDuties", "Promotion", "Standing", "due_for_promotion", "promote",
+           "promote_due"]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -283,3 +289,74 @@ def _mark(store: Store, campaign_id: int, values: dict[str, Any], *, finish: boo
             campaign.status = "running"
             session.flush()
             finish_if_final(session, campaign_id=campaign_id, now=now)
+
+
+# ----------------------------------------------------------------------------- automatic
+
+
+def due_for_promotion(store: Store, *, now: datetime) -> list[int]:
+    """Campaigns still testing whose spec sets ``experiment.promote_after_hours`` and whose
+    test phase (that long after they started) is over."""
+    with store_errors("reading the campaigns in their test phase"), store.sessions() as session:
+        rows = session.execute(select(Campaign.id, Campaign.spec, Campaign.started_at,
+                                      Campaign.created_at)
+                               .where(Campaign.status == "testing")).all()  # fmt: skip
+    due = []
+    for campaign_id, spec, started_at, created_at in rows:
+        stored = spec or {}
+        hours = (stored.get("experiment") or {}).get("promote_after_hours")
+        if hours is None or (stored.get(PROMOTION) or {}).get("done"):
+            continue
+        began = started_at or created_at
+        if began is not None and now >= began + timedelta(hours=float(hours)):
+            due.append(campaign_id)
+    return due
+
+
+def promote_due(store: Store, *, context: DeliveryContext,
+                analytics: AnalyticsSettings | None = None, min_confidence: float = 0.95,
+                now: datetime | None = None) -> list[Promotion]:  # fmt: skip
+    """Promote every campaign whose test phase is over (:func:`due_for_promotion`): the best
+    arm, significantly better or not - the phase the operator set is over and the rest of
+    the audience must not wait for ever (a result that is not significant says so in the
+    note, as ``--force`` does). A campaign with no result yet (nothing sent) is left for the
+    next round and logged; one campaign's failure does not stop the others."""
+    now = now or utc_now()
+    done = []
+    for campaign_id in due_for_promotion(store, now=now):
+        try:
+            result = promote(store, campaign_id=campaign_id, context=context,
+                             analytics=analytics, min_confidence=min_confidence, force=True,
+                             now=now)  # fmt: skip
+        except SpecError as exc:
+            log.warning("campaign %d: its test phase is over but it cannot be promoted yet: %s",
+                        campaign_id, exc)  # fmt: skip
+            continue
+        log.info("campaign %d promoted at the end of its test phase: %s", campaign_id,
+                 result.note or f"arm {result.winner}")  # fmt: skip
+        done.append(result)
+    return done
+
+
+@dataclass
+class PromotionDuties:
+    """The scheduler's part that ends test phases (``jingxin scheduler``): each tick,
+    :func:`promote_due`, in a thread (it writes the outbox through the delivery entry)."""
+
+    settings: Any
+    store: Store
+    keep: Callable[[], bool] | None = None
+    clock: Callable[[], datetime] = utc_now
+
+    async def __call__(self, n: int) -> list[Promotion]:
+        return await asyncio.to_thread(self.run, n)
+
+    def run(self, n: int = 0) -> list[Promotion]:
+        if self.keep is not None and not self.keep():
+            return []
+        try:
+            return promote_due(self.store, context=DeliveryContext.from_settings(self.settings),
+                               analytics=self.settings.analytics, now=self.clock())  # fmt: skip
+        except Exception:  # noqa: BLE001 - a scheduler alerts in the log, never stops
+            log.exception("promoting the campaigns whose test phase is over failed")
+            return []

@@ -96,6 +96,8 @@ class ExperimentSpec(BaseModel):
     variants: list[VariantSpec] = Field(default_factory=list)
     test_share: float | None = Field(default=None, allow_inf_nan=False)
     winner_metric: Literal["clicked", "replied", "ordered"] = "clicked"
+    # The test phase's length: `jingxin scheduler` then promotes the best arm by itself.
+    promote_after_hours: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @field_validator("holdout", mode="before")
     @classmethod
@@ -134,6 +136,13 @@ class ExperimentSpec(BaseModel):
             raise ValueError(f"{value!r}: the share of the treated sent first is above 0 and "
                              "below 1 (leave it out to send to everyone now)")  # fmt: skip
         return value
+
+    @model_validator(mode="after")
+    def _phase_needs_a_test(self) -> ExperimentSpec:
+        if self.promote_after_hours is not None and self.test_share is None:
+            raise ValueError("promote_after_hours: the test phase of what? give test_share "
+                             "too (the share of the treated sent first)")  # fmt: skip
+        return self
 
     def holdout_share(self, *, category: str, default: float) -> float:
         """The hold-out this campaign uses: its own, else ``default`` (the ``[analytics]``

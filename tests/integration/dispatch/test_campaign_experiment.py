@@ -15,7 +15,7 @@ from jingxin.analytics.assign import HOLDOUT, assign, record_assignments
 from jingxin.data.store import open_store
 from jingxin.data.store.models import Campaign, ExperimentAssignment, LinkClick, Message
 from jingxin.dispatch.campaign import campaign_status, control, load_spec, run_campaign
-from jingxin.dispatch.campaign_promote import promote
+from jingxin.dispatch.campaign_promote import PromotionDuties, due_for_promotion, promote
 from jingxin.dispatch.deliver import DeliveryContext
 from jingxin.errors import InputError, SpecError
 
@@ -157,6 +157,38 @@ def test_a_test_share_then_the_winner_goes_to_the_rest(store, tmp_path) -> None:
     assert len(messages(store, 1)) == len(numbers)
 
 
+def test_the_scheduler_promotes_when_the_test_phase_is_over(sqlite_store, tmp_path) -> None:
+    # Given a campaign testing 30% of its audience for 24 hours, sent, one arm clicked more
+    store = sqlite_store
+    two_templates(store)
+    numbers = NUMBERS[:300]
+    body = (VARIANTS.format(holdout="none")
+            + "  test_share: 0.3\n  promote_after_hours: 24\n")  # fmt: skip
+    summary = run_campaign(store, spec=load_spec(write_spec(tmp_path, body, numbers)), now=NOON)
+    ids = _send_all(store)
+    _click(store, [i for i, arm in ids if arm == "A"][:3])
+    with store.transaction() as s:
+        s.execute(update(Campaign).values(started_at=NOON))
+
+    class Settings:  # what the scheduler's part reads
+        from jingxin.config import AnalyticsSettings, ContentSettings, PolicySettings
+
+        analytics, content, policy = AnalyticsSettings(), ContentSettings(), PolicySettings()
+
+    duty = PromotionDuties(settings=Settings(), store=store, clock=lambda: NOON + timedelta(hours=23))
+    # When the scheduler looks before the phase is over, Then nothing is promoted
+    assert due_for_promotion(store, now=NOON + timedelta(hours=23)) == [] and duty.run() == []
+    # When it looks after, Then the best arm goes to the rest, forced (3 clicks of ~45 is
+    # not significant) and said so
+    duty.clock = lambda: NOON + timedelta(hours=25)
+    [result] = duty.run()
+    assert result.winner == "A" and result.forced and "not significantly better" in result.note
+    assert result.summary.accepted == summary.waiting
+    assert campaign_status(store, campaign_id=1)["status"] == "running"
+    # And the next tick finds nothing more to do
+    assert due_for_promotion(store, now=NOON + timedelta(hours=26)) == [] and duty.run() == []
+
+
 def _send_all(store) -> list[tuple[int, str]]:
     with store.transaction() as s:
         s.execute(update(Message).values(state="delivered", submitted_at=NOON,
@@ -208,6 +240,10 @@ def test_send_time_split_measures_best_against_random(sqlite_store, tmp_path) ->
     ("send_time: {mode: split}\n" + VARIANTS.format(holdout=0.1),
      r"send_time.mode split .* cannot be combined with experiment.variants"),
     ("template: {code: mkt.a}\nexperiment: {test_share: 1}\n", r"experiment.test_share: 1"),
+    ("template: {code: mkt.a}\nexperiment: {promote_after_hours: 24}\n",
+     r"promote_after_hours: the test phase of what\? give test_share"),
+    ("template: {code: mkt.a}\nexperiment: {test_share: 0.2, promote_after_hours: 0}\n",
+     r"experiment.promote_after_hours: Input should be greater than 0"),
 ])  # fmt: skip
 def test_a_bad_experiment_names_the_field(tmp_path, body, message) -> None:
     with pytest.raises(SpecError, match=message):
