@@ -48,6 +48,9 @@ __all__ = ["HOURS_SCHEMA", "MODES", "RESPONSE_KINDS", "hour_counts", "learn_hour
 
 RESPONSE_KINDS = ("replied", "clicked")
 MODES = ("best", "random")
+# The population's best hour stands in for a subscriber's own only when it is this many
+# times the window's mean hour share: a clear peak (commute, evening), not noise.
+PEAK_RATIO = 1.5
 WINDOW_FIELD = "send_time.window"
 POPULATION_KEY = b"jingxin.population"  # schema metadata: 24 hour shares (JSON)
 ZONE_KEY = b"jingxin.tz"
@@ -210,6 +213,10 @@ def plan_times(msisdns: Sequence[str], *, day: date, window: tuple[time, time],
     low = np.maximum(best * 60, start)  # the hour clipped to the window
     high = np.minimum(best * 60 + 60, end)
     seconds = low * 60 + _unit(numbers, f"best:{seed}") * ((high - low) * 60)
+    unknown = best < 0  # no hour of their own and no clear population peak: a random time
+    if unknown.any():
+        anywhere = start * 60 + _unit(numbers, f"random:{seed}") * ((end - start) * 60)
+        seconds = np.where(unknown, anywhere, seconds)
     return _instants(day, seconds.astype(np.int64), zone)
 
 
@@ -231,11 +238,17 @@ def _window_minutes(window: tuple[time, time]) -> tuple[int, int]:
 
 def _best_in_window(numbers: list[str], hours: pa.Table, start: int, end: int) -> np.ndarray:
     """Each number's best hour if [hour, hour+1) meets the window, else the population's
-    best hour among those that do."""
+    best hour among those that do - when the population has a clear peak there (its share
+    at least :data:`PEAK_RATIO` times the window's mean hour); else -1: a random time. (The
+    behaviour benchmark showed why: from a nearly flat history the population's "best"
+    hour is noise, and sending everyone without hours of their own at it did worse than
+    random times.)"""
     first, last = start // 60, (end - 1) // 60  # hours meeting [start, end)
     shares = _population(hours)
     allowed = np.arange(first, last + 1)
     fallback = int(allowed[np.argmax(shares[allowed])])
+    if shares[fallback] < PEAK_RATIO * float(np.mean(shares[allowed])):
+        fallback = -1
     known = dict(zip(hours.column("msisdn").to_pylist(), hours.column("best_hour").to_pylist(),
                      strict=True))  # fmt: skip
     best = np.array([known.get(n, -1) for n in numbers], np.int64)

@@ -225,13 +225,45 @@ def _deliver(scan: _Scan, name: str, report: TriggerReport) -> None:
     defaults = {"source": SOURCE, "source_id": f"{name}:{scan.day.isoformat()}",
                 "tenant_id": scan.tenant, "sender": scan.settings.journeys.hall_number}  # fmt: skip
     started = time.perf_counter()
-    for approved, table in groups:
+    for approved, whole in groups:
+        table = _held_out(scan, name, whole, approved, report)
         with store_errors(f"delivering the {name} candidates of {scan.day}"):
             summary = deliver_table(scan.store, table=table, context=scan.context, now=scan.now,
                                     defaults={**defaults, "category": approved.category},
                                     where=f"journey {name} ({approved.code})")  # fmt: skip
         report.add(summary)
     report.delivery_seconds = time.perf_counter() - started
+
+
+def _held_out(scan: _Scan, name: str, table: pa.Table, approved: ApprovedTemplate,
+              report: TriggerReport) -> pa.Table:  # fmt: skip
+    """The candidates to send: a marketing trigger (a birthday, a renewal offer) holds out
+    ``[analytics] holdout`` of them by a hash of the number under ``journey:<trigger>`` -
+    chosen before policy, so the comparison is fair, and the same subscriber lands on the
+    same side every day. Every assignment is recorded (idempotently: a subscriber is
+    assigned once per trigger, when first met); the held-out are counted as skipped
+    ``holdout``. A notification trigger (a usage alert) holds out nobody."""
+    from jingxin.analytics.assign import HOLDOUT, assign, record_assignments
+    from jingxin.analytics.holdout import default_share, share_for
+
+    share = share_for(None, category=approved.category, default=default_share(scan.settings))
+    if not share or not table.num_rows:
+        return table
+    experiment = f"{SOURCE}:{name}"
+    numbers = table.column("msisdn").cast(pa.string())
+    arms = assign(numbers, experiment=experiment, holdout=share)
+    with store_errors(f"recording the hold-out of {name}"):
+        record_assignments(scan.store, experiment=experiment, tenant_id=scan.tenant,
+                           msisdns=numbers, arms=arms, at=scan.now)  # fmt: skip
+    treated = pc.not_equal(arms, HOLDOUT)
+    held = table.num_rows - pc.sum(treated).as_py()
+    if held:
+        report.skipped["holdout"] += held
+    kept = table.filter(treated)
+    arm = pa.repeat(pa.scalar("main"), kept.num_rows)
+    if "arm" in kept.column_names:
+        return _fill(kept, "arm", pc.coalesce(kept.column("arm"), arm))
+    return kept.append_column("arm", arm)
 
 
 def _by_template(scan: _Scan, name: str,

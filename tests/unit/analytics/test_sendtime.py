@@ -205,3 +205,38 @@ def test_the_commands_learn_and_show(tmp_path, monkeypatch) -> None:
     assert "best hour 20:00-20:59, confidence 0.57" in shown.output
     bad = run(app, ["sendtime", "show", "12345"])
     assert bad.exit_code != 0 and "NUMBER: invalid msisdn '12345'" in str(bad.exception)
+
+
+def _hours(population: list[float], known: dict[str, int]) -> pa.Table:
+    import json
+
+    from jingxin.analytics.sendtime import POPULATION_KEY, ZONE_KEY
+
+    table = pa.table({"msisdn": list(known), "best_hour": pa.array(list(known.values()), pa.int8()),
+                      "responses": pa.array([3] * len(known), pa.int32()),
+                      "confidence": [0.5] * len(known)})  # fmt: skip
+    return table.replace_schema_metadata({POPULATION_KEY: json.dumps(population).encode(),
+                                          ZONE_KEY: b"Asia/Shanghai"})
+
+
+def test_without_own_hours_a_flat_population_means_random_times_not_its_noise() -> None:
+    # Given a population whose hours are flat (a 4% bump at 15:00 is noise) and one
+    # subscriber with an hour of their own
+    flat = [1 / 24] * 24
+    flat[15] += 0.01
+    hours = _hours(flat, {"+8613900000001": 19})
+    others = [f"+86139{i:08d}" for i in range(2, 400)]
+    window = (time(9, 0), time(21, 0))
+    planned = plan_times(["+8613900000001", *others], day=date(2026, 10, 9), window=window,
+                         hours=hours, mode="best")  # fmt: skip
+    local = [p.astimezone(ZoneInfo("Asia/Shanghai")).hour for p in planned]
+    # Then the subscriber goes at their hour, and the others are spread over the window,
+    # as random times would be - not all at 15:00
+    assert local[0] == 19
+    assert len(set(local[1:])) == 12 and local[1:].count(15) < 80
+    # Given a clear evening peak instead, Then those without hours go at the peak
+    peaked = [0.02] * 24
+    peaked[20] = 0.54
+    planned = plan_times(others, day=date(2026, 10, 9), window=window,
+                         hours=_hours(peaked, {}), mode="best")  # fmt: skip
+    assert {p.astimezone(ZoneInfo("Asia/Shanghai")).hour for p in planned} == {20}

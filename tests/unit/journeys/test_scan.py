@@ -305,3 +305,33 @@ def test_an_unknown_trigger_is_refused_before_anything_runs(store, warehouse) ->
     with pytest.raises(ConfigError, match="unknown trigger"):
         scan(store, warehouse, triggers=["birthday", "moon"])
     assert runs(store) == {}
+
+
+def test_a_marketing_trigger_holds_out_its_share_before_policy(store, warehouse) -> None:
+    from jingxin.analytics.assign import assign_one
+    from jingxin.data.store.models import ExperimentAssignment
+
+    # Given half held out ([analytics] holdout 0.5) - the care messages are marketing
+    settings = Settings(analytics={"holdout": 0.5})
+    # When the day is scanned
+    report = run_scan(settings, store, warehouse, day=DAY, triggers=CORE, now=SCAN_AT)
+    got = by_trigger(report)
+    # Then birthday's held-out subscriber (by the hash of journey:birthday) gets nothing,
+    # is counted as skipped, and both candidates' arms are recorded
+    held = {n for n in ("+8613900000001", "+8613900000002")
+            if assign_one(n, experiment="journey:birthday", holdout=0.5) == "holdout"}
+    assert held == {"+8613900000002"}
+    assert got["birthday"].skipped["holdout"] == 1 and got["birthday"].queued == 1
+    sent = {m[0].rsplit(":", 1)[1] for m in messages(store) if ":birthday:" in m[0]}
+    assert sent == {"+8613900000001"}
+    with store.sessions() as s:
+        arms = dict(s.execute(select(ExperimentAssignment.msisdn, ExperimentAssignment.arm)
+                              .where(ExperimentAssignment.experiment == "journey:birthday")).all())
+        arm_of_sent = set(s.scalars(select(Message.arm).where(Message.source_id.like("birthday:%"))))
+    assert arms == {"+8613900000001": "main", "+8613900000002": "holdout"}
+    assert arm_of_sent == {"main"}
+    # And scanned again (another day's scan meets the same subscriber), nothing is reassigned
+    run_scan(settings, store, warehouse, day=DAY, triggers=CORE, now=SCAN_AT)
+    with store.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(ExperimentAssignment)
+                        .where(ExperimentAssignment.experiment == "journey:birthday")) == 2
