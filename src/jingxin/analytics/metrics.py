@@ -109,22 +109,31 @@ def arm_table(store: Store, experiment: str, *, tariff: float = 0.05,
         entry["parts"] = int(row["sent_parts_sum"] or 0)
         entry["cost"] = float(row["sent_cost_sum"] or 0.0) \
             + tariff * int(row["sent_unpriced_parts_sum"] or 0)  # fmt: skip
-    for kind in ARM_KINDS:
-        events = rows.events.get(kind)
-        if events is None or not events.num_rows:
-            continue
-        counted = events.group_by("arm", use_threads=False).aggregate(
-            [("msisdn", "count_distinct")])  # fmt: skip
-        for arm, subscribers in zip(counted["arm"].to_pylist(),
-                                    counted["msisdn_count_distinct"].to_pylist(), strict=True):
-            # An event in an arm neither assigned nor messaged (a late reply to a message
-            # since deleted, say) still counts: the arm shows, with nobody assigned.
-            table.setdefault(arm, _empty_arm(arm, arm == HOLDOUT, 0))[kind] = int(subscribers)
+    for kind, arm, subscribers in _distinct_by_arm(rows):
+        # An event in an arm neither assigned nor messaged (a late reply to a message since
+        # deleted, say) still counts: the arm shows, with nobody assigned.
+        table.setdefault(arm, _empty_arm(arm, arm == HOLDOUT, 0))[kind] = subscribers
     values = _values(rows.orders, "arm")
     for arm, value in values.items():
         table.setdefault(arm, _empty_arm(arm, arm == HOLDOUT, 0))["value"] = value
     ordered = sorted(table.values(), key=lambda r: (r["holdout"], r["arm"]))
     return pa.Table.from_pylist(ordered, schema=ARM_SCHEMA)
+
+
+def _distinct_by_arm(rows: ExperimentRows) -> list[tuple[str, str, int]]:
+    """(kind, arm, distinct subscribers) of the events, counted on the numbers' codes."""
+    out = []
+    for kind in ARM_KINDS:
+        events = rows.events.get(kind)
+        if events is None or not events.num_rows:
+            continue
+        codes = rows.numbers.events[kind]
+        arms = pc.dictionary_encode(events["arm"].combine_chunks())
+        which = arms.indices.to_numpy(zero_copy_only=False)
+        for i, arm in enumerate(arms.dictionary.to_pylist()):
+            marked = rows.numbers.marked(codes[which == i])
+            out.append((kind, arm, int(np.count_nonzero(marked))))
+    return out
 
 
 def _numbers_messaged(store: Store, experiment: str, source: str, source_id: str,
@@ -215,12 +224,16 @@ def _pivot(people: pa.Table, rows: ExperimentRows) -> pa.Table:
     """``people`` with a flag per kind (an event of that kind for the number) and the sum
     of its order values, sorted by arm and number."""
     columns = {"msisdn": people["msisdn"], "arm": people["arm"], "holdout": people["holdout"]}
+    numbers = rows.numbers
+    codes = numbers.assigned
+    if people.num_rows > len(codes):  # the numbers messaged only, after the assigned
+        codes = np.concatenate([codes, numbers.code(people["msisdn"].slice(len(codes)))])
     for kind in SUBSCRIBER_KINDS:
-        events = rows.events.get(kind)
-        if events is None or not events.num_rows:
+        events = numbers.events.get(kind)
+        if events is None or not len(events):
             columns[kind] = pa.array(np.zeros(people.num_rows, dtype=bool))
         else:
-            columns[kind] = pc.is_in(people["msisdn"], value_set=events["msisdn"])
+            columns[kind] = pa.array(numbers.marked(events)[codes])
     orders = rows.orders
     if orders is not None and orders.num_rows:
         totals = orders.group_by("msisdn", use_threads=False).aggregate([("value", "sum")])
