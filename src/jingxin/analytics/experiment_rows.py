@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import String, case, cast, func, select
+from sqlalchemy import String, and_, case, cast, func, select
 
 from jingxin.data.store.models import AnalyticsEvent, ExperimentAssignment, Message
 
@@ -105,19 +105,34 @@ class Numbers:
 
 def read(connection: Any, experiment: str, *, source: str, source_id: str,
          kinds: Sequence[str], messages: Sequence[Any] | None = None,
-         hours: bool = False) -> ExperimentRows:  # fmt: skip
+         hours: bool = False, attribution_days: float = 7.0) -> ExperimentRows:  # fmt: skip
     """The rows of ``experiment`` (``<source>:<source_id>``): its assignments, its events
     of ``kinds`` (with their hour if ``hours``) and, given the WHERE clauses that pick its
-    messages, their counts by state and arm."""
+    messages, their counts by state and arm.
+
+    Orders of an experiment with assignments are counted by *assignment* (intention to
+    treat): every ``ordered`` event of an assigned subscriber within ``attribution_days``
+    after the assignment counts for the subscriber's arm, whichever message the event log
+    attributed it to (last touch). Otherwise a treated subscriber who also got another
+    sender's message later would lose the order to it while the hold-out kept theirs, and
+    the comparison would be biased against the treated. Clicks, replies, opt-outs and
+    complaints answer a message, so they stay with the message's experiment."""
     from jingxin.analytics.metrics import of_experiment
 
     e = AnalyticsEvent
     mine = (of_experiment(e, source, source_id), e.kind.in_(kinds))
+    assigned = _assigned(connection, experiment)
+    events = _events(connection, mine, hours=hours)
+    orders = _orders(connection, mine)
+    if assigned.num_rows and "ordered" in kinds:
+        orders, by_assignment = _assigned_orders(connection, experiment, hours=hours,
+                                                 days=attribution_days)  # fmt: skip
+        events["ordered"] = by_assignment
     return ExperimentRows(
         experiment=experiment,
-        assigned=_assigned(connection, experiment),
-        events=_events(connection, mine, hours=hours),
-        orders=_orders(connection, mine),
+        assigned=assigned,
+        events=events,
+        orders=orders,
         messages=None if messages is None else _messages(connection, messages),
     )
 
@@ -154,6 +169,32 @@ def _orders(connection: Any, where: tuple[Any, ...]) -> pa.Table:
     return pa.table({"msisdn": pa.array(values[0], pa.string()),
                      "arm": pa.array(values[1], pa.string()),
                      "value": pa.array(values[2], pa.float64())})
+
+
+def _assigned_orders(connection: Any, experiment: str, *, hours: bool,
+                     days: float) -> tuple[pa.Table, pa.Table]:  # fmt: skip
+    """(orders: msisdn, arm, value; events: msisdn, arm [, hour]) of the ``ordered`` events
+    of the experiment's assigned subscribers from their assignment to ``days`` after, under
+    their assigned arm (:func:`read`)."""
+    from datetime import timedelta
+
+    e, a = AnalyticsEvent, ExperimentAssignment
+    columns = [e.msisdn, a.arm, e.value, e.at, a.assigned_at]
+    if hours:
+        columns.append(_hour(connection.dialect.name, e.at))
+    rows = connection.execute(
+        select(*columns)
+        .join(a, and_(a.msisdn == e.msisdn, a.experiment == experiment))
+        .where(e.kind == "ordered", e.at >= a.assigned_at)).all()  # fmt: skip
+    window = timedelta(days=days)
+    kept = [r for r in rows if r[3] <= r[4] + window]
+    orders = pa.table({"msisdn": pa.array([r[0] for r in kept], pa.string()),
+                       "arm": pa.array([r[1] for r in kept], pa.string()),
+                       "value": pa.array([r[2] for r in kept], pa.float64())})
+    events = orders.select(["msisdn", "arm"])
+    if hours:
+        events = events.append_column("hour", pa.array([r[5] for r in kept], pa.string()))
+    return orders, events
 
 
 def _messages(connection: Any, where: Sequence[Any]) -> pa.Table:

@@ -65,7 +65,8 @@ def split_experiment(experiment: str) -> tuple[str, str]:
     return source, source_id
 
 
-def experiment_rows(store: Store, experiment: str, *, hours: bool = False) -> ExperimentRows:
+def experiment_rows(store: Store, experiment: str, *, hours: bool = False,
+                    attribution_days: float = 7.0) -> ExperimentRows:
     """The rows of ``experiment`` read once (:mod:`jingxin.analytics.experiment_rows`):
     assignments, events of :data:`ARM_KINDS` (with their UTC hour if ``hours``), orders
     and messages by state and arm - for :func:`arm_table` and :func:`subscriber_outcomes`
@@ -75,7 +76,8 @@ def experiment_rows(store: Store, experiment: str, *, hours: bool = False) -> Ex
             store.engine.connect() as connection:  # fmt: skip
         return experiment_rows_module.read(
             connection, experiment, source=source, source_id=source_id, kinds=ARM_KINDS,
-            messages=_messages_of(source, source_id), hours=hours)  # fmt: skip
+            messages=_messages_of(source, source_id), hours=hours,
+            attribution_days=attribution_days)  # fmt: skip
 
 
 def arm_table(store: Store, experiment: str, *, tariff: float = 0.05,

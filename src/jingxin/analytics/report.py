@@ -120,7 +120,8 @@ def campaign_report(store: Store, warehouse_con: Any, campaign_id: int, *,
                   f"{campaign['category']} · {campaign['status']} · started "
                   f"{started.astimezone(zone):%Y-%m-%d %H:%M} ({zone.key})"),
         generated_at=now.astimezone(zone))  # fmt: skip
-    rows = experiment_rows(store, experiment, hours=True)  # read once for every table
+    rows = experiment_rows(store, experiment, hours=True,  # read once for every table
+                           attribution_days=settings.analytics.attribution_days)
     messages = _message_states(rows)
     report.add("messages", messages)
     try:

@@ -169,3 +169,31 @@ def test_a_journeys_steps_count_for_the_journey(store):
     assert (rows["holdout"]["assigned"], rows["holdout"]["sent"]) == (1, 0)
     people = subscriber_outcomes(store, "journey:welcome")
     assert people.column("delivered").to_pylist() == [True, True, False]
+
+
+def test_orders_count_for_the_arm_assigned_whatever_message_they_were_last_attributed_to(
+        store: Store) -> None:  # fmt: skip
+    # Given campaign 7 (A: 1, 2; hold-out: 6) and another sender's message to 1 and 6
+    # after it, then orders: 1 (last touch: the other message), 6 (the same), 2 after the
+    # attribution window, 1 never assigned to anything else
+    assign(store, {"A": [1, 2], "holdout": [6]})
+    send(store, 1, "A")
+    send(store, 2, "A")
+    for i in (1, 6):
+        send(store, i, None, campaign_id=8, source_id="8",
+             submitted_at=T0 + timedelta(hours=2), finished_at=T0 + timedelta(hours=2))
+    buy(store, "o1", 1, 1000, days=1)
+    buy(store, "o6", 6, 2000, days=1)
+    buy(store, "o2", 2, 3000, days=8)  # past the 7 days of the window
+    collect(store, now=LATER, attribution_days=30)
+    # When the arms of campaign 7 are counted (7 days)
+    arms = {r["arm"]: r for r in arm_table(store, "campaign:7").to_pylist()}
+    # Then both last-touched orders count for the arms assigned; the late one does not
+    assert (arms["A"]["ordered"], arms["A"]["value"]) == (1, 10.0)
+    assert (arms["holdout"]["ordered"], arms["holdout"]["value"]) == (1, 20.0)
+    people = {r["msisdn"]: r["ordered"] for r in subscriber_outcomes(store, "campaign:7")
+              .to_pylist()}  # fmt: skip
+    assert people == {number(1): True, number(2): False, number(6): True}
+    # And the other campaign, with no assignments, keeps its last-touch attribution
+    other = {r["arm"]: r["ordered"] for r in arm_table(store, "campaign:8").to_pylist()}
+    assert other == {"main": 2}
