@@ -32,7 +32,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
                     "$ jingxin send --channel sim-smpp", "$ jingxin send --channel sim-cmpp",
                     "$ jingxin hall seed", "$ jingxin probe run", "$ jingxin hall report",
                     "$ jingxin journeys run", "$ jingxin flow advance",
-                    "$ jingxin retention extract"):
+                    "$ jingxin retention extract", "$ jingxin simulate responses",
+                    "$ jingxin events collect", "$ jingxin experiment results campaign",
+                    "$ jingxin report campaign"):
         assert command in out, command
     # And the messages really went through the simulator and came back with receipts
     assert out.count("receipt ") >= 3
@@ -44,6 +46,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "2 probes, 2 passed, 0 failed" in out
     # And the day of journeys queued its messages once: the second scan found it done
     assert "[holiday] 【中国移动】" in out and "done (earlier)" in out
+    # And the proof step ends the demo: a simulation that says so, arms against their
+    # hold-outs, and the report written where the last line says
+    assert "(a simulation, not real behaviour)" in out and "vs holdout" in out
+    report = out.rsplit("the campaign report:", 1)[1].split()[0]
+    html = Path(report).read_text(encoding="utf-8")
+    assert report.endswith(".html") and "plotly" in html and "<script src=\"http" not in html
     # And the demo kept to its own workspace
     assert (tmp_path / "demo" / "jingxin.db").exists()
     assert not (tmp_path / "var").exists()
