@@ -40,6 +40,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from sqlalchemy import delete, func, select
@@ -248,10 +249,14 @@ class StoreBoss:
     :class:`BossTimeout` after its commit, as a caller that gave up waiting would see it."""
 
     def __init__(self, store: Store, *, timeout_seconds: float = 2.0,
-                 faults: BossFaults | None = None) -> None:  # fmt: skip
+                 faults: BossFaults | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:  # fmt: skip
         self.store = store
         self.timeout_seconds = timeout_seconds
         self.faults = faults
+        # When an order is booked: the wall clock, or (a simulation replaying days, as the
+        # simulated subscribers do) the instant the subscriber acted.
+        self.clock = clock
 
     # ----------------------------------------------------------------- reads
 
@@ -317,7 +322,7 @@ class StoreBoss:
         started = time.monotonic()
         result = self._keyed(request_key, lambda s: _place(
             s, request_key=request_key, msisdn=msisdn, product_id=product_id,
-            channel=channel, fee_fen=fee_fen))  # fmt: skip
+            channel=channel, fee_fen=fee_fen, now=self.clock()))  # fmt: skip
         self._answer_in_time(request_key, started, lost=fault == "after")
         return result
 
@@ -366,7 +371,7 @@ def _product_row(session: Session, product_id: str) -> BossProduct | None:
 
 
 def _place(session: Session, *, request_key: str, msisdn: str, product_id: str, channel: str,
-           fee_fen: int) -> BossResult:  # fmt: skip
+           fee_fen: int, now: datetime) -> BossResult:  # fmt: skip
     row = _product_row(session, product_id)
     product = None if row is None else Product.of(row)
     # Lock the account (PostgreSQL): two orders of one number are checked one after the
@@ -379,7 +384,6 @@ def _place(session: Session, *, request_key: str, msisdn: str, product_id: str, 
         select(BossProduct).where(BossProduct.product_id.in_(held_ids)))]  # fmt: skip
     refusal = check_order(account=account, product=product, held=held, channel=channel,
                           fee_fen=fee_fen)  # fmt: skip
-    now = utc_now()
     boss_ref = "BO" + uuid.uuid4().hex[:18].upper()
     booked_id = product.product_id if product is not None else product_id
     if refusal is not None:

@@ -124,12 +124,19 @@ def offer_products(kind: str, text: str | None, products: Iterable[Product]) -> 
     return out
 
 
-def order(store: Store, audience: Audience, ordered: np.ndarray, *, experiment: str,
-          counts: Counter[str]) -> None:  # fmt: skip
-    """Place the orders the draws decided, once per experiment and number."""
+def order(store: Store, audience: Audience, did: Reactions, *, experiment: str,
+          counts: Counter[str], now: datetime) -> None:  # fmt: skip
+    """Place the orders the draws decided, once per experiment and number, each booked at
+    the instant the subscriber acted: a reader after the click's delay and half an hour on
+    the order page; one never reached (held out) during the campaign - at the latest
+    arrival of its messages plus the same delay - so orders fall in the campaign's period
+    whenever the simulation is run (never after ``now``)."""
     from jingxin.data.store.models import BossOrder
     from jingxin.hall.boss import BossError, StoreBoss, check_order
 
+    ordered = did.ordered
+    arrivals = [s.arrived_at for s in audience.sent if s is not None]
+    period = max(arrivals) if arrivals else now
     who = [int(i) for i in np.flatnonzero(ordered)]
     if not who:
         return
@@ -139,7 +146,8 @@ def order(store: Store, audience: Audience, ordered: np.ndarray, *, experiment: 
     _add(counts, "already:ordered", len(who) - len(fresh))
     if not fresh:
         return
-    boss = StoreBoss(store)
+    booked_at = now
+    boss = StoreBoss(store, clock=lambda: booked_at)
     products = boss.products()
     by_id = {p.product_id: p for p in products}
     accounts: dict[str, Any] = {}
@@ -161,6 +169,9 @@ def order(store: Store, audience: Audience, ordered: np.ndarray, *, experiment: 
             reason = refusals[0].reason if refusals and refusals[0] else "no_product"
             counts[f"refused:order:{reason}"] += 1
             continue
+        minutes = float(did.click_delay[i]) + 30.0
+        booked_at = min((sent.arrived_at if sent is not None else period)
+                        + timedelta(minutes=minutes), now)  # fmt: skip
         try:
             result = boss.place_order(request_key=keys[i], msisdn=msisdn,
                                       product_id=chosen.product_id, channel=ORDER_CHANNEL,

@@ -146,7 +146,7 @@ def respond(store: Store, warehouse_con: Any, *, experiment: str, seed: int = 0,
                 experiment=experiment, seed=seed, params=params)  # fmt: skip
     counts: Counter[str] = Counter(assigned=len(audience.msisdns), reached=int(reached.sum()),
                                    held_out=int(audience.holdout.sum()))  # fmt: skip
-    order(store, audience, did.ordered, experiment=experiment, counts=counts)
+    order(store, audience, did, experiment=experiment, counts=counts, now=now)
     click(store, audience, did, now=now, via=click_via, counts=counts)
     send_mo(store, audience, did, now=now, via=mo_via, seed=seed, experiment=experiment,
             routes=Routes.of(settings), settings=settings, counts=counts)  # fmt: skip
