@@ -81,7 +81,8 @@ def experiment_rows(store: Store, experiment: str, *, hours: bool = False,
 
 
 def arm_table(store: Store, experiment: str, *, tariff: float = 0.05,
-              rows: ExperimentRows | None = None) -> pa.Table:  # fmt: skip
+              rows: ExperimentRows | None = None,
+              attribution_days: float = 7.0) -> pa.Table:  # fmt: skip
     """One row per arm of ``experiment`` (:data:`ARM_SCHEMA`): ``assigned``, distinct
     subscribers per event kind, order ``value`` (yuan), ``parts`` sent and their ``cost``
     (``messages.cost``, else parts × ``tariff`` yuan). An unknown experiment is an
@@ -89,7 +90,7 @@ def arm_table(store: Store, experiment: str, *, tariff: float = 0.05,
     experiment's rows already read (:func:`experiment_rows`)."""
     source, source_id = split_experiment(experiment)
     if rows is None or rows.messages is None:
-        rows = experiment_rows(store, experiment)
+        rows = experiment_rows(store, experiment, attribution_days=attribution_days)
     assert rows.messages is not None
     if not rows.assigned.num_rows and not rows.messages.num_rows:
         raise InputError(f"experiment {experiment}: no assignments and no messages: "
@@ -167,8 +168,8 @@ def _empty_arm(arm: str, holdout: bool, assigned: int) -> dict[str, Any]:
             **dict.fromkeys(ARM_KINDS, 0), "value": 0.0, "parts": 0, "cost": 0.0}  # fmt: skip
 
 
-def subscriber_outcomes(store: Store, experiment: str, *,
-                        rows: ExperimentRows | None = None) -> pa.Table:  # fmt: skip
+def subscriber_outcomes(store: Store, experiment: str, *, rows: ExperimentRows | None = None,
+                        attribution_days: float = 7.0) -> pa.Table:  # fmt: skip
     """One row per subscriber of ``experiment`` (:data:`SUBSCRIBER_SCHEMA`), by arm and
     number: the assigned, plus the numbers messaged in an arm that has no assignments; a
     flag per event kind and the ``value`` of their orders (yuan). An unknown experiment is
@@ -185,7 +186,7 @@ def subscriber_outcomes(store: Store, experiment: str, *,
         if rows is None:
             rows = experiment_rows_module.read(
                 connection, experiment, source=source, source_id=source_id,
-                kinds=SUBSCRIBER_KINDS)  # fmt: skip
+                kinds=SUBSCRIBER_KINDS, attribution_days=attribution_days)  # fmt: skip
         known = set(rows.assigned["arm"].to_pylist())
         if rows.messages is not None and set(rows.messages["arm"].to_pylist()) <= known:
             messaged: list[tuple[Any, ...]] = [(), ()]  # every arm messaged has assignments

@@ -54,14 +54,17 @@ class CampaignRows:
 
 
 def campaign_rows(store: Store, warehouse: Warehouse, *, campaign_id: int,
-                  outcome: str = "ordered", as_of: dt.date | None = None) -> CampaignRows:
-    """The campaign's subscribers with their group, outcome and features."""
+                  outcome: str = "ordered", as_of: dt.date | None = None,
+                  attribution_days: float = 7.0) -> CampaignRows:  # fmt: skip
+    """The campaign's subscribers with their group, outcome and features (orders within
+    ``attribution_days`` of the assignment, ``[analytics] attribution_days``)."""
     from jingxin.analytics.metrics import subscriber_outcomes
 
     if outcome not in OUTCOMES:
         raise InputError(f"--outcome {outcome!r}: choose one of {', '.join(OUTCOMES)}")
     experiment = f"campaign:{campaign_id}"
-    people = subscriber_outcomes(store, experiment).to_pandas()
+    people = subscriber_outcomes(store, experiment,
+                                 attribution_days=attribution_days).to_pandas()
     if people.empty:
         raise InputError(f"campaign {campaign_id}: no subscriber was assigned (experiment "
                          f"{experiment} is empty)")

@@ -12,7 +12,8 @@ BOSS for orders, the event log, ``sendtime.learn_hours`` and ``audience.uplift``
 One world (:mod:`jingxin.bench.behaviour_world`), six campaigns of one data-pack offer on
 six simulated days (the worker's clock is simulated, :mod:`jingxin.bench.behaviour_clock`):
 
-1. *history* (day 1): everyone, at random times between 08:00 and 21:00, 30 % held out;
+1. *history* (day 1, and ``--history N`` days in all, 3 by default): everyone, at random
+   times between 08:00 and 21:00, 30 % held out (the uplift model learns from day 1's);
 2. *send-time split* (day 2): everyone, ``send_time: {mode: split}`` - half at the best
    hour learnt from day 1's clicks and replies, half at random times;
 3. *targeted* (day 3) and *blast* (day 4): the composite model's audience, and a random
@@ -57,6 +58,7 @@ class BehaviourPlan:
     fresh_holdout: float = 0.5
     send_hour: int = 10  # local hour of the campaigns without a send-time plan
     top_share: float = 0.1
+    history: int = 3  # campaigns at random times before the split: the hours learnt from
 
     def __post_init__(self) -> None:
         from jingxin.errors import InputError
@@ -64,6 +66,8 @@ class BehaviourPlan:
         if self.subscribers < 500:
             raise InputError(f"--subscribers {self.subscribers}: at least 500 (the composite "
                              "audience and the hold-outs need a few hundred)")  # fmt: skip
+        if not 1 <= self.history <= 10:
+            raise InputError(f"--history {self.history}: 1 to 10 campaigns at random times")
         if not 1 <= self.step_minutes <= 60 or 60 % self.step_minutes:
             raise InputError(f"--step-minutes {self.step_minutes}: must divide an hour (1, 2, "
                              "3, 4, 5, 6, 10, 12, 15, 20, 30 or 60)")  # fmt: skip
@@ -84,7 +88,8 @@ def behaviour(plan: BehaviourPlan, *, workdir: Path, today: dt.date | None = Non
 
     started = time.perf_counter()
     today = today or dt.datetime.now(ZONE).date()
-    days = [today - dt.timedelta(days=7 - k) for k in range(1, 7)]
+    count = plan.history + 5
+    days = [today - dt.timedelta(days=count + 1 - k) for k in range(1, count + 1)]
     workdir.mkdir(parents=True, exist_ok=True)
     with simulator(workdir / "smsc.log") as channels:
         world = build_world(workdir / "world", subscribers=plan.subscribers, seed=plan.seed,
@@ -130,6 +135,10 @@ def _campaigns(world: Any, plan: BehaviourPlan, days: list[dt.date]) -> dict[str
 
     history = run("history", world.everyone, days[0], holdout=plan.history_holdout,
                   send_time={"mode": "random", **window})  # fmt: skip
+    for k in range(1, plan.history):  # more history: the hours of those who answer twice
+        run(f"history-{k + 1}", world.everyone, days[k], holdout=plan.history_holdout,
+            send_time={"mode": "random", **window})  # fmt: skip
+    days = days[plan.history - 1:]  # the rest as before: split, targeted, blast, deciles
     hours = learn_hours(world.store, tz=world.settings.policy.default_timezone)
     split = run("send-time-split", world.everyone, days[1], holdout="none",
                 send_time={"mode": "split", **window})  # fmt: skip
@@ -185,8 +194,10 @@ def _train(world: Any, campaign_id: int, *, seed: int) -> tuple[Any, dict[str, A
     from jingxin.audience import uplift
     from jingxin.audience.uplift_campaign import campaign_rows
 
+    from jingxin.bench.behaviour_figures import ATTRIBUTION_DAYS
+
     rows = campaign_rows(world.store, world.warehouse, campaign_id=campaign_id,
-                         outcome="ordered")  # fmt: skip
+                         outcome="ordered", attribution_days=ATTRIBUTION_DAYS)  # fmt: skip
     models = {}
     for method in uplift.METHODS:
         training = uplift.train_uplift(rows.features(), rows.treated, rows.outcomes,
@@ -319,6 +330,9 @@ def register_commands(bench_app: typer.Typer) -> None:
                                  "simulated subscribers."),
         step_minutes: int = typer.Option(10, "--step-minutes", min=1, max=60,
                                          help="Step of the simulated clock (divides 60)."),
+        history: int = typer.Option(3, "--history", min=1, max=10,
+                                    help="Campaigns at random times before the send-time "
+                                    "split: the history its best hours are learnt from."),
         workdir: Path = typer.Option(None, "--workdir", help="Keep the world in "
                                      "DIR/world, replaced if there (default: a temporary "
                                      "folder, removed)."),
@@ -330,7 +344,8 @@ def register_commands(bench_app: typer.Typer) -> None:
         from jingxin.bench import emit
         from jingxin.bench.geofence import record
 
-        plan = BehaviourPlan(subscribers=subscribers, seed=seed, step_minutes=step_minutes)
+        plan = BehaviourPlan(subscribers=subscribers, seed=seed, step_minutes=step_minutes,
+                             history=history)
         if workdir is None:
             with tempfile.TemporaryDirectory(prefix="jingxin-behaviour-") as tmp:
                 figures = behaviour(plan, workdir=Path(tmp))

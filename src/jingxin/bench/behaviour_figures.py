@@ -29,6 +29,13 @@ Z95 = 1.959963984540054
 ALPHA = 0.05
 
 
+# Orders count for an experiment within this long of the assignment (results per arm count
+# by assignment, docs/analytics.md). The campaigns here are a day apart and the simulated
+# subscribers act within hours, so one day keeps each campaign's orders its own; the
+# 7-day default would let the next days' campaigns, sent to the same people (hold-outs
+# included), add their orders to both arms of the earlier ones.
+ATTRIBUTION_DAYS = 1.0
+
 def _round(value: float | None, digits: int = 5) -> float | None:
     return None if value is None or not math.isfinite(value) else round(float(value), digits)
 
@@ -77,7 +84,7 @@ def campaign_outcome(store: Store, sent: Sent) -> dict[str, Any]:
     (treated rate − hold-out rate over the assigned, and the incremental orders)."""
     from jingxin.analytics.metrics import arm_table
 
-    rows = arm_table(store, sent.experiment).to_pylist()
+    rows = arm_table(store, sent.experiment, attribution_days=ATTRIBUTION_DAYS).to_pylist()
     treated = [r for r in rows if not r["holdout"]]
     held = [r for r in rows if r["holdout"]]
     total = {k: sum(r[k] for r in treated) for k in ("assigned", "sent", "delivered",
@@ -145,7 +152,8 @@ def send_time(store: Store, split: Sent, *, hours: pa.Table, window: tuple[int, 
     arrived near the subscriber's latent peak hour (the simulator's truth)."""
     from jingxin.analytics.metrics import subscriber_outcomes
 
-    people = subscriber_outcomes(store, split.experiment).to_pandas()
+    people = subscriber_outcomes(store, split.experiment,
+                                 attribution_days=ATTRIBUTION_DAYS).to_pandas()
     people["replied"] = people["replied"] & ~people["opted_out"]
     people["responded"] = people["clicked"] | people["replied"] | people["ordered"]
     near = near_peak(store, split.campaign_id, seed=seed, zone=zone)

@@ -211,10 +211,11 @@ def train_uplift(
     from jingxin.cli.arguments import settings_and_store
     from jingxin.cli.audience import _date
 
-    _, store = settings_and_store()
+    settings, store = settings_and_store()
     try:
         rows = campaign_rows(store, _open(warehouse, spark), campaign_id=campaign,
-                             outcome=outcome, as_of=_date(as_of))
+                             outcome=outcome, as_of=_date(as_of),
+                             attribution_days=settings.analytics.attribution_days)
     finally:
         store.dispose()
     _print_groups(rows)

@@ -392,7 +392,8 @@ def results_command(
     settings, store = settings_and_store()
     try:
         collect(store, attribution_days=settings.analytics.attribution_days)
-        rows = arm_table(store, experiment, tariff=settings.analytics.tariff).to_pylist()
+        rows = arm_table(store, experiment, tariff=settings.analytics.tariff,
+                         attribution_days=settings.analytics.attribution_days).to_pylist()
     finally:
         store.dispose()
     arms, notes = _result_arms(rows, metric)

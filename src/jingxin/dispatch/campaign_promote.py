@@ -192,7 +192,8 @@ def _choose(store: Store, *, campaign_id: int, arms: list[Arm], metric: str,
         result.note = f"one arm ({arms[0].name}): it goes to the rest"
         return result
     collect(store, now=now, attribution_days=analytics.attribution_days)
-    table = arm_table(store, experiment_name(campaign_id), tariff=analytics.tariff).to_pylist()
+    table = arm_table(store, experiment_name(campaign_id), tariff=analytics.tariff,
+                      attribution_days=analytics.attribution_days).to_pylist()  # fmt: skip
     by_arm = {row["arm"]: row for row in table if not row["holdout"]}
     standings = [Standing(a.name, int(by_arm.get(a.name, {}).get("sent", 0)),
                           int(by_arm.get(a.name, {}).get(metric, 0))) for a in arms]  # fmt: skip
