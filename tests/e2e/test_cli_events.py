@@ -136,3 +136,22 @@ def test_experiment_results_unknown_experiment(cli):
     done = invoke("experiment", "results", "campaign", "404")
     assert isinstance(done.exception, InputError), done.output
     assert "experiment campaign:404: no assignments and no messages" in str(done.exception)
+
+
+def test_the_log_goes_to_the_warehouse_for_queries(cli, tmp_path):
+    import duckdb
+
+    invoke, store = cli
+    seed(store)
+    # When the log is collected and copied to a warehouse
+    result = invoke("events", "collect", "--to-warehouse", "--warehouse", str(tmp_path / "wh.duckdb"))
+    assert result.exit_code == 0, result.output
+    # Then the warehouse table `events` holds the whole log, queryable as any table
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    try:
+        kinds = dict(con.sql("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
+    finally:
+        con.close()
+    total = sum(kinds.values())
+    assert f"warehouse table events: {total:,} events" in result.output
+    assert kinds["ordered"] == 7 and kinds["held_out"] == 20

@@ -306,14 +306,11 @@ def train_uplift(X: pd.DataFrame | np.ndarray, treated: ArrayLike, outcome: Arra
 
 
 def save(model: UpliftModel, path: Path) -> Path:
-    """Write the model with joblib (to a temporary file first, then renamed)."""
-    import joblib
+    """Write the model with joblib (to a temporary file first, then renamed), as the churn
+    models are written."""
+    from jingxin.audience import tabular
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    joblib.dump(model, tmp)
-    tmp.replace(path)
-    return path
+    return tabular.save(model, path)  # type: ignore[arg-type]
 
 
 def load(path: Path) -> UpliftModel:

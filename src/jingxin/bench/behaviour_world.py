@@ -37,16 +37,6 @@ if TYPE_CHECKING:
     from jingxin.data.warehouse.connection import Warehouse
 
 ZONE = ZoneInfo("Asia/Shanghai")
-COMPOSITE = """\
-name: city-centre-data-lovers
-# demo/steps.py COMPOSITE: resident in the centre, data-heavy, price-tolerant, not
-# complaint-sensitive (the composite model drops complaint-sensitive subscribers).
-composite:
-  area: {districts: [浦东新区, 徐汇区, 静安区, 黄浦区]}
-  preference: data_heavy
-  max_price_sensitivity: 0.5
-  channel: any
-"""
 # One data-pack offer for every campaign: a data offer to the simulated subscribers
 # (流量, GB), with the tracked short link.
 BODY = "流量加油包：5GB通用流量仅需10元，月底前有效，点击 {{ link }} 立即办理"
@@ -105,6 +95,9 @@ def build_world(root: Path, *, subscribers: int, seed: int, today: dt.date,
     warehouse = open_duckdb(root / "warehouse.duckdb")
     import_directory(warehouse, root / "synth", replace=True)
     build_features(warehouse, as_of=as_of)
+    from jingxin.demo.steps import COMPOSITE  # the demo's segment: resident in the centre,
+    # data-heavy, price-tolerant, not complaint-sensitive
+
     (root / "composite.yaml").write_text(COMPOSITE, encoding="utf-8")
     composite = compile_spec(warehouse, root / "composite.yaml").expr
     composite_numbers = composite.select("msisdn").to_pyarrow().column("msisdn").to_pylist()

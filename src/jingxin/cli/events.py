@@ -1,7 +1,9 @@
 """``jingxin events``: the event log (sent, delivered, clicked, replied, ordered ...).
 
-- ``jingxin events collect``: append what happened since the last collect (idempotent:
-  running it twice adds nothing); prints the new events per kind;
+- ``jingxin events collect [--to-warehouse [--warehouse F]]``: append what happened since
+  the last collect (idempotent: running it twice adds nothing); prints the new events per
+  kind; with ``--to-warehouse`` the whole log is then copied to the warehouse table
+  ``events`` for queries through Ibis;
 - ``jingxin events list [--campaign ID | --experiment E] [--kind K] [--limit 50]``: the
   newest events, numbers masked.
 
@@ -12,8 +14,11 @@ The log and its attribution are described in docs/analytics.md and
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -34,14 +39,25 @@ DETAIL_WIDTH = 28
 
 
 @events_app.command("collect")
-def collect_command() -> None:
+def collect_command(
+    to_warehouse: Annotated[bool, typer.Option(
+        "--to-warehouse", help="Then copy the whole log to the warehouse table `events` "
+        "(Ibis; for your own queries and reports).")] = False,
+    warehouse: Annotated[Path | None, typer.Option(
+        "--warehouse", help="DuckDB warehouse file (default: warehouse.path).")] = None,
+) -> None:
     """Append the events that happened since the last collect; prints the new ones per kind."""
-    from jingxin.analytics.events import collect
+    from jingxin.analytics.events import WAREHOUSE_TABLE, collect
+    from jingxin.analytics.events import to_warehouse as copy_log
     from jingxin.data.store.models import EVENT_KINDS
 
     settings, store = settings_and_store()
     try:
         counts = collect(store, attribution_days=settings.analytics.attribution_days)
+        copied = None
+        if to_warehouse:
+            with _writable_warehouse(settings, warehouse) as wh:
+                copied = copy_log(store, wh)
     finally:
         store.dispose()
     table = Table("kind", "new events", title="events collected")
@@ -49,6 +65,20 @@ def collect_command() -> None:
         table.add_row(kind, f"{counts.get(kind, 0):,}")
     table.add_row("total", f"{sum(counts.values()):,}")
     console.print(table)
+    if copied is not None:
+        console.print(f"warehouse table {WAREHOUSE_TABLE}: {copied:,} events (the whole log)")
+
+
+@contextmanager
+def _writable_warehouse(settings: Any, path: Path | None) -> Iterator[Any]:
+    """The warehouse ``--warehouse`` names (a DuckDB file), else the settings', for writing."""
+    from jingxin.data.warehouse.connection import open_duckdb, open_warehouse
+
+    wh = open_duckdb(path) if path is not None else open_warehouse(settings.warehouse)
+    try:
+        yield wh
+    finally:
+        wh.close()
 
 
 @events_app.command("list")
