@@ -158,7 +158,7 @@ def test_add_from_options(cli, tmp_path: Path) -> None:
     out = ok(cli("fence", "add", "mall", "--name", "豫园商城", "--scenario", "mall",
                  "--centre", "31.2272,121.4921", "--radius", "200", "--template", "fence.mall",
                  "--hours", "10:00-22:00", "--dwell", "15m", "--cap", "2", "--residents", "skip",
-                 "--variable", "offer=5元包"))  # fmt: skip
+                 "--variable", "offer=5元包", "--holdout", "10%"))  # fmt: skip
     assert "fence mall added (operator): 1 cell(s)" in out
     # The template's order code is not set: said so (its offers would be refused)
     assert "warning: fence mall: template fence.mall needs variable(s) order_code" in out
@@ -167,6 +167,7 @@ def test_add_from_options(cli, tmp_path: Path) -> None:
     assert fence["definition"]["hours"] == ["10:00-22:00"]
     assert fence["definition"]["variables"] == {"offer": "5元包"}
     assert (fence["definition"]["cap_per_day"], fence["definition"]["residents"]) == (2, "skip")
+    assert fence["definition"]["holdout"] == 0.1
     # The same code again, a bad option, a radius covering nothing: one line each
     again = cli("fence", "add", "mall", "--name", "M", "--scenario", "mall", "--cells", "M1",
                 "--template", "fence.mall")  # fmt: skip
@@ -174,6 +175,9 @@ def test_add_from_options(cli, tmp_path: Path) -> None:
     bad = cli("fence", "add", "x", "--name", "X", "--scenario", "mall", "--cells", "M1",
               "--template", "fence.mall", "--hours", "late")  # fmt: skip
     assert str(bad.exception).startswith("--hours: 'late': hours are")
+    whole = cli("fence", "add", "z", "--name", "Z", "--scenario", "mall", "--cells", "M1",
+                "--template", "fence.mall", "--holdout", "100%")  # fmt: skip
+    assert "holdout" in str(whole.exception) and "100%" in str(whole.exception)
     empty = cli("fence", "add", "y", "--name", "Y", "--scenario", "mall", "--centre",
                 "31.25,121.40", "--radius", "50", "--template", "fence.mall")  # fmt: skip
     assert "y: radius_m: 50 m around (31.25, 121.4) covers no cell" in str(empty.exception)

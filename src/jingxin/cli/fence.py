@@ -180,6 +180,9 @@ def add_command(
     category: Annotated[str, typer.Option("--category", help="marketing or notification.")]
     = "marketing",
     validity: Annotated[int, typer.Option("--validity", help="Offer validity, minutes.")] = 120,
+    holdout: Annotated[str | None, typer.Option(
+        "--holdout", help="Share held out to measure the offers: 0.05, 5% or none "
+        "(default: [analytics] holdout for marketing).")] = None,
     warehouse: WarehouseOption = None,
     tenant: TenantOption = None,
 ) -> None:
@@ -201,6 +204,8 @@ def add_command(
         raw["segment"] = str(segment)
     if sender is not None:
         raw["sender"] = sender
+    if holdout is not None:
+        raw["holdout"] = holdout
     definition = _definition(raw)
     settings, store = settings_and_store()
     try:
