@@ -222,8 +222,12 @@ class CampaignSpec(BaseModel):
         if link is None:
             return None
         from jingxin.analytics.links import check_target
+        from jingxin.errors import InputError
 
-        return check_target(link, where="link")
+        try:
+            return check_target(link, where="link")
+        except InputError as exc:  # as a ValueError pydantic reports it with the file
+            raise ValueError(str(exc).removeprefix("link: ")) from None
 
     @model_validator(mode="after")
     def _combinations(self) -> CampaignSpec:
