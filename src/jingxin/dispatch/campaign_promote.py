@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,7 +54,7 @@ from jingxin.dispatch.campaign_spec import (
     spec_errors,
 )
 from jingxin.dispatch.deliver import DeliveryContext
-from jingxin.errors import InputError, SpecError
+from jingxin.errors import InputError, JingxinError, SpecError
 
 if TYPE_CHECKING:
     from jingxin.config import AnalyticsSettings
@@ -137,9 +138,16 @@ def promote(store: Store, *, campaign_id: int, context: DeliveryContext,
         result = _choose(store, campaign_id=campaign_id, arms=arms, metric=metric,
                          min_confidence=min_confidence, force=force, now=now,
                          analytics=analytics)  # fmt: skip
-        _mark(store, campaign_id, {"arm": result.winner, "metric": metric,
-                                   "p_value": result.p_value, "forced": result.forced,
-                                   "at": now.isoformat(), "done": False})  # fmt: skip
+        claimed = _claim(store, campaign_id, {"arm": result.winner, "metric": metric,
+                                              "p_value": result.p_value, "forced": result.forced,
+                                              "at": now.isoformat(), "done": False})  # fmt: skip
+        if claimed["arm"] != result.winner or claimed["at"] != now.isoformat():
+            # Another promotion (the scheduler, a colleague) recorded its arm first: the
+            # rest get that one, never a mix of two winners.
+            result = Promotion(campaign_id, claimed.get("metric", metric), claimed["arm"],
+                               forced=bool(claimed.get("forced")),
+                               note=f"another promotion chose arm {claimed['arm']} first; "
+                                    "sending that one")  # fmt: skip
     winner = next(a for a in arms if a.name == result.winner)
     result.summary = _deliver_rest(store, spec=spec, campaign_id=campaign_id, arms=arms,
                                    winner=winner, context=context, now=now,
@@ -182,7 +190,7 @@ def _choose(store: Store, *, campaign_id: int, arms: list[Arm], metric: str,
             analytics: AnalyticsSettings) -> Promotion:  # fmt: skip
     """The best arm by the metric's rate among the subscribers each arm was sent to."""
     from jingxin.analytics.events import collect
-    from jingxin.analytics.metrics import arm_table
+    from jingxin.analytics.metrics import subscriber_outcomes
     from jingxin.analytics.stats import Arm as Counts
     from jingxin.analytics.stats import compare
 
@@ -192,11 +200,16 @@ def _choose(store: Store, *, campaign_id: int, arms: list[Arm], metric: str,
         result.note = f"one arm ({arms[0].name}): it goes to the rest"
         return result
     collect(store, now=now, attribution_days=analytics.attribution_days)
-    table = arm_table(store, experiment_name(campaign_id), tariff=analytics.tariff,
-                      attribution_days=analytics.attribution_days).to_pylist()  # fmt: skip
-    by_arm = {row["arm"]: row for row in table if not row["holdout"]}
-    standings = [Standing(a.name, int(by_arm.get(a.name, {}).get("sent", 0)),
-                          int(by_arm.get(a.name, {}).get(metric, 0))) for a in arms]  # fmt: skip
+    # Among the subscribers each arm was SENT to, both the count and its successes: orders
+    # count by assignment, and the numbers still waiting outside the test share would
+    # otherwise add their orders to a rate over those sent.
+    people = subscriber_outcomes(store, experiment_name(campaign_id),
+                                 attribution_days=analytics.attribution_days)  # fmt: skip
+    sent = people.filter(pc.and_(people["sent"], pc.invert(people["holdout"])))
+    n = dict(Counter(sent["arm"].to_pylist()))
+    hits = dict(Counter(sent.filter(sent[metric])["arm"].to_pylist()))
+    standings = [Standing(a.name, int(n.get(a.name, 0)), int(hits.get(a.name, 0)))
+                 for a in arms]  # fmt: skip
     # Best rate first; a tie goes to the arm with more evidence, then to the spec's order.
     ranked = sorted((s for s in standings if s.n), key=lambda s: (-s.rate, -s.n))
     result.standings = standings
@@ -276,6 +289,22 @@ def _treated(store: Store, campaign_id: int) -> tuple[pa.Array, pa.Array]:
     return pa.array(numbers, pa.string()), pa.array(arms, pa.string())
 
 
+def _claim(store: Store, campaign_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """Record ``values`` as the campaign's promotion unless one is recorded already (the
+    row locked on PostgreSQL; SQLite writes one transaction at a time); returns the
+    promotion that stands."""
+    with store_errors(f"recording the promotion of campaign {campaign_id}"), \
+            store.transaction() as session:  # fmt: skip
+        campaign = session.scalar(select(Campaign).where(Campaign.id == campaign_id)
+                                  .with_for_update())  # fmt: skip
+        document = dict(campaign.spec or {})
+        if document.get(PROMOTION):
+            return dict(document[PROMOTION])
+        document[PROMOTION] = dict(values)
+        campaign.spec = document  # a new dict: the JSON column sees the change
+        return dict(values)
+
+
 def _mark(store: Store, campaign_id: int, values: dict[str, Any], *, finish: bool = False,
           now: datetime | None = None) -> None:  # fmt: skip
     """Merge ``values`` into the campaign's promotion record; when ``finish``, a testing
@@ -329,7 +358,7 @@ def promote_due(store: Store, *, context: DeliveryContext,
             result = promote(store, campaign_id=campaign_id, context=context,
                              analytics=analytics, min_confidence=min_confidence, force=True,
                              now=now)  # fmt: skip
-        except SpecError as exc:
+        except JingxinError as exc:  # one campaign's trouble leaves the others to go
             log.warning("campaign %d: its test phase is over but it cannot be promoted yet: %s",
                         campaign_id, exc)  # fmt: skip
             continue

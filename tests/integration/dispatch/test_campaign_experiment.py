@@ -189,6 +189,32 @@ def test_the_scheduler_promotes_when_the_test_phase_is_over(sqlite_store, tmp_pa
     assert due_for_promotion(store, now=NOON + timedelta(hours=26)) == [] and duty.run() == []
 
 
+def test_promote_on_orders_counts_only_those_sent(sqlite_store, tmp_path) -> None:
+    from jingxin.data.store.models import BossOrder
+
+    # Given a test share of 20% sent, and orders from many numbers still WAITING (counted
+    # for their arm by assignment) but from only a few of those sent
+    store = sqlite_store
+    two_templates(store)
+    numbers = NUMBERS[:300]
+    body = VARIANTS.format(holdout="none") + "  test_share: 0.2\n  winner_metric: ordered\n"
+    run_campaign(store, spec=load_spec(write_spec(tmp_path, body, numbers)), now=NOON)
+    sent = {m for m, _, _ in messages(store, 1)}
+    ids = dict(_send_all(store))
+    waiting = [n for n in numbers if n not in sent]
+    with store.transaction() as s:
+        for k, n in enumerate([*waiting[:150], *sorted(sent)[:2]]):
+            s.add(BossOrder(boss_ref=f"o{k}", request_key=f"o{k}", msisdn=n, product_id="P",
+                            fee_fen=1000, state="placed", at=NOON + timedelta(hours=2)))
+    # When promoted on orders (forced: two orders decide nothing)
+    result = promote(store, campaign_id=1, context=DeliveryContext(),
+                     now=NOON + timedelta(days=1), force=True)  # fmt: skip
+    # Then each arm's rate is over the numbers sent, its successes among them only
+    assert sum(s.n for s in result.standings) == len(sent) == len(ids)
+    assert sum(s.successes for s in result.standings) == 2
+    assert all(s.successes <= s.n for s in result.standings)
+
+
 def _send_all(store) -> list[tuple[int, str]]:
     with store.transaction() as s:
         s.execute(update(Message).values(state="delivered", submitted_at=NOON,
