@@ -203,11 +203,14 @@ def _add_outcomes(report: Report, arms: pa.Table, *, treated: dict[str, Any],
 
 def _funnel(treated: dict[str, Any]) -> pa.Table:
     """The treated arms' stages, each as a share of the assigned and of its base: sent of
-    the assigned, delivered of the sent, and every response (click, reply, order, opt-out,
-    complaint) of the delivered - responses are not nested in each other."""
+    the assigned, delivered of the sent, and every response to the message (click, reply,
+    opt-out, complaint) of the delivered - responses are not nested in each other. Orders
+    count by assignment (whoever of the assigned ordered, message or not), so their base
+    is the assigned."""
     stages = [*FUNNEL, *SIDE_OUTCOMES]
     counts = [int(treated[s]) for s, _ in stages]
-    bases = [None, "assigned", "sent", *["delivered"] * (len(stages) - 3)]
+    bases = [None, "assigned", "sent",
+             *["assigned" if s == "ordered" else "delivered" for s, _ in stages[3:]]]
     assigned = treated["assigned"]
     return pa.table({
         "stage": [s for s, _ in stages], "label": [f"{zh} {s}" for s, zh in stages],

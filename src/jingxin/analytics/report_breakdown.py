@@ -119,7 +119,12 @@ WITH base AS (
          coalesce(s.plan_id, '{UNKNOWN}') AS plan_id,
          date_sub('month', s.entry_date, CAST($as_of AS DATE)) AS m
   FROM "{outcomes}" o
-  LEFT JOIN subscribers s ON s.msisdn = o.msisdn
+  -- A number may have been recycled: one subscriber per number, the latest to join.
+  LEFT JOIN (SELECT * FROM subscribers
+             QUALIFY row_number() OVER (PARTITION BY msisdn
+                                        ORDER BY entry_date DESC NULLS LAST,
+                                                 subscriber_id DESC) = 1) s
+    ON s.msisdn = o.msisdn
   {features}
 ), banded AS (SELECT *, {tenure} AS tenure FROM base)
 SELECT
