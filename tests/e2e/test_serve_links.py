@@ -51,10 +51,12 @@ def store(migrated, tmp_path):
         session.add_all([
             Message(tenant_id="operator", msisdn=NUMBER, category="marketing", lane=2,
                     text=f"offer https://jx.cn/{FRESH}", idempotency_key="campaign:1:a",
-                    link_token=FRESH, link_url=TARGET, created_at=now - timedelta(hours=1)),
+                    link_token=FRESH, link_url=TARGET, created_at=now - timedelta(hours=1),
+                    scheduled_at=now - timedelta(hours=1)),
             Message(tenant_id="operator", msisdn=NUMBER, category="marketing", lane=2,
                     text=f"offer https://jx.cn/{OLD}", idempotency_key="campaign:1:b",
-                    link_token=OLD, link_url=TARGET, created_at=now - timedelta(days=31)),
+                    link_token=OLD, link_url=TARGET, created_at=now - timedelta(days=31),
+                    scheduled_at=now - timedelta(days=31)),
         ])  # fmt: skip
     yield opened
     opened.dispose()

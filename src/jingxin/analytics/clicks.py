@@ -118,16 +118,17 @@ def hash_client(address: str | None, secret: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class LinkTarget:
-    """Where a token redirects: its message, the target URL, when the message was written
-    (a link lives ``link_days`` from then)."""
+    """Where a token redirects: its message, the target URL, and when the message was due
+    to go out (``scheduled_at``: a campaign planned days ahead does not lose those days of
+    its links' ``link_days``)."""
 
     message_id: int
     url: str
-    created_at: datetime
+    due_at: datetime  # when the message was due to go out: the link lives from then
 
 
 _BY_TOKENS = (
-    select(Message.link_token, Message.id, Message.link_url, Message.created_at)
+    select(Message.link_token, Message.id, Message.link_url, Message.scheduled_at)
     .where(Message.link_token.in_(bindparam("tokens", expanding=True)))
     .where(Message.link_url.is_not(None))
 )
@@ -167,8 +168,8 @@ class LinkDirectory:
             return {}
         with store_errors("looking up short-link tokens"), self.store.engine.connect() as conn:
             rows = conn.execute(_BY_TOKENS, {"tokens": wanted}).all()
-        found = {token: LinkTarget(message_id=id_, url=url, created_at=created_at)
-                 for token, id_, url, created_at in rows}  # fmt: skip
+        found = {token: LinkTarget(message_id=id_, url=url, due_at=due_at)
+                 for token, id_, url, due_at in rows}  # fmt: skip
         with self._lock:
             for token, target in found.items():
                 self._cache[token] = target

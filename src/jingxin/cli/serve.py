@@ -37,8 +37,9 @@ def serve_command(
     host = host or settings.serve.host
     port = settings.serve.port if port is None else port
     listener = listen(host, port)
-    store = open_store(settings.store.url, upgrade=True)
+    store = None
     try:
+        store = open_store(settings.store.url, upgrade=True)
         app = create_app(settings, store=store)
         bound = listener.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
@@ -50,7 +51,8 @@ def serve_command(
         uvicorn.Server(config).run(sockets=[listener])
     finally:
         listener.close()
-        store.dispose()
+        if store is not None:
+            store.dispose()
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -177,6 +177,10 @@ class SendTimeSpec(BaseModel):
     @field_validator("window")
     @classmethod
     def _ordered(cls, window: tuple[time, time]) -> tuple[time, time]:
+        if window[1] == time(0, 0):  # "20:00"-"00:00": to midnight, as plan_times reads it
+            if window[0] == time(0, 0):
+                raise ValueError("00:00-00:00 is empty")
+            return window
         if window[0] >= window[1]:
             raise ValueError(f"{window[0]:%H:%M} is not before {window[1]:%H:%M}")
         return window

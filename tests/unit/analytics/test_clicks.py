@@ -185,7 +185,7 @@ def add_messages(store, count: int) -> list[int]:
         messages = [Message(tenant_id="operator", msisdn=f"+86139{i:08d}", category="marketing",
                             lane=2, text="offer", idempotency_key=f"key:{i}",
                             link_token=f"Tok{i:07d}", link_url=f"https://shop.example.cn/{i}",
-                            created_at=NOW)
+                            created_at=NOW, scheduled_at=NOW)
                     for i in range(count)]  # fmt: skip
         session.add_all(messages)
         session.flush()
@@ -224,7 +224,7 @@ def test_the_directory_finds_tokens_and_caches_them(store):
     found = directory.load(["Tok0000000", "Tok0000001", "Unknown000"])
     assert set(found) == {"Tok0000000", "Tok0000001"}  # unknown tokens are not cached
     target = directory.cached("Tok0000000")
-    assert (target.message_id, target.url, target.created_at) == (
+    assert (target.message_id, target.url, target.due_at) == (
         ids[0], "https://shop.example.cn/0", NOW)
     # A token never changes: the cache answers without the store.
     with store.transaction() as session:
