@@ -164,7 +164,7 @@ class ShortLinks:
             token=token, message_id=target.message_id, at=now,
             bot=is_bot(method, agent, self.bot_agents), method=method,
             agent=clean_agent(agent), client=hash_client(client, self.secret)))  # fmt: skip
-        if now - target.created_at > self.lifetime:
+        if now - target.due_at > self.lifetime:
             return HTMLResponse(EXPIRED_PAGE, status_code=410, headers=NO_STORE)
         return Response(status_code=302, headers={
             "Location": quote(target.url, safe=URL_SAFE), "Cache-Control": "no-store",
