@@ -371,14 +371,21 @@ def save(trained: Trained, path: Path) -> Path:
 
 
 def load(path: Path) -> Trained:
+    return load_model(path, Trained, missing="train one first", what="a jingxin model")
+
+
+def load_model(path: Path, kind: type[Any], *, missing: str, what: str) -> Any:
+    """The model saved at ``path`` (by :func:`save`), which must be a ``kind``; a missing
+    file, one that does not unpickle, or another kind of object is an InputError naming
+    the file (``missing``: what to do; ``what``: the kind, as the user knows it)."""
     import joblib
 
     if not path.exists():
-        raise InputError(f"{path}: no such model; train one first")
+        raise InputError(f"{path}: no such model; {missing}")
     try:
-        trained = joblib.load(path)
+        model = joblib.load(path)
     except Exception as exc:  # unpickling fails in many ways; to a user all mean the same
         raise InputError(f"{path}: cannot load the model: {exc}") from exc
-    if not isinstance(trained, Trained):
-        raise InputError(f"{path}: not a jingxin model (a {type(trained).__name__})")
-    return trained
+    if not isinstance(model, kind):
+        raise InputError(f"{path}: not {what} (a {type(model).__name__})")
+    return model

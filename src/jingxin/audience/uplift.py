@@ -314,15 +314,7 @@ def save(model: UpliftModel, path: Path) -> Path:
 
 
 def load(path: Path) -> UpliftModel:
-    import joblib
+    from jingxin.audience.tabular import load_model
 
-    if not path.exists():
-        raise InputError(f"{path}: no such model; train one with "
-                         "`jingxin audience train-uplift`")
-    try:
-        model = joblib.load(path)
-    except Exception as exc:  # unpickling fails in many ways; to a user all mean the same
-        raise InputError(f"{path}: cannot load the model: {exc}") from exc
-    if not isinstance(model, UpliftModel):
-        raise InputError(f"{path}: not a jingxin uplift model (a {type(model).__name__})")
-    return model
+    return load_model(path, UpliftModel, missing="train one with `jingxin audience "
+                      "train-uplift`", what="a jingxin uplift model")  # fmt: skip
