@@ -337,6 +337,22 @@ class ServeSettings(Section):
     environment: Literal["development", "production"] = "development"
 
 
+class ApiSettings(Section):
+    """``[api]``: the REST API and the console (docs/api.md)."""
+
+    session_minutes: int = Field(default=480, ge=1)  # a console log-in lasts this long
+    key_rate_per_second: float = Field(default=100.0, gt=0)  # default per API key
+    key_burst_seconds: float = Field(default=1.0, gt=0)  # a key may burst this many seconds' worth
+    batch_max: int = Field(default=1000, ge=1, le=10000)  # messages per send request
+    body_max_bytes: int = Field(default=1_048_576, ge=1024)  # larger request bodies: 413
+    callback_timeout_seconds: float = Field(default=5.0, gt=0)
+    callback_max_attempts: int = Field(default=12, ge=1)  # then the delivery is "dead"
+    callback_backoff_seconds: float = Field(default=2.0, gt=0)  # doubled per attempt
+    callback_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    callback_batch: int = Field(default=200, ge=1)  # deliveries taken per pass
+    secure_cookies: bool = False  # the session cookie's Secure flag: set true behind HTTPS
+
+
 class RetentionSettings(Section):
     """``[retention]``: double-stop (双停) work orders (docs/journeys.md)."""
 
@@ -412,6 +428,7 @@ class Settings(BaseSettings):
     geofence: GeofenceSettings = Field(default_factory=GeofenceSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @classmethod
     def settings_customise_sources(

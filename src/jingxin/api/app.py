@@ -1,8 +1,12 @@
 """The web application of ``jingxin serve``: one FastAPI app, one router per concern.
 
-Now: ``/healthz`` (:mod:`.health`) and the short-link redirect (:mod:`.links`). The API
-and the console add their routers beside these in :func:`create_app`; the links router is
-included last because its ``/{token}`` answers any one-segment path.
+- ``/healthz`` (:mod:`.health`);
+- the REST API under ``/api/v1`` (one module per resource: :mod:`.accounts`, :mod:`.send`,
+  :mod:`.templates`, ...), its OpenAPI spec at ``/api/openapi.json`` and the docs page at
+  ``/api/docs`` (development only);
+- the web console under ``/console`` (:mod:`jingxin.console`), on the same functions;
+- the short-link redirect (:mod:`.links`), included last because its ``/{token}``
+  answers any one-segment path.
 
 The object graph is built here from the settings (tests pass their own store). The
 lifespan starts the click recorder's thread and, on shutdown, stops it - which writes the
@@ -16,8 +20,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
-from jingxin.api import health, links
+from jingxin import console
+from jingxin.api import (
+    accounts,
+    callbacks,
+    campaigns,
+    dashboard,
+    errors,
+    fences,
+    hall,
+    health,
+    inbox,
+    journeys,
+    links,
+    probes,
+    reports,
+    segments,
+    send,
+    templates,
+    workorders,
+)
+from jingxin.api.auth import KeyCache
+from jingxin.api.limits import BodyLimit
+from jingxin.api.ratelimit import KeyLimiter
 from jingxin.config import AnalyticsSettings, Settings
 from jingxin.data.store import Store, open_store
 from jingxin.errors import ConfigError
@@ -55,11 +82,28 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
             if owned:
                 store.dispose()
 
-    app = FastAPI(title="jingxin", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None if production else "/openapi.json")  # fmt: skip
+    app = FastAPI(
+        title="jingxin API", version="1", lifespan=lifespan, redoc_url=None,
+        description="Campaigns, templates, sending, replies and reports of jingxin (精信). "
+        "Authenticate with an API key (Authorization: Bearer jx_...) or a console session.",
+        docs_url=None if production else "/api/docs",
+        openapi_url=None if production else "/api/openapi.json")  # fmt: skip
     app.state.settings = settings
     app.state.store = store
     app.state.links = short_links
+    app.state.key_cache = KeyCache(store)
+    app.state.key_limiter = KeyLimiter(burst_seconds=settings.api.key_burst_seconds)
+    errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.api.body_max_bytes)
     app.include_router(health.router)
+    for module in (accounts, send, callbacks, segments, templates, campaigns, reports,
+                   journeys, fences, hall, inbox, probes, workorders, dashboard):
+        app.include_router(module.router)
+    app.include_router(console.router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/console/", status_code=303)
+
     app.include_router(links.router)  # last: see the module docstring
     return app

@@ -185,10 +185,12 @@ def record_action(
     object_type: str,
     object_id: str | int,
     detail: dict[str, Any] | None = None,
+    tenant_id: str | None = None,
 ) -> AuditEntry:
-    """Record one staff action (who did what to which object)."""
+    """Record one staff action (who did what to which object, in which tenant)."""
     entry = AuditEntry(
         actor=actor,
+        tenant_id=tenant_id,
         action=action,
         object_type=object_type,
         object_id=str(object_id),
@@ -206,9 +208,12 @@ def list_actions(
     object_type: str | None = None,
     object_id: str | int | None = None,
     limit: int = 100,
+    tenant_id: str | None = None,
 ) -> list[AuditEntry]:
-    """Recent staff actions, newest first, optionally about one object."""
+    """Recent staff actions, newest first, optionally about one object or one tenant's."""
     query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    if tenant_id is not None:
+        query = query.where(AuditEntry.tenant_id == tenant_id)
     if object_type is not None:
         query = query.where(AuditEntry.object_type == object_type)
     if object_id is not None:

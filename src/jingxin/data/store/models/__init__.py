@@ -5,6 +5,15 @@ below, then add a migration under ``jingxin/data/store/migrations/versions/``;
 ``jingxin db check`` fails until the two agree.
 """
 
+from jingxin.data.store.models.access import (
+    CALLBACK_KINDS,
+    CALLBACK_STATES,
+    ApiKey,
+    CallbackDelivery,
+    CallbackEndpoint,
+    ConsoleSession,
+    User,
+)
 from jingxin.data.store.models.analytics import (
     EVENT_KINDS,
     AnalyticsEvent,
@@ -70,6 +79,13 @@ from jingxin.data.store.models.messages import LANES, MESSAGE_STATES, Message, R
 from jingxin.data.store.models.tenants import DEFAULT_TENANT_ID, DEFAULT_TIMEZONE, Tenant
 
 __all__ = [
+    "CALLBACK_KINDS",
+    "CALLBACK_STATES",
+    "ApiKey",
+    "CallbackDelivery",
+    "CallbackEndpoint",
+    "ConsoleSession",
+    "User",
     "FenceRow",
     "EVENT_KINDS",
     "AnalyticsEvent",

@@ -1,0 +1,7 @@
+"""API routes: inbox (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1")
