@@ -66,7 +66,9 @@ def redis_url() -> Iterator[str]:
         service_missing(f"Redis is not reachable on {REDIS_HOST}:{REDIS_PORT}")
     import redis
 
-    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/15"
+    # Each pytest-xdist worker (gw0, gw1, ...) flushes a database of its own.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{15 - int(worker.removeprefix('gw') or 0) % 8}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url

@@ -24,6 +24,15 @@ if ! port_open 6379 && command -v redis-server >/dev/null 2>&1; then
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no || true
 fi
 
+# Debian's Chromium for the console's browser tests (Playwright drives it; Playwright's own
+# browser download cannot work here).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium for the browser tests" >&2
+    { apt-get install -y chromium >/dev/null 2>&1 ||
+      { apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1; }; } ||
+        echo "setup: could not install chromium; the browser tests will skip (fail in CI)" >&2
+fi
+
 # Third-party protocol peers for the interop tests (see tests/peers/).
 if [ -x "$ROOT/tests/peers/install.sh" ]; then
     sh "$ROOT/tests/peers/install.sh" || echo "setup: could not install the protocol peers; their tests will skip (fail in CI)" >&2
