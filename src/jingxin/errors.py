@@ -9,6 +9,7 @@ errors (database, protocol, file parsing) are converted where they enter our cod
     ├── InputError              bad input from a user, a file or a peer; says where
     │   ├── ImportFileError     a whole import file is unusable (not CSV/Parquet, empty, no header)
     │   ├── SpecError           a segment / campaign spec that does not validate
+    │   ├── ConflictError       well-formed, but the current state refuses it (a name taken)
     │   └── TemplateError       a template that does not parse, render or fit
     ├── StoreError              the operational store failed (connection, migration, constraint)
     ├── WarehouseError          the analytical warehouse failed (missing table or column)
@@ -35,6 +36,11 @@ class InputError(JingxinError):
 
 class ImportFileError(InputError):
     """A whole import file is unusable: not CSV or Parquet, empty, missing columns."""
+
+
+class ConflictError(InputError):
+    """Well-formed input that the current state refuses (a taken name, a transition the
+    thing's state forbids); the message says what to do. The API answers it 409."""
 
 
 class SpecError(InputError):

@@ -4,10 +4,12 @@
 - :mod:`.principal`: :class:`Principal`, who is asking (a user or a key) and what they may do;
 - :mod:`.users`, :mod:`.passwords`: console users and their argon2 password hashes;
 - :mod:`.keys`: API keys, stored as a public prefix and a SHA-256;
-- :mod:`.sessions`: console sessions with their CSRF token.
+- :mod:`.sessions`: console sessions with their CSRF token;
+- :mod:`.logins`: the console log-in (password, throttle, session, audit entry);
+- :mod:`.tenants`: the rules a new tenant's id, signature and zone follow;
 
-The API (:mod:`jingxin.api.auth`) and the CLI (``jingxin users``, ``jingxin keys``) use
-these same functions.
+The API (:mod:`jingxin.api.auth`, :mod:`jingxin.api.accounts`) and the CLI (``jingxin
+users``, ``jingxin keys``, ``jingxin tenants``) use these same functions.
 """
 
 from jingxin.access.principal import Principal

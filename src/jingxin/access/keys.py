@@ -47,7 +47,9 @@ def create_key(session: Session, *, tenant_id: str, name: str, role: str = "api-
     check_role(role)
     if not name.strip():
         raise InputError("name: give the key a name (what uses it)")
-    if rate_per_second <= 0:
+    if len(name.strip()) > 200:
+        raise InputError("name: at most 200 characters")
+    if not rate_per_second > 0:  # also refuses NaN
         raise InputError("rate_per_second: must be more than 0")
     if session.get(Tenant, tenant_id) is None:
         raise InputError(f"tenant: no tenant {tenant_id!r}")
@@ -93,11 +95,26 @@ def list_keys(session: Session, *, tenant_id: str | None) -> list[ApiKey]:
         return list(session.scalars(query))
 
 
+def find_key(session: Session, *, tenant_id: str | None, key_id: int | None = None,
+             prefix: str | None = None) -> ApiKey | None:
+    """The key with this id or prefix (of ``tenant_id`` unless None), else None."""
+    with store_errors("reading an API key"):
+        if key_id is not None:
+            row = session.get(ApiKey, key_id)
+        else:
+            row = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+        return None
+    return row
+
+
 def revoke_key(session: Session, *, key_id: int, tenant_id: str | None,
                now: datetime | None = None) -> ApiKey | None:
-    """Revoke a key (of ``tenant_id`` unless None); None when there is no such key."""
-    row = session.get(ApiKey, key_id)
-    if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
+    """Revoke a key (of ``tenant_id`` unless None); None when there is no such key.
+    Revoking a revoked key changes nothing. The API's key cache must then forget the
+    prefix (``KeyCache.forget``) for it to take effect at once."""
+    row = find_key(session, tenant_id=tenant_id, key_id=key_id)
+    if row is None:
         return None
     if row.revoked_at is None:
         row.revoked_at = now or utc_now()

@@ -7,6 +7,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from jingxin.data.store.engine import store_errors
@@ -44,7 +45,20 @@ def find_session(session: Session, token: str, *,
 
 
 def close_session(session: Session, token: str, *, now: datetime | None = None) -> None:
+    """Close the session of ``token`` (log-out); nothing if it is unknown or closed."""
     row = session.get(ConsoleSession, _id(token))
     if row is not None and row.revoked_at is None:
         row.revoked_at = now or utc_now()
         session.flush()
+
+
+def close_user_sessions(session: Session, *, user_id: int, keep: str | None = None,
+                        now: datetime | None = None) -> int:
+    """Close every open session of ``user_id`` but the one of token ``keep``; how many."""
+    query = (update(ConsoleSession)
+             .where(ConsoleSession.user_id == user_id, ConsoleSession.revoked_at.is_(None))
+             .values(revoked_at=now or utc_now()))  # fmt: skip
+    if keep is not None:
+        query = query.where(ConsoleSession.id != _id(keep))
+    with store_errors(f"closing the sessions of user {user_id}"):
+        return session.execute(query, execution_options={"synchronize_session": False}).rowcount

@@ -58,7 +58,7 @@ EVENTS = AnalyticsEvent.__table__
 
 def _messages(conn: Connection, now: datetime) -> Counter[str]:
     """sent / delivered / failed of the messages from the mark on (see the module)."""
-    start, upto = _mark(conn, "messages"), conn.scalar(select(func.max(Message.id)))
+    start, upto = read_mark(conn, "messages"), conn.scalar(select(func.max(Message.id)))
     if upto is None or upto <= start:
         return Counter()
     span = (Message.id > start, Message.id <= upto)
@@ -77,7 +77,7 @@ def _messages(conn: Connection, now: datetime) -> Counter[str]:
     # The mark stays below the oldest message not final yet, or too new to be settled.
     open_ = or_(Message.finished_at.is_(None), Message.created_at > now - SETTLE)
     first = conn.scalar(select(func.min(Message.id)).where(*span, open_))
-    _set_mark(conn, "messages", upto if first is None else first - 1, now)
+    set_mark(conn, "messages", upto if first is None else first - 1, now)
     return counts
 
 
@@ -94,7 +94,7 @@ def _of_message(kind: str, at: Any, now: datetime, detail: Any = None) -> Any:
 
 def _clicks(conn: Connection, now: datetime) -> Counter[str]:
     """clicked: the first non-bot click per message (found by id, else by token)."""
-    start, upto = _mark(conn, "link_clicks"), conn.scalar(select(func.max(LinkClick.id)))
+    start, upto = read_mark(conn, "link_clicks"), conn.scalar(select(func.max(LinkClick.id)))
     if upto is None or upto <= start:
         return Counter()
     span = (LinkClick.id > start, LinkClick.id <= upto)
@@ -123,7 +123,7 @@ def _replies(conn: Connection, now: datetime) -> Counter[str]:
     from jingxin.dispatch.unsubscribe import UnsubscribeHandler
 
     unsubscribe = next(f.default for f in fields(UnsubscribeHandler) if f.name == "name")
-    start, upto = _mark(conn, "mo_outcomes"), conn.scalar(select(func.max(MoOutcome.id)))
+    start, upto = read_mark(conn, "mo_outcomes"), conn.scalar(select(func.max(MoOutcome.id)))
     if upto is None or upto <= start:
         return Counter()
     span = (MoOutcome.id > start, MoOutcome.id <= upto, MoOutcome.message_id.is_not(None))
@@ -155,7 +155,7 @@ def _replies(conn: Connection, now: datetime) -> Counter[str]:
 def _held_out(conn: Connection, now: datetime) -> Counter[str]:
     """held_out: one per hold-out assignment, one statement per experiment in the range."""
     a = ExperimentAssignment
-    start, upto = _mark(conn, "experiment_assignments"), conn.scalar(select(func.max(a.id)))
+    start, upto = read_mark(conn, "experiment_assignments"), conn.scalar(select(func.max(a.id)))
     if upto is None or upto <= start:
         return Counter()
     span = (a.id > start, a.id <= upto, a.holdout.is_(True))
@@ -188,7 +188,7 @@ def _experiment_source(experiment: str) -> tuple[str | None, str | None, int | N
 def _complaints(conn: Connection, now: datetime, window: timedelta) -> Counter[str]:
     """complained: each new complaint, attributed to the latest message within the window."""
     c = HallComplaint
-    start, upto = _mark(conn, "hall_complaints"), conn.scalar(select(func.max(c.id)))
+    start, upto = read_mark(conn, "hall_complaints"), conn.scalar(select(func.max(c.id)))
     if upto is None or upto <= start:
         return Counter()
     picked = select(c.id, c.msisdn, c.tenant_id, c.at, c.category,
@@ -297,11 +297,11 @@ def _now(now: datetime) -> Any:
 # ----------------------------------------------------------------------------- marks
 
 
-def _mark(conn: Connection, name: str) -> int:
+def read_mark(conn: Connection, name: str) -> int:
     return conn.scalar(select(EventMark.last_id).where(EventMark.name == name)) or 0
 
 
-def _set_mark(conn: Connection, name: str, last_id: int, now: datetime) -> None:
+def set_mark(conn: Connection, name: str, last_id: int, now: datetime) -> None:
     statement = _dialect(conn).insert(EventMark).values(name=name, last_id=last_id,
                                                         updated_at=now)  # fmt: skip
     conn.execute(statement.on_conflict_do_update(
@@ -314,7 +314,7 @@ def _settle(conn: Connection, name: str, id_column: Any, at_column: Any, start: 
     read that is younger than :data:`SETTLE` (read again next time)."""
     young = conn.scalar(select(func.min(id_column)).where(
         id_column > start, id_column <= upto, at_column > now - SETTLE))  # fmt: skip
-    _set_mark(conn, name, upto if young is None else young - 1, now)
+    set_mark(conn, name, upto if young is None else young - 1, now)
 
 
 # The steps in the order collect runs them: (name, step, takes the attribution window).

@@ -42,6 +42,7 @@ from jingxin.api import (
     templates,
     workorders,
 )
+from jingxin.access.logins import LoginThrottle
 from jingxin.api.auth import KeyCache
 from jingxin.api.limits import BodyLimit
 from jingxin.api.ratelimit import KeyLimiter
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     app.state.links = short_links
     app.state.key_cache = KeyCache(store)
     app.state.key_limiter = KeyLimiter(burst_seconds=settings.api.key_burst_seconds)
+    app.state.login_throttle = LoginThrottle()
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api.body_max_bytes)
     app.include_router(health.router)

@@ -7,6 +7,7 @@ with the same words over HTTP:
 
 - request validation (pydantic) → 422, one entry per field (``body.messages.3.msisdn``);
   a body that is not JSON at all → 400;
+- :class:`~jingxin.errors.ConflictError` (the state refuses: a name taken) → 409;
 - :class:`~jingxin.errors.InputError` (and its SpecError, TemplateError, ...) and
   :class:`~jingxin.errors.PolicyError` → 422;
 - :class:`~jingxin.errors.StoreError` → 503, the detail (host, user) to the log only;
@@ -23,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from jingxin.errors import InputError, JingxinError, PolicyError, StoreError
+from jingxin.errors import ConflictError, InputError, JingxinError, PolicyError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
 
 
 async def _jingxin(request: Request, exc: JingxinError) -> JSONResponse:
+    if isinstance(exc, ConflictError):
+        return respond(409, str(exc))
     if isinstance(exc, (InputError, PolicyError)):
         return respond(422, str(exc))
     if isinstance(exc, StoreError):

@@ -50,6 +50,8 @@ COMMAND_MODULES = (
     "jingxin.cli.channels",
     "jingxin.cli.serve",
     "jingxin.cli.db",
+    "jingxin.cli.access",
+    "jingxin.cli.callbacks",
     "jingxin.cli.bench",
 )
 

@@ -1,11 +1,12 @@
 """``jingxin scheduler``: the dial tests every ``[probing] interval_seconds`` (and the hall's
 reconcile hook after each run), and the journeys' work - the daily scans of the due days
 (missed ones caught up), the journeys' daily enrolments and their due steps - and the
-campaigns whose test phase is over (``experiment.promote_after_hours``) promoted, until
-stopped; ``--once`` / ``--iterations N`` for bounded runs. One scheduler at a time: each
-run needs the ``scheduler`` lease in the store; a second scheduler says who holds it and
-waits. Failures are alerted in the log and the metrics, never by stopping: use
-``jingxin probe run`` for an exit code."""
+campaigns whose test phase is over (``experiment.promote_after_hours``) promoted, and the
+enterprises' callbacks collected and pushed, one batch a run (``--no-callbacks`` leaves
+them to ``jingxin callbacks run``), until stopped; ``--once`` / ``--iterations N`` for
+bounded runs. One scheduler at a time: each run needs the ``scheduler`` lease in the
+store; a second scheduler says who holds it and waits. Failures are alerted in the log
+and the metrics, never by stopping: use ``jingxin probe run`` for an exit code."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ def scheduler(
     journeys: Annotated[bool | None, typer.Option(
         "--journeys/--no-journeys",
         help="Run the journeys' scans and steps (default: [journeys] scheduled).")] = None,
+    callbacks: Annotated[bool, typer.Option(
+        "--callbacks/--no-callbacks",
+        help="Collect and push enterprises' callbacks each run (one batch per run).")] = True,
 ) -> None:
     """Run the dial tests and the journeys periodically, never overlapping, until Ctrl-C."""
     import asyncio
@@ -41,6 +45,7 @@ def scheduler(
     import socket
     from datetime import timedelta
 
+    from jingxin.callbacks import CallbackDuties
     from jingxin.cli.arguments import settings_and_store
     from jingxin.config import load_settings
     from jingxin.dispatch.campaign_promote import PromotionDuties
@@ -78,6 +83,8 @@ def scheduler(
             raise
         console.print(f"journeys: {len(flows)} multi-step journeys in {settings.journeys.journeys_dir}")
 
+    pushes = CallbackDuties(settings=settings, store=store, keep=lease.keep) if callbacks else None
+
     def show(report) -> None:  # noqa: ANN001 - a RunReport
         passed = sum(result.ok for result in report.results)
         failed = ", ".join(r.probe for r in report.failed)
@@ -93,6 +100,8 @@ def scheduler(
                         metrics=metrics, on_report=show)  # fmt: skip
         promotions = PromotionDuties(settings=settings, store=store, keep=lease.keep)
         lease.parts = [tick, promotions] if duties is None else [tick, duties, promotions]
+        if pushes is not None:
+            lease.parts.append(pushes)
         return await run_schedule(lease, interval=every, iterations=bound, stop=stop)
 
     try:
@@ -103,6 +112,8 @@ def scheduler(
         finally:
             if duties is not None:
                 duties.close()
+            if pushes is not None:
+                pushes.close()
             store.dispose()
     console.print(f"scheduler stopped after {runs} runs")
 
