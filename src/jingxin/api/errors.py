@@ -72,13 +72,19 @@ def _where(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _message(error: dict[str, Any]) -> str:
+    """pydantic's message without the "Value error, " it puts before a validator's own."""
+    message = str(error.get("msg", ""))
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
 async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     if any(error.get("type") == "json_invalid" for error in errors):
         first = next(error for error in errors if error.get("type") == "json_invalid")
         detail = (first.get("ctx") or {}).get("error", "")
         return respond(400, f"the body is not valid JSON{': ' + str(detail) if detail else ''}")
-    fields = [{"field": _where(error.get("loc", ())), "message": str(error.get("msg", ""))}
+    fields = [{"field": _where(error.get("loc", ())), "message": _message(error)}
               for error in errors]  # fmt: skip
     summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields[:5])
     more = f" (and {len(fields) - 5} more)" if len(fields) > 5 else ""

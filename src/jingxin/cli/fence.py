@@ -127,27 +127,11 @@ def apply_command(
 
 
 def _template_warnings(store: Any, fences: list[DefinedFence]) -> list[str]:
-    """Fences whose template has no approved version yet (they would send nothing), or
-    declares variables the fence does not set (its offers would be refused)."""
-    from jingxin.content.catalog import list_templates
-    from jingxin.geofence.fences import RESERVED_VARIABLES
+    """Fences whose template has no approved version yet, or needs variables they lack."""
+    from jingxin.geofence.registry import template_warnings
 
-    out = []
     with store.transaction() as session:
-        for tenant, code in sorted({(f.tenant_id, f.template) for f in fences}):
-            users = [f for f in fences if (f.tenant_id, f.template) == (tenant, code)]
-            approved = list_templates(session, tenant_id=tenant, code=code, status="approved")
-            if not approved:
-                out.append(f"template {tenant}/{code} has no approved version: fence(s) "
-                           f"{', '.join(f.code for f in users)} send nothing until it is "
-                           "approved (`jingxin template seed-library`)")  # fmt: skip
-                continue
-            declared = set(approved[-1].variables) - set(RESERVED_VARIABLES)
-            for fence in users:
-                if missing := sorted(declared - set(fence.variables)):
-                    out.append(f"fence {fence.code}: template {code} needs variable(s) "
-                               f"{', '.join(missing)} the fence does not set")  # fmt: skip
-    return out
+        return template_warnings(session, fences)
 
 
 # Which option sets which field of a definition (errors name the option).
@@ -331,16 +315,7 @@ def _number(value: float | None) -> str:
 
 def _cell_rows(fence: DefinedFence, cells: Any) -> list[dict[str, Any]]:
     """Each cell of the fence with what the cell table says of it (None: not in it)."""
-    found = cells.lookup(list(fence.cells))
-    out = []
-    for cell, i in zip(fence.cells, found.tolist(), strict=True):
-        known = i >= 0
-        out.append({"cell": cell,
-                    "lat": float(cells.lat[i]) if known else None,
-                    "lon": float(cells.lon[i]) if known else None,
-                    "district": cells.district[i] if known else None,
-                    "kind": cells.kind[i] if known else None})  # fmt: skip
-    return out
+    return cells.places(list(fence.cells))
 
 
 @app.command("export")

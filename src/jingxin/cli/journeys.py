@@ -122,20 +122,16 @@ def runs_command(
     as_json: JsonOption = False,
 ) -> None:
     """The recorded runs of the daily scan, newest day first."""
-    from sqlalchemy import select
-
     from jingxin.cli.probe import parse_since
     from jingxin.data.store.engine import store_errors
-    from jingxin.data.store.models import JourneyRun
+    from jingxin.journeys.status import recent_runs, run_row
 
     settings, store = settings_and_store()
     zone = ZoneInfo(settings.policy.default_timezone)
     first = parse_since(since).astimezone(zone).date()
     try:
         with store_errors("reading the journey runs"), store.sessions() as session:
-            rows = [_run_row(r) for r in session.scalars(
-                select(JourneyRun).where(JourneyRun.day >= first)
-                .order_by(JourneyRun.day.desc(), JourneyRun.id))]  # fmt: skip
+            rows = [run_row(r) for r in recent_runs(session, since=first)]
     finally:
         store.dispose()
     if as_json:
@@ -153,16 +149,6 @@ def runs_command(
             "candidates", "queued", "deferred", "duplicates", "rejected")),
             Text(_reasons(r["skipped"])), r["finished_at"] or "-", Text(r["detail"] or ""))  # fmt: skip
     console.print(table)
-
-
-def _run_row(run: Any) -> dict[str, Any]:
-    return {"day": run.day.isoformat(), "trigger": run.trigger, "state": run.state,
-            "candidates": run.candidates, "queued": run.queued, "deferred": run.deferred,
-            "duplicates": run.duplicates, "rejected": run.rejected,
-            "skipped": dict(run.skipped or {}), "detail": run.detail,
-            "started_at": run.started_at.isoformat(timespec="seconds"),
-            "finished_at": (run.finished_at.isoformat(timespec="seconds")
-                            if run.finished_at else None)}  # fmt: skip
 
 
 @journeys_app.command("triggers")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -164,6 +164,22 @@ class CellIndex:
         values = cells.to_pylist() if isinstance(cells, pa.Array) else cells
         get = self._position.get
         return np.fromiter((get(c, -1) for c in values), dtype=np.int32, count=len(values))
+
+    def places(self, cells: Sequence[str]) -> list[dict[str, Any]]:
+        """Each of ``cells`` with what the table says of it: ``cell``, ``lat``, ``lon``,
+        ``district``, ``kind`` (all but the id None when the table lacks it, or has no
+        coordinates)."""
+        found = self.lookup(list(cells)).tolist()
+        placed = self.lat is not None and self.lon is not None
+        out = []
+        for cell, i in zip(cells, found, strict=True):
+            known = i >= 0 and placed
+            out.append({"cell": cell,
+                        "lat": float(self.lat[i]) if known else None,  # type: ignore[index]
+                        "lon": float(self.lon[i]) if known else None,  # type: ignore[index]
+                        "district": self.district[i] if known and self.district else None,
+                        "kind": self.kind[i] if known and self.kind else None})  # fmt: skip
+        return out
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:

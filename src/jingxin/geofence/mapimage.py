@@ -7,6 +7,7 @@ state), so the same fence and cells give the same bytes.
 
 from __future__ import annotations
 
+import io
 import math
 from functools import cache
 from pathlib import Path
@@ -32,6 +33,15 @@ FENCE_COLOUR, OTHER_COLOUR, RADIUS_COLOUR = "#d62728", "#9a9a9a", "#1f77b4"
 
 def draw(fence: Fence, cells: CellIndex, path: Path) -> Path:
     """Write ``fence`` on a map of the cell table to ``path`` (PNG) and return the path."""
+    image = render(fence, cells)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(image)
+    return path
+
+
+def render(fence: Fence, cells: CellIndex) -> bytes:
+    """``fence`` on a map of the cell table, as PNG bytes (what :func:`draw` writes)."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Circle
 
@@ -83,10 +93,9 @@ def draw(fence: Fence, cells: CellIndex, path: Path) -> Path:
             fontsize=7, color="#555555", va="bottom")  # fmt: skip
     _title(ax, fence)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", metadata={"Software": None})
-    return path
+    out = io.BytesIO()
+    fig.savefig(out, format="png", metadata={"Software": None})
+    return out.getvalue()
 
 
 def _scale_bar(ax: object, window: float) -> None:

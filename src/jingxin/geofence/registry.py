@@ -7,7 +7,9 @@ the cells or the enabled flag change, never on a re-apply of the same file; the 
 polls :func:`store_version` and reloads when it moves.
 
 Crash safety: :func:`apply` writes a whole file in one transaction (every fence of it, or
-none); each other call is its own transaction.
+none); each other call is its own transaction. The row-level forms (:func:`insert`,
+:func:`rewrite`, :func:`switch`, :func:`template_warnings`) work inside the caller's
+transaction, for the API (which also audits there).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from jingxin.data.store.models.geofence import FenceRow
 from jingxin.data.store.models.tenants import DEFAULT_TENANT_ID
-from jingxin.errors import InputError
+from jingxin.errors import ConflictError, InputError
 from jingxin.geofence.fences import DefinedFence, FenceDef, fence_of
 from jingxin.geofence.types import Fence
 
@@ -33,6 +35,10 @@ _EXPORT_ORDER = ("code", "name", "scenario", "tenant", "enabled", "cells", "cent
                  "hours", "dwell_seconds", "segment", "template", "category", "variables",
                  "cap_per_day", "residents", "sender", "validity_minutes")  # fmt: skip
 _ALWAYS = ("code", "name", "scenario", "template")
+
+
+class FenceExists(ConflictError):
+    """A new fence whose code its tenant already has."""
 
 
 @dataclass
@@ -95,10 +101,7 @@ def apply(store: Any, fences: Sequence[Fence], *, prune: bool = False) -> ApplyR
                 session.add(FenceRow(tenant_id=fence.tenant_id, code=fence.code, version=1,
                                      **values))  # fmt: skip
                 report.created.append(fence.code)
-            elif _changed(row, values):
-                for key, value in values.items():
-                    setattr(row, key, value)
-                row.version += 1
+            elif _rewrite(row, values):
                 report.updated.append(fence.code)
             else:
                 report.unchanged.append(fence.code)
@@ -114,13 +117,38 @@ def apply(store: Any, fences: Sequence[Fence], *, prune: bool = False) -> ApplyR
 def add(store: Any, fence: Fence) -> DefinedFence:
     """Save a new fence; a code the tenant already has is an InputError."""
     with store.transaction() as session:
-        if _find(session, fence.code, fence.tenant_id) is not None:
-            raise InputError(f"fence {fence.code!r} already exists (tenant {fence.tenant_id}): "
-                             "change it with `jingxin fence apply FILE`, or remove it first")
-        row = FenceRow(tenant_id=fence.tenant_id, code=fence.code, version=1, **_values(fence))
-        session.add(row)
-        session.flush()
-        return from_row(row)
+        return from_row(insert(session, fence))
+
+
+def insert(session: Session, fence: Fence) -> FenceRow:
+    """:func:`add` in the caller's transaction: the new row (flushed, so it has its id);
+    a code the tenant already has is :class:`FenceExists`."""
+    if _find(session, fence.code, fence.tenant_id) is not None:
+        raise FenceExists(f"fence {fence.code!r} already exists (tenant {fence.tenant_id}): "
+                          "change it with `jingxin fence apply FILE`, or remove it first")
+    row = FenceRow(tenant_id=fence.tenant_id, code=fence.code, version=1, **_values(fence))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def rewrite(row: FenceRow, fence: Fence) -> bool:
+    """Give the stored ``row`` the definition, cells and enabled flag of ``fence`` (the
+    same tenant and code); its version goes up only when something changed, as
+    :func:`apply` does. Whether it changed."""
+    if (row.tenant_id, row.code) != (fence.tenant_id, fence.code):
+        raise InputError(f"fence {row.code!r} (tenant {row.tenant_id}) cannot become "
+                         f"{fence.code!r} (tenant {fence.tenant_id})")  # fmt: skip
+    return _rewrite(row, _values(fence))
+
+
+def _rewrite(row: FenceRow, values: dict[str, Any]) -> bool:
+    if not _changed(row, values):
+        return False
+    for key, value in values.items():
+        setattr(row, key, value)
+    row.version += 1
+    return True
 
 
 def list_fences(store: Any, tenant: str | None = None, enabled_only: bool = False
@@ -146,11 +174,42 @@ def set_enabled(store: Any, code: str, enabled: bool, *,
     """Enable or disable a fence (its version goes up when the flag changes)."""
     with store.transaction() as session:
         row = _required(session, code, tenant)
-        if row.enabled != enabled:
-            row.enabled = enabled
-            row.definition = {**row.definition, "enabled": enabled}
-            row.version += 1
+        switch(row, enabled)
         return from_row(row)
+
+
+def switch(row: FenceRow, enabled: bool) -> bool:
+    """Enable or disable a stored fence in the caller's transaction (its version goes up
+    when the flag changes); whether it changed."""
+    if row.enabled == enabled:
+        return False
+    row.enabled = enabled
+    row.definition = {**row.definition, "enabled": enabled}
+    row.version += 1
+    return True
+
+
+def template_warnings(session: Session, fences: Sequence[Fence]) -> list[str]:
+    """Fences whose template has no approved version yet (they would send nothing), or
+    declares variables the fence does not set (its offers would be refused)."""
+    from jingxin.content.catalog import list_templates
+    from jingxin.geofence.fences import RESERVED_VARIABLES
+
+    out = []
+    for tenant, code in sorted({(f.tenant_id, f.template) for f in fences}):
+        users = [f for f in fences if (f.tenant_id, f.template) == (tenant, code)]
+        approved = list_templates(session, tenant_id=tenant, code=code, status="approved")
+        if not approved:
+            out.append(f"template {tenant}/{code} has no approved version: fence(s) "
+                       f"{', '.join(f.code for f in users)} send nothing until it is "
+                       "approved (`jingxin template seed-library`)")  # fmt: skip
+            continue
+        declared = set(approved[-1].variables) - set(RESERVED_VARIABLES)
+        for fence in users:
+            if missing := sorted(declared - set(fence.variables)):
+                out.append(f"fence {fence.code}: template {code} needs variable(s) "
+                           f"{', '.join(missing)} the fence does not set")  # fmt: skip
+    return out
 
 
 def remove(store: Any, code: str, *, tenant: str = DEFAULT_TENANT_ID) -> None:

@@ -550,9 +550,21 @@ def load_flow(path: str | Path, *, store: Store | None = None) -> Flow:
 def load_flows(directory: str | Path, *, store: Store | None = None) -> list[Flow]:
     """Every journey (``*.yaml``, ``*.yml``) in ``directory``; the problems of all files at
     once, and two files with one name are refused."""
+    flows, problems = read_flows(directory, store=store)
+    if problems:
+        raise FlowError(problems)
+    return flows
+
+
+def read_flows(directory: str | Path, *,
+               store: Store | None = None) -> tuple[list[Flow], list[str]]:  # fmt: skip
+    """The journeys of ``directory`` that validate, and the problems of those that do not
+    (:func:`load_flows` refuses them all when there is one; a reader that only shows the
+    journeys, like the API, lists the good ones and the problems). Of two files with one
+    name, the first (by file name) is kept."""
     folder = Path(directory)
     if not folder.is_dir():
-        raise FlowError([f"{folder}:1: journeys_dir: no such directory"])
+        return [], [f"{folder}:1: journeys_dir: no such directory"]
     flows: list[Flow] = []
     problems: list[str] = []
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
@@ -561,14 +573,15 @@ def load_flows(directory: str | Path, *, store: Store | None = None) -> list[Flo
         except FlowError as exc:
             problems.extend(exc.problems)
     names: dict[str, str] = {}
+    kept: list[Flow] = []
     for flow in flows:
         if flow.name in names:
             problems.append(f"{flow.path}:1: name: journey {flow.name!r} is also "
                             f"defined in {names[flow.name]}")  # fmt: skip
-        names.setdefault(flow.name, flow.path)
-    if problems:
-        raise FlowError(problems)
-    return flows
+            continue
+        names[flow.name] = flow.path
+        kept.append(flow)
+    return kept, problems
 
 
 def step_key(step_id: str, visit: int) -> str:

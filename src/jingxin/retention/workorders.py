@@ -34,6 +34,10 @@ An order with a score also has the score's top reasons (feature, value, contribu
 written by the extraction on a line of the ``created`` event's note that starts with
 :data:`REASONS_LABEL`; :func:`order_reasons` reads them back for the worklist and
 ``jingxin retention show``.
+
+Each store-level function (for the CLI) has a session-level form beside it (:func:`move`,
+:func:`select_orders`, :func:`read_events`, :func:`read_reasons`) for a caller that works
+inside its own transaction - the API, which also scopes by tenant and audits there.
 """
 
 from __future__ import annotations
@@ -43,10 +47,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Select, case, func, select, update
+from sqlalchemy.orm import Session
 
-from jingxin.data.store.models.journeys import WORK_ORDER_STATES, WorkOrder, WorkOrderEvent
-from jingxin.errors import InputError
+from jingxin.data.store.models.journeys import (
+    WORK_ORDER_STATES,
+    WorkOrder,
+    WorkOrderEvent,
+)
+from jingxin.errors import ConflictError, InputError
 
 if TYPE_CHECKING:
     from jingxin.audience.reasons import Reason
@@ -65,6 +74,14 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 LIST_STATES = (*WORK_ORDER_STATES, "open")  # "open": any of OPEN_STATES
 CHUNK = 500  # ids per statement: well under SQLite's bound-parameter cap
 REASONS_LABEL = "churn reasons: "  # starts the created note's line with the top reasons
+
+
+class OrderNotFound(InputError):
+    """No such work order (or, asked with a tenant, none of that tenant's)."""
+
+
+class TransitionRefused(ConflictError):
+    """A move :data:`TRANSITIONS` does not allow from the order's state."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,23 +110,36 @@ def transition(store: Store, order_id: int, to: str, *, by: str, note: str | Non
     Refused with an :class:`InputError` naming the order and both states when the move is
     not in :data:`TRANSITIONS`, and when ``to`` is ``assigned`` without an ``assignee``."""
     _check_request(order_id, to, by=by, assignee=assignee)
-    moment = now or datetime.now(UTC)
     with store.transaction() as session:
-        order = session.scalars(
-            select(WorkOrder).where(WorkOrder.id == order_id).with_for_update()).first()
-        if order is None:
-            raise InputError(f"work order {order_id}: no such order")
-        allowed = TRANSITIONS[order.state]
-        if to not in allowed:
-            raise InputError(
-                f"work order {order_id}: cannot go from {order.state} to {to} "
-                f"(from {order.state}: {', '.join(allowed) or 'nothing, it is closed'})")
-        order.state = to
-        if to == "assigned":
-            order.assignee = assignee
-        order.updated_at = moment
-        session.add(WorkOrderEvent(order_id=order.id, state=to, by=by, note=_event_note(
-            note, to=to, assignee=assignee), at=moment))
+        return move(session, order_id, to, by=by, note=note, assignee=assignee, now=now)
+
+
+def move(session: Session, order_id: int, to: str, *, by: str, note: str | None = None,
+         assignee: str | None = None, now: datetime | None = None,
+         tenant_id: str | None = None) -> WorkOrder:
+    """:func:`transition` inside the caller's transaction; with ``tenant_id``, an order of
+    another tenant is :class:`OrderNotFound` like a missing one. A move not in
+    :data:`TRANSITIONS` is :class:`TransitionRefused`."""
+    _check_request(order_id, to, by=by, assignee=assignee)
+    moment = now or datetime.now(UTC)
+    query = select(WorkOrder).where(WorkOrder.id == order_id).with_for_update()
+    if tenant_id is not None:
+        query = query.where(WorkOrder.tenant_id == tenant_id)
+    order = session.scalars(query).first()
+    if order is None:
+        raise OrderNotFound(f"work order {order_id}: no such order")
+    allowed = TRANSITIONS[order.state]
+    if to not in allowed:
+        raise TransitionRefused(
+            f"work order {order_id}: cannot go from {order.state} to {to} "
+            f"(from {order.state}: {', '.join(allowed) or 'nothing, it is closed'})")
+    order.state = to
+    if to == "assigned":
+        order.assignee = assignee
+    order.updated_at = moment
+    session.add(WorkOrderEvent(order_id=order.id, state=to, by=by, note=_event_note(
+        note, to=to, assignee=assignee), at=moment))
+    session.flush()
     return order
 
 
@@ -164,20 +194,30 @@ def list_orders(store: Store, *, branch: str | None = None, state: str | None = 
                 limit: int = 50) -> list[WorkOrder]:
     """Double-stop orders, highest churn propensity first (see the module docstring);
     ``state`` is one of the states or ``open``; None lists every state."""
-    if state is not None and state not in LIST_STATES:
-        raise InputError(f"--state: {state!r} is not one of {', '.join(LIST_STATES)}")
+    query = select_orders(branch=branch, state=state)
     if limit < 1:
         raise InputError(f"--limit: {limit} must be at least 1")
+    with store.transaction() as session:
+        return list(session.scalars(query.limit(limit)))
+
+
+def select_orders(*, branch: str | None = None, state: str | None = None,
+                  tenant_id: str | None = None) -> Select[tuple[WorkOrder]]:
+    """The worklist's query (:func:`list_orders`), of ``tenant_id`` when given; a
+    ``state`` that is not one of :data:`LIST_STATES` is an InputError."""
+    if state is not None and state not in LIST_STATES:
+        raise InputError(f"--state: {state!r} is not one of {', '.join(LIST_STATES)}")
     query = select(WorkOrder).where(WorkOrder.kind == "double_stop").order_by(
         WorkOrder.propensity.desc().nulls_last(), WorkOrder.barred_since, WorkOrder.id)
+    if tenant_id is not None:
+        query = query.where(WorkOrder.tenant_id == tenant_id)
     if branch is not None:
         query = query.where(WorkOrder.branch == branch)
     if state == "open":
         query = query.where(WorkOrder.state.in_(OPEN_STATES))
     elif state is not None:
         query = query.where(WorkOrder.state == state)
-    with store.transaction() as session:
-        return list(session.scalars(query.limit(limit)))
+    return query
 
 
 def get_order(store: Store, order_id: int) -> WorkOrder:
@@ -185,22 +225,31 @@ def get_order(store: Store, order_id: int) -> WorkOrder:
     with store.transaction() as session:
         order = session.get(WorkOrder, order_id)
     if order is None:
-        raise InputError(f"work order {order_id}: no such order")
+        raise OrderNotFound(f"work order {order_id}: no such order")
     return order
 
 
 def order_reasons(store: Store, order_ids: Sequence[int]) -> dict[int, list[Reason]]:
     """The churn score's top reasons of each order that has them (see the module
     docstring), by order id."""
+    out: dict[int, list[Reason]] = {}
+    ids = list(order_ids)
+    for start in range(0, len(ids), CHUNK):
+        with store.transaction() as session:
+            out.update(read_reasons(session, ids[start : start + CHUNK]))
+    return out
+
+
+def read_reasons(session: Session, order_ids: Sequence[int]) -> dict[int, list[Reason]]:
+    """:func:`order_reasons` in the caller's transaction."""
     from jingxin.audience.reasons import parse_reasons
 
     out: dict[int, list[Reason]] = {}
     ids = list(order_ids)
     for start in range(0, len(ids), CHUNK):
-        with store.transaction() as session:
-            rows = session.execute(select(WorkOrderEvent.order_id, WorkOrderEvent.note).where(
-                WorkOrderEvent.order_id.in_(ids[start : start + CHUNK]),
-                WorkOrderEvent.state == "created")).all()
+        rows = session.execute(select(WorkOrderEvent.order_id, WorkOrderEvent.note).where(
+            WorkOrderEvent.order_id.in_(ids[start : start + CHUNK]),
+            WorkOrderEvent.state == "created")).all()
         for order_id, note in rows:
             for line in (note or "").splitlines():
                 if line.startswith(REASONS_LABEL):
@@ -211,8 +260,13 @@ def order_reasons(store: Store, order_ids: Sequence[int]) -> dict[int, list[Reas
 def order_events(store: Store, order_id: int) -> list[WorkOrderEvent]:
     """An order's lifecycle, oldest first."""
     with store.transaction() as session:
-        return list(session.scalars(select(WorkOrderEvent).where(
-            WorkOrderEvent.order_id == order_id).order_by(WorkOrderEvent.at, WorkOrderEvent.id)))
+        return read_events(session, order_id)
+
+
+def read_events(session: Session, order_id: int) -> list[WorkOrderEvent]:
+    """:func:`order_events` in the caller's transaction."""
+    return list(session.scalars(select(WorkOrderEvent).where(
+        WorkOrderEvent.order_id == order_id).order_by(WorkOrderEvent.at, WorkOrderEvent.id)))
 
 
 def reactivation_rate(store: Store, *, since: date | None = None) -> list[BranchRate]:

@@ -36,6 +36,8 @@ JOURNEY_TABLES = {"journey_runs", "gift_claims", "journey_enrolments", "journey_
                   "work_orders", "work_order_events", "scheduler_locks"}
 GEOFENCE_TABLES = {"fences"}
 ANALYTICS_TABLES = {"link_clicks", "analytics_events", "experiment_assignments", "event_marks"}
+ACCESS_TABLES = {"users", "api_keys", "console_sessions", "callback_endpoints",
+                 "callback_deliveries"}
 
 
 def table_names(url: str) -> set[str]:
@@ -54,7 +56,7 @@ def test_upgrade_from_empty_creates_every_table(empty_store_url: str) -> None:
     # Then it is at head with the contract tables plus Alembic's version table
     assert revision == migrate.head()
     every = (CONTRACT_TABLES | DISPATCH_TABLES | INBOX_TABLES | HALL_TABLES | JOURNEY_TABLES
-             | GEOFENCE_TABLES | ANALYTICS_TABLES)
+             | GEOFENCE_TABLES | ANALYTICS_TABLES | ACCESS_TABLES)
     assert table_names(empty_store_url) == every | {"alembic_version"}
     assert set(Base.metadata.tables) == every
 
