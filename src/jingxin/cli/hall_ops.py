@@ -2,7 +2,8 @@
 
 - ``jingxin hall menu check [FILE]``: every problem of a menu file (default: ``[hall]
   menu_path``, else the packaged one), one per line; exit 1 when there is one;
-- ``jingxin hall menu show [--service-number N]``: the halls of the menu and their zones;
+- ``jingxin hall menu show [--service-number N]``: the halls in use (the menu file's, with
+  the edits made over the API) and their zones;
 - ``jingxin hall voucher list --msisdn N`` / ``voucher redeem CODE --merchant M`` /
   ``voucher qr CODE [--out FILE]``: what a number holds; a merchant's redemption at the
   counter (the same single-use rule as ``HX<code>`` by SMS); the QR image of a voucher;
@@ -61,9 +62,9 @@ def menu_show_command(
 ) -> None:
     """The halls of the menu in use: service number, tenant, zones and rewards."""
     from jingxin.config import load_settings
-    from jingxin.hall.menu import load_menu
+    from jingxin.hall.menu_edits import effective_menu
 
-    menu = load_menu(load_settings().hall.menu_path)
+    menu = effective_menu(load_settings())
     halls = list(menu.halls)
     if service_number:
         hall = menu.hall_for(service_number)

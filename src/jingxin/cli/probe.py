@@ -12,9 +12,8 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -36,8 +35,6 @@ probe_app = typer.Typer(help="Dial tests (拨测): MO commands whose replies are
 ProbeOption = Annotated[list[str] | None, typer.Option(
     "--probe", help="Only this probe (repeat for more; default: all).")]  # fmt: skip
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_SPAN_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 TEXT_WIDTH = 30
 
 
@@ -56,15 +53,16 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     """``7d``, ``12h``, ``30m``, ``2w`` before now, or an ISO instant (bare: operator's zone)."""
     from jingxin.cli.instants import parse_instant
 
-    span = _SPAN.match(text)
+    from jingxin.probes.history import span_of
+
+    span = span_of(text)
     if span is None:
         try:
             return parse_instant(text, option="--since")
         except InputError:
             raise InputError(f"--since: {text!r} is neither a span (7d, 12h, 30m) nor an "
                              "ISO date-time (2026-10-08T10:00:00+08:00)") from None  # fmt: skip
-    amount, unit = float(span.group(1)), _SPAN_UNITS[span.group(2)]
-    return (now or datetime.now(UTC)) - timedelta(**{unit: amount})
+    return (now or datetime.now(UTC)) - span
 
 
 def _short(text: str | None) -> Text:

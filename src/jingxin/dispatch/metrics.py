@@ -2,10 +2,13 @@
 
 Queue depth and age per lane, submits / receipts / errors per channel and status, receipt
 latency, channel bind state, unresolved submits. :meth:`DispatchMetrics.serve` exposes
-them over HTTP for Prometheus to scrape.
+them over HTTP for Prometheus to scrape; :func:`read_channels` reads the channels' part
+back from a running worker (the API's dashboard).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from prometheus_client import (
     CollectorRegistry,
@@ -74,3 +77,46 @@ class DispatchMetrics:
                 getattr(exc, "strerror", None) or str(exc))  # fmt: skip
             raise ConfigError(f"metrics server cannot listen on {addr}:{port}: {why}; "
                               "change dispatch.metrics_port") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    """What a running worker's metrics say of one channel since the worker started."""
+
+    bound: bool
+    submits: dict[str, float] = field(default_factory=dict)  # status -> count
+    errors: float = 0.0
+
+
+def read_channels(url: str, *, timeout: float = 0.5) -> dict[str, ChannelState]:
+    """The channels as the worker whose metrics are at ``url`` sees them (by name). A
+    worker that does not answer is :class:`~jingxin.errors.ChannelError` saying why."""
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from jingxin.errors import ChannelError
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            text = answer.read().decode("utf-8", "replace")
+    except (OSError, urllib.error.URLError, ValueError) as exc:
+        raise ChannelError(f"the worker's metrics at {url} did not answer ({exc})") from exc
+    bound: dict[str, bool] = {}
+    submits: dict[str, dict[str, float]] = {}
+    errors: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            channel = sample.labels.get("channel")
+            if channel is None:
+                continue
+            if sample.name == "jingxin_channel_bound":
+                bound[channel] = sample.value >= 1
+            elif sample.name == "jingxin_submits_total":
+                status = sample.labels.get("status", "")
+                submits.setdefault(channel, {})[status] = sample.value
+            elif sample.name == "jingxin_errors_total":
+                errors[channel] = errors.get(channel, 0.0) + sample.value
+    return {name: ChannelState(bound[name], submits.get(name, {}), errors.get(name, 0.0))
+            for name in bound}  # fmt: skip

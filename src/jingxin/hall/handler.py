@@ -20,6 +20,11 @@ the voucher's ``issue_key``, the feedback's ``mo_id``) and answers the same, and
 whose interaction is recorded is answered with the stored reply, running nothing. The
 reply itself goes out through the runner with key ``inbox:<mo_id>:reply``: once, ever.
 
+The menu is asked for again at each batch when the handler has a ``source``
+(:func:`hall_handler`: the menu file with the halls edited over the API,
+:class:`~jingxin.hall.menu_edits.MenuSource`), so an edit is answered with from the next
+batch without a restart.
+
 One bad MO does not sink the batch: a command that raises gets the reply "系统繁忙" and the
 outcome ``error:<Type>`` (logged with the MO id). A :class:`~jingxin.errors.StoreError`
 is not a verdict on the MO: it propagates, and the batch stays pending.
@@ -32,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -51,7 +56,7 @@ from jingxin.dispatch.handlers import (
 from jingxin.errors import StoreError
 from jingxin.hall.commands import COMMANDS, Turn
 from jingxin.hall.context import Answer, HallContext, HallRequest
-from jingxin.hall.menu import HallMenu, Menu, load_menu
+from jingxin.hall.menu import HallMenu, Menu
 from jingxin.hall.router import parse
 from jingxin.hall.sessions import (
     Key,
@@ -62,6 +67,9 @@ from jingxin.hall.sessions import (
 )
 from jingxin.hall.text import normalise
 from jingxin.logs import mask
+
+if TYPE_CHECKING:
+    from jingxin.hall.menu_edits import MenuSource
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +83,10 @@ class HallHandler:
     """Answers the MO to the menu's halls (see the module docstring)."""
 
     def __init__(self, *, menu: Menu, settings: HallSettings, boss_factory: BossFactory,
-                 name: str = "hall", home: Path = Path(".")) -> None:  # fmt: skip
+                 name: str = "hall", home: Path = Path("."),
+                 source: MenuSource | None = None) -> None:  # fmt: skip
         self.menu = menu
+        self.source = source  # when given, the menu is asked for again at every batch
         self.settings = settings
         self.home = home
         self.boss_factory = boss_factory
@@ -88,6 +98,8 @@ class HallHandler:
 
     def handle_batch(self, mos: Sequence[InboundMessage], *,
                      context: HandlerContext) -> list[HandlerResult]:  # fmt: skip
+        if self.source is not None:
+            self.menu = self.source.current()  # edits made over the API (menu_edits)
         store = context.bound_store()
         run = _Run(store=store, settings=self.settings, boss=_BatchBoss(self._boss_of(store)),
                    now=context.now, delivery=getattr(context.reply, "context", None),
@@ -301,13 +313,17 @@ def _record(session: Session, rows: list[dict[str, Any]]) -> None:
 
 def hall_handler(settings: Settings) -> HallHandler:
     """The hall of ``settings``: its menu file (``[hall] menu_path``, else the packaged one)
-    and the BOSS kept in the store."""
+    with the halls edited over the API (:mod:`jingxin.hall.menu_edits`, picked up while
+    running) and the BOSS kept in the store."""
+    from jingxin.hall.menu_edits import MenuSource
+
     hall = settings.hall
+    source = MenuSource(settings)
 
     def store_boss(store: Store) -> Any:
         from jingxin.hall.boss import StoreBoss
 
         return StoreBoss(store, timeout_seconds=hall.boss_timeout_seconds)
 
-    return HallHandler(menu=load_menu(hall.menu_path), settings=hall, boss_factory=store_boss,
-                       home=settings.home)  # fmt: skip
+    return HallHandler(menu=source.menu, settings=hall, boss_factory=store_boss,
+                       home=settings.home, source=source)  # fmt: skip

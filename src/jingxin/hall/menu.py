@@ -229,6 +229,10 @@ class Menu:
         return next((h for h in self._prefixes if service_number.startswith(h.service_number)),
                     None)  # fmt: skip
 
+    def hall_at(self, service_number: str) -> HallMenu | None:
+        """The hall of exactly ``service_number`` (no prefix matching), or None."""
+        return self._by_number.get(service_number)
+
     @property
     def service_numbers(self) -> list[str]:
         return [h.service_number for h in self.halls]
@@ -237,18 +241,23 @@ class Menu:
 def load_menu(path: str | Path | None = None) -> Menu:
     """The menu at ``path`` (None: the packaged default), validated; a bad file is a
     :class:`~jingxin.errors.ConfigError` naming the file, hall index and field or line."""
+    text, source = read_menu_text(path)
+    return parse_menu(text, source=source)
+
+
+def read_menu_text(path: str | Path | None = None) -> tuple[str, str]:
+    """The text of the menu file at ``path`` (None: the packaged default) and its name for
+    messages; a file that cannot be read is a :class:`~jingxin.errors.ConfigError`."""
     if path is None:
         source = f"jingxin.hall/{DEFAULT_MENU}"
         text = importlib.resources.files("jingxin.hall").joinpath(DEFAULT_MENU).read_text("utf-8")
-    else:
-        from jingxin.data.textfile import read_text
+        return text, source
+    from jingxin.data.textfile import read_text
 
-        source = str(path)
-        try:
-            text = read_text(path, what="hall menu file")
-        except InputError as exc:
-            raise ConfigError(str(exc)) from exc
-    return parse_menu(text, source=source)
+    try:
+        return read_text(path, what="hall menu file"), str(path)
+    except InputError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def parse_menu(text: str, *, source: str) -> Menu:
@@ -305,17 +314,25 @@ def check_menu(path: str | Path | None = None) -> list[str]:
     problems = []
     for index, hall in enumerate(menu.halls):
         where = f"{menu.source}: halls[{index}] ({hall.service_number})"
-        for key, template in sorted(hall.texts.items()):
-            try:
-                parsed = list(string.Formatter().parse(template))
-            except ValueError as exc:
-                problems.append(f"{where}: texts.{key}: not a valid text ({exc})")
-                continue
-            names = {name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name}
-            known = TEXT_FIELDS.get(key)
-            unknown = sorted(names - known) if known is not None else []
-            if unknown:
-                named = ", ".join("{" + n + "}" for n in unknown)
-                has = ", ".join(sorted(known)) if known else "none"
-                problems.append(f"{where}: texts.{key}: unknown field(s) {named} (has: {has})")
+        problems += [f"{where}: texts.{key}: {problem}" for key, problem in text_problems(hall)]
+    return problems
+
+
+def text_problems(hall: HallMenu) -> list[tuple[str, str]]:
+    """``(key, problem)`` for each text of ``hall`` that does not parse as a format string
+    or names a field its reply does not have (keys of the core hall only), by key."""
+    problems = []
+    for key, template in sorted(hall.texts.items()):
+        try:
+            parsed = list(string.Formatter().parse(template))
+        except ValueError as exc:
+            problems.append((key, f"not a valid text ({exc})"))
+            continue
+        names = {name.split(".")[0].split("[")[0] for _, name, _, _ in parsed if name}
+        known = TEXT_FIELDS.get(key)
+        unknown = sorted(names - known) if known is not None else []
+        if unknown:
+            named = ", ".join("{" + n + "}" for n in unknown)
+            has = ", ".join(sorted(known)) if known else "none"
+            problems.append((key, f"unknown field(s) {named} (has: {has})"))
     return problems

@@ -15,15 +15,22 @@ Commands: ``jingxin probe run|history|list`` and ``jingxin scheduler`` (jingxin/
 """
 
 from jingxin.probes.channel import ProbeChannel, Reply, SimulatorChannel, SimulatorUnreachable
-from jingxin.probes.history import History, ProbeStats, probe_history, record_results
+from jingxin.probes.history import (
+    History,
+    HistoryRow,
+    ProbeStats,
+    last_runs,
+    probe_history,
+    record_results,
+)
 from jingxin.probes.metrics import ProbeMetrics
 from jingxin.probes.probe import Probe, load_probes
 from jingxin.probes.runner import ProbeResult, RunReport, judge, run_and_record, run_probe, run_probes
 from jingxin.probes.scheduler import HallTick, hall_reconcile, run_schedule
 
 __all__ = [
-    "HallTick", "History", "Probe", "ProbeChannel", "ProbeMetrics", "ProbeResult",
+    "HallTick", "History", "HistoryRow", "Probe", "ProbeChannel", "ProbeMetrics", "ProbeResult",
     "ProbeStats", "Reply", "RunReport", "SimulatorChannel", "SimulatorUnreachable",
-    "hall_reconcile", "judge", "load_probes", "probe_history", "record_results",
+    "hall_reconcile", "judge", "last_runs", "load_probes", "probe_history", "record_results",
     "run_and_record", "run_probe", "run_probes", "run_schedule",
 ]  # fmt: skip

@@ -10,15 +10,27 @@ between SQLite and PostgreSQL, and a week of five-minute runs is a few thousand 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
 from jingxin.data.store.engine import Store
 from jingxin.data.store.models.hall import ProbeRun
 from jingxin.probes.runner import RunReport
+
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_SPAN_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def span_of(text: str) -> timedelta | None:
+    """``7d``, ``12h``, ``30m``, ``45s``, ``2w`` as a span of time; None for anything else."""
+    span = _SPAN.match(text)
+    if span is None:
+        return None
+    return timedelta(**{_SPAN_UNITS[span.group(2)]: float(span.group(1))})
 
 
 def record_results(store: Store, report: RunReport) -> int:
@@ -110,3 +122,19 @@ def _stats(name: str, runs: list[HistoryRow]) -> ProbeStats:
         last_failure_at=failure.started_at if failure else None,
         last_failure_reason=failure.reason if failure else None,
     )  # fmt: skip
+
+
+def last_runs(store: Store, names: Sequence[str]) -> dict[str, HistoryRow]:
+    """The newest run of each probe of ``names`` that ran at all: one indexed look-up per
+    probe (``probe``, ``started_at``), however long the history."""
+    found: dict[str, HistoryRow] = {}
+    with store.sessions() as session:
+        for name in names:
+            row = session.execute(
+                select(ProbeRun.run_id, ProbeRun.probe, ProbeRun.started_at, ProbeRun.ok,
+                       ProbeRun.latency_ms, ProbeRun.reply_text, ProbeRun.reason)
+                .where(ProbeRun.probe == name)
+                .order_by(ProbeRun.started_at.desc(), ProbeRun.id.desc()).limit(1)).first()  # fmt: skip
+            if row is not None:
+                found[name] = HistoryRow(*row)
+    return found

@@ -105,7 +105,7 @@ def make_api(url: str, **settings_overrides: Any) -> tuple[Api, TestClient]:
 def api(tmp_path, migrated_templates) -> Iterator[Api]:
     path = tmp_path / "jingxin.db"
     shutil.copyfile(migrated_templates["sqlite"], path)
-    made, client = make_api(f"sqlite:///{path}")
+    made, client = make_api(f"sqlite:///{path}", home=tmp_path)
     with client:  # runs the lifespan (click recorder) around the test
         yield made
     made.store.dispose()

@@ -27,7 +27,8 @@ class LinkClick(Base):
     """A request on ``https://<domain>/<token>``; ``bot`` marks previews and HEAD requests."""
 
     __tablename__ = "link_clicks"
-    __table_args__ = (Index("ix_link_clicks_token_at", "token", "at"),)
+    __table_args__ = (Index("ix_link_clicks_token_at", "token", "at"),
+                      Index("ix_link_clicks_at", "at"))  # a day's clicks (migration 0012)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     token: Mapped[str] = mapped_column(String(16))

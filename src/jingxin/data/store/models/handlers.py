@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import Index, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jingxin.data.store.models.base import Base, BigId, utc_now
@@ -24,6 +24,8 @@ class MoOutcome(Base):
     """The outcome of handling one MO, and what it was attributed to."""
 
     __tablename__ = "mo_outcomes"
+    # A tenant's replies by day (the dashboard) and its inbox (migration 0012).
+    __table_args__ = (Index("ix_mo_outcomes_tenant_handled", "tenant_id", "handled_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     mo_id: Mapped[int] = mapped_column(BigId, ForeignKey("mo_messages.id"), unique=True)

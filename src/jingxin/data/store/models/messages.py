@@ -35,6 +35,9 @@ class Message(Base):
         Index("ix_messages_queue", "state", "lane", "scheduled_at", "id"),
         # A click finds its message by token (migration 0011); NULLs do not collide.
         Index("ix_messages_link_token", "link_token", unique=True),
+        # A tenant's day on the dashboard: sent, and finished (migration 0012).
+        Index("ix_messages_tenant_submitted", "tenant_id", "submitted_at"),
+        Index("ix_messages_tenant_finished", "tenant_id", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -106,10 +106,19 @@ def upgrade() -> None:
 
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.add_column(sa.Column('tenant_id', sa.String(length=64), nullable=True))
+    # The dashboard's day of a tenant: sent, finished, clicks, replies.
+    op.create_index('ix_messages_tenant_submitted', 'messages', ['tenant_id', 'submitted_at'])
+    op.create_index('ix_messages_tenant_finished', 'messages', ['tenant_id', 'finished_at'])
+    op.create_index('ix_link_clicks_at', 'link_clicks', ['at'])
+    op.create_index('ix_mo_outcomes_tenant_handled', 'mo_outcomes', ['tenant_id', 'handled_at'])
 
 
 
 def downgrade() -> None:
+    op.drop_index('ix_mo_outcomes_tenant_handled', table_name='mo_outcomes')
+    op.drop_index('ix_link_clicks_at', table_name='link_clicks')
+    op.drop_index('ix_messages_tenant_finished', table_name='messages')
+    op.drop_index('ix_messages_tenant_submitted', table_name='messages')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_column('tenant_id')
 
