@@ -26,10 +26,13 @@ fi
 
 # Debian's Chromium for the console's browser tests (Playwright drives it; Playwright's own
 # browser download cannot work here).
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing Debian's chromium for the browser tests" >&2
-    { apt-get install -y chromium >/dev/null 2>&1 ||
-      { apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1; }; } ||
+# A CJK font, or the screenshots of the console show boxes for its Chinese labels.
+if { [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/truetype/wqy ]; } &&
+        command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's chromium and a CJK font for the browser tests" >&2
+    { apt-get install -y chromium fonts-wqy-microhei >/dev/null 2>&1 ||
+      { apt-get update >/dev/null 2>&1 &&
+        apt-get install -y chromium fonts-wqy-microhei >/dev/null 2>&1; }; } ||
         echo "setup: could not install chromium; the browser tests will skip (fail in CI)" >&2
 fi
 

@@ -35,6 +35,7 @@ from jingxin.api import (
     inbox,
     journeys,
     links,
+    messages,
     probes,
     reports,
     segments,
@@ -98,7 +99,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api.body_max_bytes)
     app.include_router(health.router)
-    for module in (accounts, send, callbacks, segments, templates, campaigns, reports,
+    for module in (accounts, send, messages, callbacks, segments, templates, campaigns, reports,
                    journeys, fences, hall, inbox, probes, workorders, dashboard):
         app.include_router(module.router)
     app.include_router(console.router)

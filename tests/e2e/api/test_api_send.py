@@ -200,7 +200,7 @@ def test_over_the_keys_rate_is_429_with_retry_after(api):
 
 async def test_concurrent_sends_share_one_delivery_and_each_gets_its_own_answer(api,
                                                                                monkeypatch):
-    from jingxin.api import send
+    from jingxin.api import send_queue as send
 
     # Given 20 sends at once, one a replay of another and one only the entry refuses
     sizes, real = [], send.deliver_many
@@ -267,7 +267,7 @@ def test_message_status_is_the_tenants_own_and_numbers_are_masked(api):
 
 
 def test_the_store_away_is_503(api, monkeypatch):
-    from jingxin.api import send
+    from jingxin.api import send_queue as send
     from jingxin.errors import StoreError
 
     def away(*_args, **_kwargs):
@@ -276,3 +276,11 @@ def test_the_store_away_is_503(api, monkeypatch):
     monkeypatch.setattr(send, "deliver_many", away)
     r = api.as_key().post("/api/v1/send", json=otp())
     assert r.status_code == 503 and "refused" not in r.text
+
+
+def test_a_send_at_years_ahead_is_refused_naming_the_field(api):
+    r = api.as_key().post("/api/v1/send", json=otp(send_at="2126-01-01T09:00:00+08:00"))
+    assert r.status_code == 422
+    assert r.json()["error"]["fields"][0]["field"] == "body.send_at"
+    assert "90 days ahead" in r.json()["error"]["message"]
+    assert outbox(api) == []
