@@ -56,6 +56,8 @@ SIDE_OUTCOMES = (("opted_out", "退订"), ("complained", "投诉"))
 # The tables in the order a reader wants them: the summary first, the detail last.
 ORDER = ("summary", "funnel", "arms", "comparisons", "by_segment", "by_region", "by_tenure",
          "by_plan", "timeline", "messages")
+OPERATORS_BREAKDOWNS = ("the breakdowns by segment, district, tenure and plan are left out: "
+                        "they read the operator's subscriber warehouse")
 HEADINGS = {
     "summary": "概要 Summary", "funnel": "转化漏斗 Funnel (treated arms)",
     "arms": "实验分组 Arms", "comparisons": "分组对比 Arms compared",
@@ -98,13 +100,16 @@ def write_report(report: Report, out: Path) -> Path:
 
 
 def campaign_report(store: Store, warehouse_con: Any, campaign_id: int, *,
-                    settings: Settings, now: datetime | None = None) -> Report:
+                    settings: Settings, now: datetime | None = None,
+                    breakdowns_shown: bool = True) -> Report:  # fmt: skip
     """The report of campaign ``campaign_id`` (see the module's docstring).
 
     ``warehouse_con`` is the warehouse (a :class:`~jingxin.data.warehouse.connection.
     Warehouse`, its Ibis backend or a DuckDB connection), or None: the breakdowns are then
-    left out with a note. An unknown campaign is an InputError naming it; a campaign with
-    nothing sent yet gives a report whose notes say why it is empty."""
+    left out with a note. ``breakdowns_shown`` False leaves them out whatever the
+    warehouse, saying they are the operator's (an enterprise's report over the API). An
+    unknown campaign is an InputError naming it; a campaign with nothing sent yet gives a
+    report whose notes say why it is empty."""
     from jingxin.analytics.events import collect
     from jingxin.analytics.metrics import arm_table, experiment_rows, subscriber_outcomes
 
@@ -143,9 +148,12 @@ def campaign_report(store: Store, warehouse_con: Any, campaign_id: int, *,
     from jingxin.analytics.report_breakdown import breakdowns
 
     anybody = treated["assigned"] + held["assigned"] > 0
-    outcomes = subscriber_outcomes(store, experiment, rows=rows) if anybody else None
-    tables, notes = breakdowns(outcomes, warehouse_con,
-                               as_of=started.astimezone(zone).date())  # fmt: skip
+    if breakdowns_shown:
+        outcomes = subscriber_outcomes(store, experiment, rows=rows) if anybody else None
+        tables, notes = breakdowns(outcomes, warehouse_con,
+                                   as_of=started.astimezone(zone).date())  # fmt: skip
+    else:
+        tables, notes = {}, [OPERATORS_BREAKDOWNS]
     report.notes.extend(notes)
     for name, table in tables.items():
         report.add(name, table)

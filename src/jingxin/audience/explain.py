@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from jingxin.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from jingxin.audience.compile import Compiled
     from jingxin.data.warehouse.connection import Warehouse
@@ -38,10 +40,13 @@ def count(compiled: Compiled) -> int:
     return int(compiled.ids.count().execute())
 
 
-def preview(compiled: Compiled, *, rows: int = 10) -> pd.DataFrame:
+def preview(compiled: Compiled, *, rows: int = 10,
+            shown: Callable[[str | None], str | None] = mask) -> pd.DataFrame:
+    """The first ``rows`` of the segment by subscriber id, each number through ``shown``
+    (masked by default; the API passes the caller's own rule)."""
     t = compiled.expr
     df = t.order_by(t.subscriber_id).limit(rows).to_pandas()
-    df["msisdn"] = df["msisdn"].map(mask)
+    df["msisdn"] = df["msisdn"].map(shown)
     return df
 
 
@@ -83,6 +88,14 @@ def sql(compiled: Compiled, *, dialect: str | None = None) -> str:
     return str(ibis.to_sql(compiled.expr, dialect=dialect))
 
 
+def audience_table(compiled: Compiled) -> pa.Table:
+    """The segment as a campaign's audience: msisdn first, then the other columns (the
+    subscriber id, a composite's offer columns), by subscriber id."""
+    t = compiled.expr
+    cols = ["msisdn", *[c for c in t.columns if c != "msisdn"]]
+    return t.select(*cols).order_by("subscriber_id").to_pyarrow()
+
+
 def export(compiled: Compiled, *, out: Path) -> int:
     """Write the segment (msisdn first) to ``out`` (.parquet or .csv), atomically: a
     temporary file renamed into place, so a failure never leaves half a list."""
@@ -92,9 +105,7 @@ def export(compiled: Compiled, *, out: Path) -> int:
     suffix = out.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise InputError(f"{out}: export writes .parquet or .csv, not {suffix or 'no suffix'}")
-    t = compiled.expr
-    cols = ["msisdn", *[c for c in t.columns if c != "msisdn"]]
-    table = t.select(*cols).order_by("subscriber_id").to_pyarrow()
+    table = audience_table(compiled)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     try:

@@ -111,7 +111,7 @@ class OrderKey(_Model):
 
 
 class Limit(_Model):
-    n: int = Field(ge=1)
+    n: int = Field(ge=1, le=1_000_000_000)  # an engine's LIMIT is 64-bit; no base is larger
     order_by: list[OrderKey] = Field(default_factory=list)
 
 

@@ -346,24 +346,24 @@ def review(
 
 def _review_template(reviewer: Reviewer, template_id: int, url: str | None) -> ReviewResult:
     from jingxin.content.catalog import get_template
-    from jingxin.content.review import static_text
-    from jingxin.content.templates import compile_template, compose
+    from jingxin.content.review import review_template
+    from jingxin.content.templates import compile_template
 
     with _session(url) as session:
         t = get_template(session, template_id=template_id)
         tenant = session.get(_tenant_model(), t.tenant_id)
         compiled = compile_template(t.body, t.variables, where=f"template #{t.id}")
-        text = compose(
-            static_text(compiled),
+        result = review_template(
+            reviewer,
+            compiled,
             category=t.category,
             signature=tenant.signature if tenant else None,
-            unsubscribe_text=reviewer.unsubscribe_text,
         )
         console.print(
             f"template #{t.id} {t.code} v{t.version} ({t.category}); variables shown as 〇"
         )
-        console.print(text)
-        return reviewer.review(text, category=t.category)
+        console.print(result.text)
+        return result
 
 
 def _as_dict(result: ReviewResult) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from jingxin.analytics.report_experiment import RESULT_METRICS
 from jingxin.errors import InputError
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ def compare_command(
     as_json: JsonOption = False,
 ) -> None:
     """Each arm against the control: rates, difference, lift, p-value, incremental successes."""
+    from jingxin.analytics.report_experiment import comparison_json
     from jingxin.analytics.stats import CORRECTIONS, compare_many
 
     if (file is None) == (not arm):
@@ -165,7 +167,7 @@ def compare_command(
     if as_json:
         typer.echo(json.dumps({"alpha": level, "correction": correction,
                                "holdout": holdout is not None,
-                               "results": [_result_json(m, groups[m], r, holdout is not None)
+                               "results": [comparison_json(m, groups[m], r, holdout is not None)
                                            for m, r in results.items()]},
                               ensure_ascii=False, indent=2))  # fmt: skip
         return
@@ -308,36 +310,6 @@ def _cells(arm: Arm, result: Comparisons, c: Comparison | None, *, holdout: bool
     return cells
 
 
-def _result_json(metric: str | None, arms: list[Arm], result: Comparisons,
-                 holdout: bool) -> dict[str, Any]:  # fmt: skip
-    from jingxin.analytics.stats import uplift_of, wilson
-
-    by_name = {c.treated.name: c for c in result.comparisons}
-    out = []
-    for arm in arms:
-        row: dict[str, Any] = {"arm": arm.name, "n": arm.n, "successes": arm.successes,
-                               "rate": arm.rate}  # fmt: skip
-        if arm.n == 0:
-            out.append({**row, "role": "empty"})
-            continue
-        low, high = wilson(arm.successes, arm.n, result.alpha)
-        row.update(rate_low=low, rate_high=high)
-        c = by_name.get(arm.name)
-        if c is None:
-            out.append({**row, "role": "holdout" if holdout else "control"})
-            continue
-        row.update(role="treated", diff=c.diff, diff_low=c.diff_interval[0],
-                   diff_high=c.diff_interval[1], lift=c.lift, z=c.z, p=c.p_value,
-                   p_adjusted=c.p_adjusted, significant=c.significant)  # fmt: skip
-        if holdout:
-            up = uplift_of(c)
-            row["incremental"] = {"successes": up.conversions, "low": up.interval[0],
-                                  "high": up.interval[1]}  # fmt: skip
-        out.append(row)
-    return {"metric": metric, "control": result.control.name, "arms": out,
-            "empty": list(result.empty)}  # fmt: skip
-
-
 def _pct(rate: float) -> str:
     """A rate as a percentage, with a third decimal for small ones (complaints: 0.012%)."""
     return f"{rate:.3%}" if rate < 0.01 else f"{rate:.2%}"
@@ -358,11 +330,6 @@ def _p(p: float) -> str:
 
 # ----------------------------------------------------------------------------- results
 
-EXPERIMENT_SOURCES = {"campaign": "ID", "journey": "NAME", "fence": "CODE"}
-RESULT_METRICS = ("ordered", "clicked", "replied", "delivered", "opted_out", "complained",
-                  "failed", "sent")  # fmt: skip
-
-
 @app.command("results")
 def results_command(
     source: Annotated[str, typer.Argument(
@@ -378,51 +345,27 @@ def results_command(
     as_json: JsonOption = False,
 ) -> None:
     """A running experiment's arms against its hold-out: rates, difference, p, incremental."""
-    from jingxin.analytics.events import collect
-    from jingxin.analytics.metrics import arm_table
-    from jingxin.analytics.stats import CORRECTIONS, compare_many
+    from jingxin.analytics.report_experiment import (
+        check_options,
+        experiment_name,
+        experiment_results,
+    )
     from jingxin.cli.arguments import settings_and_store
 
-    experiment = _experiment(source, name)
-    if metric not in RESULT_METRICS:
-        raise InputError(f"--metric: {metric!r}: use one of {', '.join(RESULT_METRICS)}")
-    if correction not in CORRECTIONS:
-        raise InputError(f"--correction: {correction!r}: use {', '.join(CORRECTIONS)}")
+    experiment = experiment_name(source, name)
+    check_options(metric=metric, correction=correction)
     level = share(alpha, "--alpha")
     settings, store = settings_and_store()
     try:
-        collect(store, attribution_days=settings.analytics.attribution_days)
-        rows = arm_table(store, experiment, tariff=settings.analytics.tariff,
-                         attribution_days=settings.analytics.attribution_days).to_pylist()
+        results = experiment_results(store, experiment=experiment, settings=settings,
+                                     metric=metric, alpha=level, correction=correction)  # fmt: skip
     finally:
         store.dispose()
-    arms, notes = _result_arms(rows, metric)
-    holdout = next((r["arm"] for r in rows if r["holdout"]), None)
-    control = holdout or next((r["arm"] for r in rows), None)
-    if holdout is None:
-        notes.append(f"uplift is not measurable: {experiment} has no hold-out (nobody was held "
-                     f"back from the messages, so there is no untreated baseline to count "
-                     f"incremental {metric} against); arms are compared with arm {control}")
-    result = None
-    control_arm = next((a for a in arms if a.name == control), None)
-    if len(arms) < 2:
-        notes.append(f"only arm {control}: nothing to compare it with")
-    elif control_arm is None or control_arm.n == 0:
-        role = "hold-out" if holdout else "control"
-        notes.append(f"arm {control} (the {role}) is empty: no subscribers assigned, so no "
-                     "arm can be compared yet")  # fmt: skip
-    else:
-        result = compare_many(arms, control=control, alpha=level,
-                              correction=correction)  # type: ignore[arg-type]
     if as_json:
-        typer.echo(json.dumps({
-            "experiment": experiment, "metric": metric, "alpha": level,
-            "correction": correction, "holdout": holdout, "uplift_measurable": holdout
-            is not None, "notes": notes, "arms": rows,
-            "comparison": None if result is None else _result_json(metric, arms, result,
-                                                                   holdout is not None),
-        }, ensure_ascii=False, indent=2))  # fmt: skip
+        typer.echo(json.dumps(results.as_dict(), ensure_ascii=False, indent=2))
         return
+    rows, arms, result = results.rows, results.arms, results.comparison
+    holdout = results.holdout
     _print_arms(experiment, rows, metric)
     if result is not None:
         _print_result(metric, arms, result, holdout=holdout is not None)
@@ -430,37 +373,8 @@ def results_command(
         for arm in arms:
             if arm.n == 0:
                 console.print(Text(f"arm {arm.name}: empty (no subscribers assigned)"))
-    for note in notes:
+    for note in results.notes:
         console.print(Text(note))
-
-
-def _experiment(source: str, name: str) -> str:
-    """``campaign 12`` as ``campaign:12``; a source or a campaign id that cannot be, refused."""
-    if source not in EXPERIMENT_SOURCES:
-        forms = " | ".join(f"{s} {w}" for s, w in EXPERIMENT_SOURCES.items())
-        raise InputError(f"{source!r}: say what ran the experiment: {forms}")
-    name = name.strip()
-    if not name:
-        raise InputError(f"{source} {EXPERIMENT_SOURCES[source]}: empty")
-    if source == "campaign" and not re.fullmatch(r"[0-9]{1,18}", name):
-        raise InputError(f"campaign ID: {name!r} is not a campaign id (a whole number)")
-    return f"{source}:{name}"
-
-
-def _result_arms(rows: list[dict[str, Any]], metric: str) -> tuple[list[Arm], list[str]]:
-    """Each arm as counts (n = assigned, successes = subscribers with ``metric``), and the
-    notes on arms whose counts needed a word."""
-    from jingxin.analytics.stats import Arm
-
-    arms, notes = [], []
-    for row in rows:
-        n, successes = row["assigned"], row[metric]
-        if successes > n:
-            notes.append(f"arm {row['arm']}: {successes:,} subscribers {metric} but "
-                         f"{n:,} assigned (events of numbers not assigned): counted as {n:,}")
-            successes = n
-        arms.append(Arm(row["arm"], n, successes))
-    return arms, notes
 
 
 def _print_arms(experiment: str, rows: list[dict[str, Any]], metric: str) -> None:

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from jingxin.config import ContentSettings
 from jingxin.content.library import TemplateDocument
-from jingxin.content.lifecycle import edit_mode, next_status
-from jingxin.content.templates import Rendered, compile_template, compose, render
+from jingxin.content.lifecycle import LifecycleError, edit_mode, next_status
+from jingxin.content.templates import Rendered, compile_template, render
 from jingxin.data.store.audit import record_action
 from jingxin.data.store.engine import store_errors
 from jingxin.data.store.models import DEFAULT_TENANT_ID, Template, Tenant
@@ -98,7 +98,7 @@ def add_template(
         if t.status in OPEN_STATUSES
     ]
     if open_versions:
-        raise TemplateError(
+        raise LifecycleError(
             f"{describe(open_versions[0])} is still {open_versions[0].status}: "
             "edit, withdraw or archive it before adding another version"
         )
@@ -122,6 +122,7 @@ def add_template(
         object_type="template",
         object_id=template.id,
         detail=detail,
+        tenant_id=template.tenant_id,
     )
     return template
 
@@ -171,15 +172,14 @@ def submit_template(
     compiled = compile_template(template.body, template.variables, where=describe(template))
     result = None
     if reviewer is not None:
-        from jingxin.content.review import static_text
+        from jingxin.content.review import review_template
 
-        text = compose(
-            static_text(compiled),
+        result = review_template(
+            reviewer,
+            compiled,
             category=template.category,
             signature=_tenant(session, template.tenant_id).signature,
-            unsubscribe_text=reviewer.unsubscribe_text,
         )
-        result = reviewer.review(text, category=template.category)
         if result.verdict == "block":
             reasons = "; ".join(r.describe() for r in result.reasons)
             raise TemplateError(f"{describe(template)} is blocked by content review: {reasons}")
@@ -269,6 +269,7 @@ def _move(
         object_type="template",
         object_id=template.id,
         detail={"from": before, "to": status, "reason": reason, "code": template.code},
+        tenant_id=template.tenant_id,
     )
 
 

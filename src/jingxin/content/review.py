@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -39,7 +39,7 @@ from jingxin.content.encoding import SINGLE_LIMIT, UCS2, PartsInfo, count_parts,
 from jingxin.content.envelope import has_signature, has_unsubscribe_route
 from jingxin.content.lexicon import Lexicon, build_lexicon
 from jingxin.content.normalise import drop_shifts
-from jingxin.content.templates import ENVIRONMENT, CompiledTemplate
+from jingxin.content.templates import ENVIRONMENT, CompiledTemplate, compose, render_body
 
 Verdict = Literal["pass", "needs-review", "block"]
 
@@ -273,6 +273,27 @@ def static_text(compiled: CompiledTemplate) -> str:
         for node in output.nodes:
             pieces.append(node.data if isinstance(node, nodes.TemplateData) else "〇")
     return "".join(pieces)
+
+
+def review_template(
+    reviewer: Reviewer,
+    compiled: CompiledTemplate,
+    *,
+    category: str,
+    signature: str | None,
+    values: Mapping[str, object] | None = None,
+    where: str = "template",
+) -> ReviewResult:
+    """The review of a template as it would be sent: its fixed text (each variable shown as
+    ``〇``, :func:`static_text`) or, with ``values``, its rendering; the tenant's
+    ``signature`` in front and, for marketing, the unsubscribe route at the end. The
+    result's ``text`` is that text. What submit, ``jingxin review --template`` and the
+    API's live preview review."""
+    body = static_text(compiled) if values is None else render_body(compiled, values, where=where)
+    text = compose(
+        body, category=category, signature=signature, unsubscribe_text=reviewer.unsubscribe_text
+    )
+    return reviewer.review(text, category=category)
 
 
 def build_reviewer(

@@ -1,41 +1,32 @@
-"""The campaign runner and its lifecycle, on the delivery entry.
+"""The campaign runner, on the delivery entry.
 
 :func:`run_campaign` checks the spec (:mod:`jingxin.dispatch.campaign_spec`) - its tenant,
 its category against each template's approved category, an inline body against the
 content review, and that the same spec has not run before (unless ``again``) - creates
-the campaign, assigns every number of its audience to the experiment ``campaign:<id>``
+the campaign (or starts a draft's row, :mod:`jingxin.dispatch.campaign_drafts`), assigns
+every number of its audience to the experiment ``campaign:<id>``
 (:mod:`jingxin.dispatch.campaign_arms`: the hold-out, the variants' arms, the test share)
 and records the assignments, then hands the treated rows, each with its ``arm`` and
 template, to :func:`jingxin.dispatch.deliver.deliver_table` (source ``campaign``, source id
 the campaign id, keys ``campaign:<id>:<msisdn>``: a number twice in the file is sent once).
 Held-out numbers never reach policy. Every row's decision is kept for ``jingxin why``.
+:func:`prepare_campaign` is its first half, the checks, for previews and drafts.
 
-Lifecycle::
-
-    testing ─► (promote) ─► running ─► paused ─► running ...
-                               │                    │
-                               ├─ every message final ─► finished (at the end of the run, or on status)
-                               └─ cancel (running, testing or paused) ─► cancelled:
-                                  queued messages end rejected/cancelled
-
-A campaign with a test share starts ``testing`` (only the test share is sent) and stays so
-until ``jingxin campaign promote`` (:mod:`jingxin.dispatch.campaign_promote`) sends the
-winning arm's template to the rest. Claims skip paused and cancelled campaigns. Pause,
-resume or cancel of a finished or cancelled campaign changes nothing and says so.
+The lifecycle - status, pause, resume, cancel, finished - is
+:mod:`jingxin.dispatch.campaign_lifecycle`; its functions are importable from here too.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
-from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.models import Campaign, ExperimentAssignment, Message, utc_now
+from jingxin.data.store.engine import Store
+from jingxin.data.store.models import Campaign, utc_now
 from jingxin.dispatch.approval import ApprovedTemplate, check_category
 from jingxin.dispatch.campaign_arms import (
     Arm,
@@ -43,6 +34,22 @@ from jingxin.dispatch.campaign_arms import (
     experiment_name,
     split_audience,
     wanted_times,
+)
+from jingxin.dispatch.campaign_lifecycle import (
+    ACTIONS,
+    CLOSED,
+    OPEN_STATES,
+    PAUSABLE,
+    PROMOTION,
+    CampaignStateError,
+    Controlled,
+    apply_control,
+    arm_counts,
+    awaiting_promotion,
+    campaign_status,
+    control,
+    finish_campaigns,
+    finish_if_final,
 )
 from jingxin.dispatch.campaign_spec import (
     AudienceSpec,
@@ -61,12 +68,13 @@ if TYPE_CHECKING:
 
     from jingxin.config import AnalyticsSettings, ContentSettings
 
-__all__ = ["AudienceSpec", "CampaignSpec", "CampaignSummary", "Summary", "TemplateSpec",
-           "campaign_status", "control", "finish_if_final", "load_spec", "run_campaign"]  # fmt: skip
+__all__ = ["ACTIONS", "CLOSED", "OPEN_STATES", "PAUSABLE", "PROMOTION", "AudienceSpec",
+           "CampaignSpec", "CampaignStateError", "CampaignSummary", "Controlled",
+           "PreparedCampaign", "Summary", "TemplateSpec", "apply_control", "arm_counts",
+           "awaiting_promotion", "campaign_status", "control", "finish_campaigns",
+           "finish_if_final", "load_spec", "prepare_campaign", "run_campaign"]  # fmt: skip
 
 Summary = DeliverySummary
-OPEN_STATES = ("queued", "submitting", "submitted")
-CLOSED = ("finished", "cancelled")
 INLINE = "<inline body>"
 DEFAULT_ZONE = "Asia/Shanghai"
 
@@ -93,6 +101,35 @@ class CampaignSummary(DeliverySummary):
         return out
 
 
+@dataclass(frozen=True)
+class PreparedCampaign:
+    """A spec checked as far as it can be before anything is written: its delivery
+    context, the tenant's signature (or the spec's), the treated arms with their approved
+    templates, and the hold-out share it will use."""
+
+    spec: CampaignSpec
+    context: DeliveryContext
+    signature: str | None
+    arms: list[Arm]
+    holdout: float
+
+
+def prepare_campaign(store: Store, *, spec: CampaignSpec, content: ContentSettings,
+                     analytics: AnalyticsSettings,
+                     policy_defaults: Mapping[str, Any] | None = None) -> PreparedCampaign:  # fmt: skip
+    """Check ``spec``'s tenant, its templates (approved, for its category or a laxer one;
+    an inline body through the content review) and its link; nothing is written. What
+    :func:`run_campaign` does first, and what a preview or a draft checks."""
+    context = DeliveryContext(policy_defaults=policy_defaults, content=content,
+                              analytics=analytics)  # fmt: skip
+    signature = tenant_signature(store, spec=spec, context=context)
+    arms = arms_of(spec, templates_of(store, spec=spec, context=context, signature=signature))
+    _check_link(spec, arms, context)
+    holdout = spec.experiment.holdout_share(category=spec.category, default=analytics.holdout)
+    return PreparedCampaign(spec=spec, context=context, signature=signature, arms=arms,
+                            holdout=holdout)  # fmt: skip
+
+
 def run_campaign(
     store: Store, *, spec: CampaignSpec, now: datetime | None = None,
     unsubscribe_text: str = "回T退订", max_parts: int = 6,
@@ -100,36 +137,48 @@ def run_campaign(
     content: ContentSettings | None = None,
     progress: Callable[[int], None] | None = None, again: bool = False,
     analytics: AnalyticsSettings | None = None,
+    draft_id: int | None = None,
+    on_start: Callable[[Any, int], None] | None = None,
 ) -> CampaignSummary:  # fmt: skip
     """Create the campaign, assign its audience and deliver the treated. ``now`` is the
     decision time (default: the clock); ``policy_defaults`` are the ``[policy]`` settings,
     the same ones ``jingxin policy batch`` applies; ``analytics`` the ``[analytics]`` ones
     (the default hold-out of a marketing campaign). Everything that can be refused is
-    refused before the campaign row is written."""
+    refused before the campaign row is written.
+
+    ``draft_id``: run the campaign a draft row holds (:mod:`.campaign_drafts`) instead of
+    adding a row; it must still be a draft of the spec's tenant (else
+    :class:`CampaignStateError`), and two runs of one draft cannot both start.
+    ``on_start(session, campaign_id)`` is called in the transaction that starts the
+    campaign (the API's audit entry)."""
     from jingxin.config import AnalyticsSettings, ContentSettings
 
     now = now or utc_now()
     analytics = analytics or AnalyticsSettings()
     content = content or ContentSettings(unsubscribe_text=unsubscribe_text, max_parts=max_parts)
-    context = DeliveryContext(policy_defaults=policy_defaults, content=content,
-                              analytics=analytics)  # fmt: skip
-    signature = tenant_signature(store, spec=spec, context=context)
-    arms = arms_of(spec, templates_of(store, spec=spec, context=context, signature=signature))
-    _check_link(spec, arms, context)
-    holdout = spec.experiment.holdout_share(category=spec.category, default=analytics.holdout)
+    prepared = prepare_campaign(store, spec=spec, content=content, analytics=analytics,
+                                policy_defaults=policy_defaults)  # fmt: skip
+    context, signature = prepared.context, prepared.signature
+    arms, holdout = prepared.arms, prepared.holdout
     marks = fingerprint(spec)
     audience = read_audience(spec.audience)  # opens the file before anything is written
     testing = spec.experiment.test_share is not None
     with store.transaction() as session:
         _refuse_a_rerun(session, spec, marks, again)
-        campaign = Campaign(tenant_id=spec.tenant, name=spec.name, category=spec.category,
-                            spec=spec.model_dump(mode="json"),
-                            status="testing" if testing else "running",
-                            started_at=now, fingerprint=marks,
-                            template_id=arms[0].template.template_id)  # fmt: skip
-        session.add(campaign)
-        session.flush()
-        campaign_id = campaign.id
+        values = {"tenant_id": spec.tenant, "name": spec.name, "category": spec.category,
+                  "spec": spec.model_dump(mode="json"),
+                  "status": "testing" if testing else "running", "started_at": now,
+                  "fingerprint": marks, "template_id": arms[0].template.template_id}  # fmt: skip
+        if draft_id is None:
+            campaign = Campaign(**values)
+            session.add(campaign)
+            session.flush()
+            campaign_id = campaign.id
+        else:
+            campaign_id = _start_draft(session, draft_id=draft_id, tenant_id=spec.tenant,
+                                       values=values)  # fmt: skip
+        if on_start is not None:
+            on_start(session, campaign_id)
     summary = CampaignSummary(campaign_id=campaign_id)
     with summary.timing("assign"):
         split = split_audience(audience, msisdn_column=spec.audience.msisdn_column,
@@ -148,6 +197,24 @@ def run_campaign(
     with store.transaction() as session:
         finish_if_final(session, campaign_id=campaign_id, now=now)
     return summary
+
+
+def _start_draft(session, *, draft_id: int, tenant_id: str, values: dict[str, Any]) -> int:
+    """Turn the draft ``draft_id`` into the started campaign ``values`` describe, in one
+    ``UPDATE ... WHERE status = 'draft'``: of two runs of one draft only one starts."""
+    moved = session.execute(
+        update(Campaign)
+        .where(Campaign.id == draft_id, Campaign.tenant_id == tenant_id,
+               Campaign.status == "draft")
+        .values(**values)
+    )  # fmt: skip
+    if not moved.rowcount:
+        campaign = session.get(Campaign, draft_id)
+        if campaign is None or campaign.tenant_id != tenant_id:
+            raise SpecError(f"no campaign with id {draft_id}")
+        raise CampaignStateError(f"campaign {draft_id} is {campaign.status}: only a draft is "
+                                 "scheduled (it was scheduled already, or cancelled)")  # fmt: skip
+    return draft_id
 
 
 def deliver_arms(store: Store, *, spec: CampaignSpec, table: pa.Table, arms: list[Arm],
@@ -203,27 +270,6 @@ def _record(store: Store, *, spec: CampaignSpec, campaign_id: int, split: Any,
     return record_assignments(store, experiment=experiment_name(campaign_id),
                               tenant_id=spec.tenant, msisdns=split.numbers, arms=split.arms,
                               at=now)  # fmt: skip
-
-
-def arm_counts(store: Store, *, campaign_id: int,
-               assigned: Mapping[str, int] | None = None) -> dict[str, dict[str, int]]:  # fmt: skip
-    """Per treated arm: numbers ``assigned`` (from ``assigned``, else the store) and
-    messages ``queued`` (written to the outbox, whatever their state since)."""
-    from jingxin.analytics.assign import HOLDOUT
-
-    with store_errors(f"counting the arms of campaign {campaign_id}"), \
-            store.sessions() as session:  # fmt: skip
-        if assigned is None:
-            assigned = dict(session.execute(
-                select(ExperimentAssignment.arm, func.count())
-                .where(ExperimentAssignment.experiment == experiment_name(campaign_id))
-                .group_by(ExperimentAssignment.arm)).all())  # fmt: skip
-        queued = Counter(dict(session.execute(
-            select(Message.arm, func.count()).where(Message.campaign_id == campaign_id)
-            .group_by(Message.arm)).all()))  # fmt: skip
-    names = sorted(set(assigned) | {a for a in queued if a is not None}, key=str)
-    return {name: {"assigned": int(assigned.get(name, 0)), "queued": int(queued.get(name, 0))}
-            for name in names if name != HOLDOUT}  # fmt: skip
 
 
 def tenant_signature(store: Store, *, spec: CampaignSpec, context: DeliveryContext) -> str | None:
@@ -318,131 +364,7 @@ def _refuse_a_rerun(session, spec: CampaignSpec, marks: str, again: bool) -> Non
         .order_by(Campaign.id.desc()).limit(1)
     ).first()  # fmt: skip
     if earlier is not None:
-        raise SpecError(
+        raise CampaignStateError(
             f"campaign {spec.name!r} already ran as campaign {earlier.id} ({earlier.status}) "
             f"with this template and audience; run it with --again to send it again"
         )
-
-
-# --------------------------------------------------------------------------- lifecycle
-
-
-def finish_if_final(session, *, campaign_id: int, now: datetime | None = None) -> bool:
-    """Mark a running campaign ``finished`` once none of its messages is open (queued,
-    submitting or submitted); True if it moved. Called at the end of a run and by status."""
-    open_rows = session.scalar(
-        select(func.count()).select_from(Message)
-        .where(Message.campaign_id == campaign_id, Message.state.in_(OPEN_STATES))
-    )  # fmt: skip
-    if open_rows:
-        return False
-    moved = session.execute(
-        update(Campaign).where(Campaign.id == campaign_id, Campaign.status == "running")
-        .values(status="finished", finished_at=now or utc_now())
-    )  # fmt: skip
-    return bool(moved.rowcount)
-
-
-def finish_campaigns(store: Store, *, now: datetime | None = None,
-                     settled: timedelta = timedelta(seconds=60)) -> list[int]:  # fmt: skip
-    """Every running campaign whose messages are all final, marked ``finished`` in one
-    ``UPDATE`` (a worker's periodic sweep); returns their ids. A campaign counts only once
-    it has a message and started ``settled`` ago, so a run still rendering its first chunk
-    is not finished under it (the runner finishes a campaign that queued nothing itself)."""
-    now = now or utc_now()
-    mine = Message.campaign_id == Campaign.id
-    finished = (
-        update(Campaign)
-        .where(Campaign.status == "running", Campaign.started_at <= now - settled,
-               select(Message.id).where(mine).exists(),
-               ~select(Message.id).where(mine, Message.state.in_(OPEN_STATES)).exists())
-        .values(status="finished", finished_at=now)
-        .returning(Campaign.id)
-    )  # fmt: skip
-    with store_errors("finishing campaigns"), store.engine.begin() as conn:
-        return sorted(conn.execute(finished).scalars())
-
-
-def campaign_status(store: Store, *, campaign_id: int) -> dict[str, Any]:
-    """Messages by state, parts and cost; the experiment: numbers held out and, per
-    treated arm, numbers assigned and messages queued; the promotion, once made."""
-    from jingxin.analytics.assign import HOLDOUT
-
-    with store_errors(f"reading campaign {campaign_id}"), store.transaction() as session:
-        if session.get(Campaign, campaign_id) is None:
-            raise SpecError(f"no campaign with id {campaign_id}")
-        finish_if_final(session, campaign_id=campaign_id)
-        campaign = session.get(Campaign, campaign_id)
-        rows = session.execute(
-            select(Message.state, func.count(), func.sum(Message.parts), func.sum(Message.cost))
-            .where(Message.campaign_id == campaign_id).group_by(Message.state)
-        ).all()  # fmt: skip
-        # Why messages ended without being sent: the campaign's own cancel ('cancelled')
-        # and the send-time re-check ('opted_out', 'blacklisted', 'consent_withdrawn').
-        stopped = dict(session.execute(
-            select(Message.error_code, func.count())
-            .where(Message.campaign_id == campaign_id, Message.state == "rejected")
-            .group_by(Message.error_code)).all())  # fmt: skip
-        held = session.scalar(
-            select(func.count()).select_from(ExperimentAssignment)
-            .where(ExperimentAssignment.experiment == experiment_name(campaign_id),
-                   ExperimentAssignment.arm == HOLDOUT))  # fmt: skip
-        name, status, promotion = campaign.name, campaign.status, (campaign.spec or {}).get(
-            PROMOTION)  # fmt: skip
-    out = {"id": campaign_id, "name": name, "status": status,
-           "messages": {state: count for state, count, _, _ in rows},
-           "rejected_by": {code or "unknown": n for code, n in stopped.items()},
-           "parts": sum(p or 0 for _, _, p, _ in rows),
-           "cost": round(sum(c or 0.0 for _, _, _, c in rows), 4),
-           "experiment": experiment_name(campaign_id), "held_out": held or 0,
-           "arms": arm_counts(store, campaign_id=campaign_id)}  # fmt: skip
-    if promotion:
-        out["promotion"] = promotion
-    return out
-
-
-# Where the campaign's row keeps its promotion (the arm sent to the rest, when, on which
-# metric): beside the spec it ran, in the same JSON document.
-PROMOTION = "promotion"
-PAUSABLE = ("running", "testing")
-
-
-def control(store: Store, *, campaign_id: int, action: str, now: datetime | None = None) -> str:
-    """Pause, resume or cancel; returns the one line to show. Cancel ends queued messages.
-    A finished or cancelled campaign is left as it is, and the line says so. A paused
-    campaign still waiting for its promotion resumes ``testing``."""
-    if action not in ("pause", "resume", "cancel"):
-        raise InputError(f"unknown action {action!r} (pause, resume or cancel)")
-    now = now or utc_now()
-    with store.transaction() as session:
-        campaign = session.get(Campaign, campaign_id)
-        if campaign is None:
-            raise SpecError(f"no campaign with id {campaign_id}")
-        if campaign.status == "running":
-            finish_if_final(session, campaign_id=campaign_id, now=now)
-            session.refresh(campaign)
-        if campaign.status in CLOSED:
-            return f"campaign {campaign_id} is {campaign.status}: {action} changes nothing"
-        if action == "pause" and campaign.status not in PAUSABLE:
-            raise SpecError(f"campaign {campaign_id} is {campaign.status}; pause needs running "
-                            "or testing")  # fmt: skip
-        if action == "resume" and campaign.status != "paused":
-            raise SpecError(f"campaign {campaign_id} is {campaign.status}; resume needs paused")
-        status = {"pause": "paused", "cancel": "cancelled",
-                  "resume": "testing" if awaiting_promotion(campaign) else "running"}[action]  # fmt: skip
-        campaign.status = status
-        if action == "cancel":
-            campaign.finished_at = now
-            session.execute(
-                update(Message)
-                .where(Message.campaign_id == campaign_id, Message.state == "queued")
-                .values(state="rejected", error_code="cancelled", finished_at=now, updated_at=now)
-            )  # fmt: skip
-    return f"campaign {campaign_id}: {status}"
-
-
-def awaiting_promotion(campaign: Campaign) -> bool:
-    """A campaign with a test share whose promotion has not been completed."""
-    spec = campaign.spec or {}
-    test_share = (spec.get("experiment") or {}).get("test_share")
-    return test_share is not None and not (spec.get(PROMOTION) or {}).get("done")
