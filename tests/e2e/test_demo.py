@@ -34,7 +34,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
                     "$ jingxin journeys run", "$ jingxin flow advance",
                     "$ jingxin retention extract", "$ jingxin simulate responses",
                     "$ jingxin events collect", "$ jingxin experiment results campaign",
-                    "$ jingxin report campaign"):
+                    "$ jingxin report campaign", "$ jingxin users add",
+                    "$ jingxin keys create"):
         assert command in out, command
     # And the messages really went through the simulator and came back with receipts
     assert out.count("receipt ") >= 3
@@ -52,6 +53,13 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     report = out.rsplit("the campaign report:", 1)[1].split()[0]
     html = Path(report).read_text(encoding="utf-8")
     assert report.endswith(".html") and "plotly" in html and "<script src=\"http" not in html
+    # And the API step sent an OTP over HTTP, replayed it, refused a bad batch whole, saw
+    # the message delivered, and a log-in that works is printed at the end
+    assert "POST /api/v1/send → 202" in out and "POST /api/v1/send (again) → 200" in out
+    assert "POST /api/v1/send/batch → 422" in out and "body.messages.1.msisdn" in out
+    assert '"status": "delivered"' in out and "GET /api/v1/dashboard → 200" in out
+    assert "POST /api/v1/auth/login → 200" in out
+    assert "log in as admin with the password" in out
     # And the demo kept to its own workspace
     assert (tmp_path / "demo" / "jingxin.db").exists()
     assert not (tmp_path / "var").exists()

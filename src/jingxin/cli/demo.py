@@ -13,11 +13,17 @@ def demo(
                                              help="Size of the synthetic operator.")] = 100_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 7,
     root: Annotated[Path, typer.Option("--dir", help="Workspace (wiped first).")] = Path("var/demo"),
+    serve: Annotated[bool | None, typer.Option(
+        "--serve/--no-serve", help="Keep the console and API running at the end until Ctrl-C "
+        "(default: when the output is a terminal).", show_default=False)] = None,
 ) -> None:
     """Run the whole platform end to end on embedded defaults (SQLite, DuckDB, simulator)."""
+    import sys
+
     from jingxin.demo import run_demo
 
-    run_demo(root=root, subscribers=subscribers, seed=seed)
+    run_demo(root=root, subscribers=subscribers, seed=seed,
+             serve=sys.stdout.isatty() if serve is None else serve)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from jingxin.demo.analytics import analytics
+from jingxin.demo.api import ADMIN, api
 from jingxin.demo.geofence import geofence
 from jingxin.demo.hall import hall
 from jingxin.demo.journeys import journeys
@@ -167,8 +168,10 @@ def _campaigns(ws: Workspace) -> None:
     ws.run("campaign", "status", "2")
 
 
-def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7) -> None:
-    """Run every step in a fresh workspace under ``root``."""
+def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7,
+             serve: bool = False) -> None:
+    """Run every step in a fresh workspace under ``root``; with ``serve``, keep the web
+    application (API and console) running at the end until Ctrl-C."""
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -186,6 +189,7 @@ def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7) -> None:
         lambda: geofence(ws),
         lambda: journeys(ws),
         lambda: analytics(ws),
+        lambda: api(ws),
     ]
     ws.steps = len(steps)
     began = time.perf_counter()
@@ -193,12 +197,28 @@ def run_demo(*, root: Path, subscribers: int = 100_000, seed: int = 7) -> None:
         for step in steps[:5]:
             step()
         with simulator_process(ws) as channel_env, demo_environment(ws, channel_env):
-            for step in steps[5:-1]:
+            for step in steps[5:-2]:
                 step()
-            report = steps[-1]()  # the proof step sends through the simulator too
-    ws.console.print()
-    ws.console.print(f"[bold]demo finished in {time.perf_counter() - began:.0f} s[/]; "
-                     f"its files are in {root} (store, warehouse, synthetic data, decisions)",
-                     soft_wrap=True)
-    ws.console.print(f"[bold]the campaign report:[/] {report} (open it in a browser; it works "
-                     "offline)", soft_wrap=True)
+            report = steps[-2]()  # the proof step sends through the simulator too
+            server, password = steps[-1]()
+            try:
+                ws.console.print()
+                ws.console.print(f"[bold]demo finished in {time.perf_counter() - began:.0f} s[/];"
+                                 f" its files are in {root} (store, warehouse, synthetic data, "
+                                 "decisions)", soft_wrap=True)  # fmt: skip
+                ws.console.print(f"[bold]the campaign report:[/] {report} (open it in a "
+                                 "browser; it works offline)", soft_wrap=True)  # fmt: skip
+                if not serve:
+                    ws.console.print(
+                        f"[bold]the console:[/] JINGXIN_STORE__URL={ws.store_url} jingxin serve"
+                        f", then open http://127.0.0.1:8080/console/ and log in as {ADMIN} "
+                        f"with the password {password} (or run the demo with --serve)",
+                        soft_wrap=True)  # fmt: skip
+                else:
+                    ws.console.print(f"[bold]the console:[/] {server.url}/console/ - log in "
+                                     f"as {ADMIN} with the password {password}", soft_wrap=True)
+                    ws.console.print("serving the console, the API and the simulator until "
+                                     "Ctrl-C (run the demo with --no-serve to stop here)")
+                    server.wait()
+            finally:
+                server.stop()
