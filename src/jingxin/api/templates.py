@@ -105,6 +105,7 @@ class TemplateOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    tenant_id: str
     code: str
     version: int
     category: str
@@ -195,6 +196,21 @@ def own_template(session: Any, who: Principal, template_id: int) -> Template:
     return row
 
 
+def operator_reviews(who: Principal) -> bool:
+    """The operator's reviewers (and admins) review every tenant's templates: an enterprise's
+    template is filed with the operator (模板报备) before it may be sent."""
+    return who.operator and who.can("templates.review")
+
+
+def reviewable_template(session: Any, who: Principal, template_id: int) -> Template:
+    """For reading and reviewing: the caller's own, or any tenant's for the operator's
+    reviewers; else 404."""
+    row = session.get(Template, template_id)
+    if row is None or (row.tenant_id != who.tenant_id and not operator_reviews(who)):
+        raise errors.not_found("template", template_id)
+    return row
+
+
 def review_out(result: Any) -> Review:
     hits = [Hit(code=r.code, severity=r.severity, message=r.message, category=r.category,
                 span=r.span, excerpt=result.text[r.span[0]:r.span[1]] if r.span else None)
@@ -214,15 +230,21 @@ def list_templates(
     request: Request,
     status: Status | None = Query(default=None, description="only this status"),
     code: str | None = Query(default=None, max_length=64, description="only this code"),
+    tenant: str | None = Query(default=None, max_length=64, description=(
+        "another tenant's templates: for the operator's reviewers, who review every "
+        "enterprise's templates")),
     limit: int = Query(default=50, ge=1, le=500),
     offset: int = Query(default=0, ge=0, le=2**31),
     who: Principal = Depends(allow("templates.read")),
 ) -> TemplateList:
-    """The template versions of your tenant, by code and version."""
+    """The template versions of your tenant, by code and version (the operator's reviewers
+    may name another ``tenant``: its submitted templates wait for them)."""
     from jingxin.content.catalog import list_templates as listed
 
+    if tenant is not None and tenant != who.tenant_id and not operator_reviews(who):
+        raise errors.not_found("tenant", tenant)
     with request.app.state.store.transaction() as session:
-        rows = listed(session, tenant_id=who.tenant_id, status=status, code=code)
+        rows = listed(session, tenant_id=tenant or who.tenant_id, status=status, code=code)
         return TemplateList(items=[_out(r) for r in rows[offset:offset + limit]],
                             total=len(rows))  # fmt: skip
 
@@ -268,9 +290,9 @@ def preview_template(body: PreviewIn, request: Request,
 @router.get("/templates/{template_id}", response_model=TemplateOut, responses=ERRORS)
 def get_template(template_id: TemplateId, request: Request,
                  who: Principal = Depends(allow("templates.read"))) -> TemplateOut:  # fmt: skip
-    """One template version."""
+    """One template version (any tenant's for the operator's reviewers)."""
     with request.app.state.store.transaction() as session:
-        return _out(own_template(session, who, template_id))
+        return _out(reviewable_template(session, who, template_id))
 
 
 @router.put("/templates/{template_id}", response_model=Edited, responses=ERRORS)
@@ -311,12 +333,13 @@ def submit_template(template_id: TemplateId, request: Request,
 @router.post("/templates/{template_id}/approve", response_model=TemplateOut, responses=ERRORS)
 def approve_template(template_id: TemplateId, request: Request, body: Approval | None = None,
                      who: Principal = Depends(allow("templates.review"))) -> TemplateOut:  # fmt: skip
-    """Approve a submitted template (a reviewer's right); the code's older approved version
-    is archived. Only an approved version can be sent."""
+    """Approve a submitted template (a reviewer's right; the operator's reviewers approve
+    every tenant's); the code's older approved version is archived. Only an approved
+    version can be sent."""
     from jingxin.content.catalog import approve_template as approve
 
     with request.app.state.store.transaction() as session, conflicts():
-        own_template(session, who, template_id)
+        reviewable_template(session, who, template_id)
         return _out(approve(session, template_id=template_id, reviewer=who.actor,
                             reason=body.reason if body else None))  # fmt: skip
 
@@ -328,7 +351,7 @@ def reject_template(template_id: TemplateId, body: Rejection, request: Request,
     from jingxin.content.catalog import reject_template as reject
 
     with request.app.state.store.transaction() as session, conflicts():
-        own_template(session, who, template_id)
+        reviewable_template(session, who, template_id)
         return _out(reject(session, template_id=template_id, reviewer=who.actor,
                            reason=body.reason))  # fmt: skip
 

@@ -208,3 +208,31 @@ def test_preview_is_fast_enough_for_every_keystroke(api) -> None:
             "body": body[: 10 + i % 20] + "x", "variables": {"name": "str", "amount": "float"}})
         assert r.status_code in (200, 422)
     assert (time.perf_counter() - started) / 50 < 0.05  # well under a keystroke's 50 ms
+
+
+def test_the_operators_reviewer_reviews_an_enterprises_template(api):
+    # Given acme's system files a template and submits it
+    acme = api.as_key("api-client", tenant="acme")
+    made = acme.post("/api/v1/templates", json={
+        "code": "otp.shop", "category": "otp", "body": "您的验证码是{{ code }}，5分钟内有效。",
+        "variables": {"code": "code"}})  # fmt: skip
+    assert made.status_code == 201, made.text
+    template_id = made.json()["id"]
+    assert acme.post(f"/api/v1/templates/{template_id}/submit").status_code == 200
+    # When the operator's reviewer looks for acme's submitted templates and approves it
+    reviewer = api.as_user("reviewer")
+    waiting = reviewer.get("/api/v1/templates", params={"tenant": "acme", "status": "submitted"})
+    assert [t["id"] for t in waiting.json()["items"]] == [template_id]
+    assert waiting.json()["items"][0]["tenant_id"] == "acme"
+    approved = reviewer.post(f"/api/v1/templates/{template_id}/approve")
+    # Then it is approved for acme, and acme can send with it
+    assert approved.status_code == 200 and approved.json()["status"] == "approved"
+    sent = acme.post("/api/v1/send", json={"msisdn": "13812345678", "category": "otp",
+                                          "template": "otp.shop", "variables": {"code": "4321"},
+                                          "idempotency_key": "first"})  # fmt: skip
+    assert sent.status_code == 202 and sent.json()["decision"] == "send"
+    # But an enterprise's reviewer sees no other tenant's templates, and the operator's
+    # marketer (no review right) none of acme's
+    assert api.as_user("reviewer", tenant="acme").get(
+        "/api/v1/templates", params={"tenant": "operator"}).status_code == 404
+    assert api.as_user("marketer").get(f"/api/v1/templates/{template_id}").status_code == 404
