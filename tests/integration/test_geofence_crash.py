@@ -22,6 +22,9 @@ from jingxin.bench.geofence_script import SPAN_S, script_start
 from jingxin.data.warehouse.connection import open_duckdb
 from jingxin.data.warehouse.schema import TABLES
 
+# kill -9 and restarts on a timeline: run alone, after the parallel part (./dev test).
+pytestmark = pytest.mark.serial
+
 SUBSCRIBERS, CELLS = 600, 40
 
 

@@ -18,6 +18,9 @@ import pytest
 
 from jingxin.bench.crash import CrashPlan, crash_smsc, crash_worker, invariants
 
+# kill -9 and restarts on a timeline: run alone, after the parallel part (./dev test).
+pytestmark = pytest.mark.serial
+
 # 15 s of slack covers a worker's start-up, or the SMSC's 3-s outage and the re-bind, after
 # the kill; the receipts lost with a killed process (messages ~3,000) expire 'no_receipt'
 # 20 s after queueing, about when the drain ends: that bounds each run near 20 s.

@@ -18,6 +18,9 @@ from jingxin.dispatch.outbox import OutboxEntry, enqueue
 from jingxin.smsc.behaviour import Behaviour
 from jingxin.smsc.server import Simulator
 
+# kill -9 and restarts on a timeline: run alone, after the parallel part (./dev test).
+pytestmark = pytest.mark.serial
+
 N = 3000
 ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 

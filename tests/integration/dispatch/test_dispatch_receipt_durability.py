@@ -25,6 +25,9 @@ from jingxin.data.store.models import Message, utc_now
 from jingxin.dispatch.outbox import OutboxEntry, enqueue
 from jingxin.smsc.behaviour import Behaviour
 
+# kill -9 and restarts on a timeline: run alone, after the parallel part (./dev test).
+pytestmark = pytest.mark.serial
+
 N = 600
 JINGXIN = str(Path(sys.executable).with_name("jingxin"))
 

@@ -14,6 +14,9 @@ import pytest
 
 from jingxin.bench.mo import MoPlan, invariants, mo_crash
 
+# kill -9 and restarts on a timeline: run alone, after the parallel part (./dev test).
+pytestmark = pytest.mark.serial
+
 
 @pytest.mark.postgres
 @pytest.mark.slow
