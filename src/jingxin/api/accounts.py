@@ -17,9 +17,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -36,6 +36,7 @@ from jingxin.access.users import create_user, find_user, list_users, update_user
 from jingxin.api import errors
 from jingxin.api.auth import SESSION_COOKIE, allow, audit, principal
 from jingxin.api.errors import ApiError
+from jingxin.api.limits import BIGINT_MAX, OFFSET_MAX
 from jingxin.data.store.models import (
     DEFAULT_TIMEZONE,
     ApiKey,
@@ -51,7 +52,9 @@ router = APIRouter(prefix="/api/v1")
 
 RoleName = Literal[ROLES]  # type: ignore[valid-type]
 Limit = Query(50, ge=1, le=500, description="At most this many items.")
-Offset = Query(0, ge=0, description="Skip this many items first.")
+Offset = Query(0, ge=0, le=OFFSET_MAX, description="Skip this many items first.")
+UserId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The user's id.")]
+KeyId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The key's id.")]
 TenantQuery = Query(None, description="Another tenant's (the operator's admin only).")
 
 
@@ -402,7 +405,7 @@ def post_user(body: UserBody, request: Request,
 
 @router.patch("/users/{user_id}", tags=["accounts"], response_model=UserView,
               responses={**UNAUTHORIZED, **FORBIDDEN, **NOT_FOUND, **CONFLICT})  # fmt: skip
-def patch_user(user_id: int, body: UserPatch, request: Request,
+def patch_user(user_id: UserId, body: UserPatch, request: Request,
                who: Principal = Depends(allow("users.manage"))) -> UserView:
     """Change a user's role, name or password, or disable / enable them. A new password
     or disabling closes their open sessions. Admins cannot disable themselves or give up
@@ -463,7 +466,7 @@ def post_key(body: KeyBody, request: Request,
 
 @router.delete("/keys/{key_id}", tags=["accounts"], response_model=KeyView,
                responses={**UNAUTHORIZED, **FORBIDDEN, **NOT_FOUND})  # fmt: skip
-def delete_key(key_id: int, request: Request,
+def delete_key(key_id: KeyId, request: Request,
                who: Principal = Depends(allow("keys.manage"))) -> KeyView:
     """Revoke a key, at once (401 "revoked" from the next request); revoking it again
     changes nothing."""

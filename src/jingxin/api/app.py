@@ -99,9 +99,11 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.api.body_max_bytes)
     app.include_router(health.router)
-    for module in (accounts, send, messages, callbacks, segments, templates, campaigns, reports,
-                   journeys, fences, hall, inbox, probes, workorders, dashboard):
-        app.include_router(module.router)
+    routers = [module.router for module in (
+        accounts, send, messages, callbacks, segments, templates, campaigns, reports, journeys,
+        fences, hall, inbox, probes, workorders, dashboard)]  # fmt: skip
+    for router in routers:
+        app.include_router(router)
     app.include_router(console.router)
 
     @app.get("/", include_in_schema=False)
@@ -109,4 +111,5 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         return RedirectResponse("/console/", status_code=303)
 
     app.include_router(links.router)  # last: see the module docstring
+    errors.document(app, routers)
     return app

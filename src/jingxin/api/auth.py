@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from jingxin.access.keys import check_key, key_hash, split_key
 from jingxin.access.principal import Principal
@@ -168,17 +168,17 @@ async def principal(request: Request) -> Principal:
     return who
 
 
-def allow(*permissions: str) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
+def allow(*permissions: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency: the caller, if they hold every one of ``permissions`` (else 403)."""
 
-    async def dependency(request: Request) -> Principal:
-        who = await principal(request)
+    async def dependency(who: Principal = Depends(principal)) -> Principal:
         missing = [name for name in permissions if not who.can(name)]
         if missing:
             raise ApiError(403, f"the role {who.role!r} may not do this (needs "
                            f"{', '.join(missing)})")  # fmt: skip
         return who
 
+    dependency.permissions = frozenset(permissions)  # type: ignore[attr-defined]  # for the tests
     return dependency
 
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jingxin.access.principal import Principal
 from jingxin.api.auth import allow, audit, principal
 from jingxin.api.errors import ApiError
+from jingxin.api.limits import OFFSET_MAX
 from jingxin.callbacks import (
     HttpPoster,
     delete_endpoint,
@@ -41,10 +42,9 @@ NO_ENDPOINT = {404: {"description": "The caller's tenant has no callback endpoin
 FORBIDDEN = {403: {"description": "The caller's role lacks the permission"}}
 
 
-async def reader(request: Request) -> Principal:
+async def reader(who: Principal = Depends(principal)) -> Principal:
     """A dependency: the caller, if they may read callbacks (``messages.read`` or
     ``callbacks.manage``), else 403."""
-    who = await principal(request)
     if not (who.can("messages.read") or who.can("callbacks.manage")):
         raise ApiError(403, f"the role {who.role!r} may not do this (needs messages.read "
                        "or callbacks.manage)")  # fmt: skip
@@ -225,7 +225,8 @@ def ping_endpoint(request: Request, who: Manager) -> PingOut:
 def deliveries(request: Request, who: Reader,
                state: Annotated[State | None, Query(description="Only in this state")] = None,
                limit: Annotated[int, Query(ge=1, le=500)] = 50,
-               offset: Annotated[int, Query(ge=0)] = 0) -> DeliveryList:  # fmt: skip
+               offset: Annotated[int, Query(ge=0, le=OFFSET_MAX)] = 0,
+               ) -> DeliveryList:  # fmt: skip
     """The caller's deliveries, newest first: what was pushed, what waits for a retry
     (``last_error`` says why) and what is dead."""
     with request.app.state.store.transaction() as session:

@@ -299,7 +299,7 @@ def preview_campaign(body: CampaignIn, request: Request,
         arms=[ArmPreview(**vars(a)) for a in estimate.arms])  # fmt: skip
 
 
-@router.get("/campaigns/{campaign_id}", response_model=CampaignDetail, responses=ERRORS)
+@router.get("/campaigns/{campaign_id:int}", response_model=CampaignDetail, responses=ERRORS)
 def get_campaign(campaign_id: CampaignId, request: Request,
                  who: Principal = Depends(allow("campaigns.read"))) -> CampaignDetail:  # fmt: skip
     """A campaign: its messages by state, parts and cost, the hold-out and each arm's

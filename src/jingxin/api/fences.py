@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from jingxin.access import Principal
 from jingxin.api import auth, errors
 from jingxin.api.auth import allow
+from jingxin.api.limits import BIGINT_MAX, OFFSET_MAX
 from jingxin.data.store.models.geofence import FenceRow
 from jingxin.errors import InputError
 from jingxin.geofence import registry
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["fences"])
 
-FenceId = Annotated[int, Path(ge=1, description="The fence's id.")]
+FenceId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The fence's id.")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such fence (or another tenant's)."}}  # fmt: skip
 NO_CELLS: dict[int | str, dict[str, Any]] = {
@@ -239,7 +240,7 @@ def list_fences(
     enabled: Annotated[bool | None, Query(
         description="Only enabled (true) or disabled (false) ones.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX)] = 0,
 ) -> FenceList:
     """The caller's tenant's fences, by code (``jingxin fence list``)."""
     query = select(FenceRow).where(FenceRow.tenant_id == who.tenant_id)

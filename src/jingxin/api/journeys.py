@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jingxin.access import Principal
 from jingxin.api import auth, errors
 from jingxin.api.auth import allow
+from jingxin.api.limits import OFFSET_MAX
 from jingxin.data.store.models import utc_now
 from jingxin.journeys.flow import (
     Branch,
@@ -260,7 +261,7 @@ def list_journeys(
     request: Request,
     who: Annotated[Principal, Depends(allow("journeys.read"))],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX)] = 0,
 ) -> JourneyList:
     """The daily scan's triggers (to the tenant the scan sends as) and the caller's
     tenant's journey files, each with its enrolments by state and its last run."""

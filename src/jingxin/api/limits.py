@@ -10,6 +10,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from jingxin.api.errors import error_body
 
+# The store's ids are 64-bit: a larger number cannot name anything, and would overflow the
+# database driver (500) rather than answer 404. Routes bound their path ids with it.
+BIGINT_MAX = 2**63 - 1
+# A list's offset: far past any page a client walks, and safe to add a limit to.
+OFFSET_MAX = 2**31 - 1
+
 
 class TooLarge(Exception):
     pass

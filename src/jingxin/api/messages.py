@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy import func, select
 
 from jingxin.access.principal import Principal
 from jingxin.api.auth import allow
 from jingxin.api.errors import ApiError, not_found
+from jingxin.api.limits import BIGINT_MAX, OFFSET_MAX
 from jingxin.data.store.engine import Store
 from jingxin.data.store.models import Message, Receipt
 from jingxin.data.store.models.dispatch import MessagePart
@@ -81,7 +82,8 @@ def _message_out(m: Message, who: Principal) -> dict[str, Any]:
 
 @router.get("/messages/{message_id}", tags=["messages"], response_model=MessageDetail,
             responses={404: {"description": "no such message of your tenant"}})  # fmt: skip
-def get_message(message_id: int, request: Request, who: Reader) -> Any:
+def get_message(request: Request, who: Reader,
+                message_id: int = Path(ge=1, le=BIGINT_MAX)) -> Any:  # fmt: skip
     """One message of your tenant: its state, its parts with their own states, the
     receipts the SMSC sent, and when it was queued, sent and delivered. The number is
     masked for roles without ``numbers.view``."""
@@ -108,7 +110,7 @@ def list_messages(request: Request, who: Reader, msisdn: str | None = None,
                   status: str | None = Query(None, max_length=16),
                   since: AwareDatetime | None = None,
                   limit: int = Query(50, ge=1, le=500),
-                  offset: int = Query(0, ge=0)) -> Any:  # fmt: skip
+                  offset: int = Query(0, ge=0, le=OFFSET_MAX)) -> Any:  # fmt: skip
     """Your tenant's messages, newest first: by number (any form), state (``queued``,
     ``delivered``, ...) and created since (ISO 8601 with an offset)."""
     from jingxin.dispatch.deliver import normalised

@@ -225,7 +225,8 @@ def _out(row: Template) -> TemplateOut:
 # ------------------------------------------------------------------------------- routes
 
 
-@router.get("/templates", response_model=TemplateList)
+@router.get("/templates", response_model=TemplateList,
+            responses={404: {"model": None, "description": "no such tenant (or not yours to read)"}})
 def list_templates(
     request: Request,
     status: Status | None = Query(default=None, description="only this status"),
@@ -287,7 +288,7 @@ def preview_template(body: PreviewIn, request: Request,
                    sample=body.values is not None, review=review_out(result))  # fmt: skip
 
 
-@router.get("/templates/{template_id}", response_model=TemplateOut, responses=ERRORS)
+@router.get("/templates/{template_id:int}", response_model=TemplateOut, responses=ERRORS)
 def get_template(template_id: TemplateId, request: Request,
                  who: Principal = Depends(allow("templates.read"))) -> TemplateOut:  # fmt: skip
     """One template version (any tenant's for the operator's reviewers)."""
@@ -295,7 +296,7 @@ def get_template(template_id: TemplateId, request: Request,
         return _out(reviewable_template(session, who, template_id))
 
 
-@router.put("/templates/{template_id}", response_model=Edited, responses=ERRORS)
+@router.put("/templates/{template_id:int}", response_model=Edited, responses=ERRORS)
 def edit_template(template_id: TemplateId, body: TemplateEdit, request: Request,
                   who: Principal = Depends(allow("templates.write"))) -> Edited:  # fmt: skip
     """Edit a template: a draft changes in place; an approved or rejected version stays as

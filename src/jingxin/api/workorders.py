@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from jingxin.access import Principal
 from jingxin.api import auth, errors
 from jingxin.api.auth import allow
+from jingxin.api.limits import BIGINT_MAX, OFFSET_MAX
 from jingxin.data.store.models.journeys import WorkOrder
 from jingxin.retention import workorders as domain
 
@@ -26,7 +27,7 @@ router = APIRouter(prefix="/api/v1", tags=["workorders"])
 
 # The domain's LIST_STATES: one of WORK_ORDER_STATES, or "open" (any not closed).
 Status = Literal["created", "assigned", "visited", "reactivated", "lost", "open"]
-OrderId = Annotated[int, Path(ge=1, description="The work order's id.")]
+OrderId = Annotated[int, Path(ge=1, le=BIGINT_MAX, description="The work order's id.")]
 ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "No such work order (or "
                                                  "another tenant's)."}}  # fmt: skip
 MOVE_ERRORS = {**ERRORS, 409: {"description": "The lifecycle does not allow this move from "
@@ -123,7 +124,7 @@ def list_workorders(
     branch: Annotated[str | None, Query(max_length=64, description="Only this branch's.")]
     = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=OFFSET_MAX)] = 0,
 ) -> OrderList:
     """The worklist of the caller's tenant: highest churn propensity first, then the
     longest barred (``jingxin retention orders``)."""
