@@ -147,10 +147,8 @@ def conflicts() -> Iterator[None]:
 
 
 def own_campaign(session: Any, who: Principal, campaign_id: int) -> Campaign:
-    row = session.get(Campaign, campaign_id)
-    if row is None or row.tenant_id != who.tenant_id:
-        raise errors.not_found("campaign", campaign_id)
-    return row
+    return errors.owned(session, Campaign, campaign_id, tenant_id=who.tenant_id,
+                        what="campaign")  # fmt: skip
 
 
 def _shown_spec(spec: dict[str, Any]) -> dict[str, Any]:

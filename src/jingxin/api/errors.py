@@ -20,7 +20,7 @@ operations may answer what), so a client generated from it expects them.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.dependencies.models import Dependant
@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from jingxin.errors import ConflictError, InputError, JingxinError, PolicyError, StoreError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
          405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported",
@@ -56,6 +57,15 @@ def not_found(what: str, ident: object) -> ApiError:
     """404 for a thing that does not exist *or belongs to another tenant*: the same answer,
     so ids cannot be probed."""
     return ApiError(404, f"no {what} {ident}")
+
+
+def owned(session: Any, model: type[T], ident: int, *, tenant_id: str, what: str) -> T:
+    """The row ``ident`` of ``model`` if it belongs to ``tenant_id``; else 404, the same
+    answer for another tenant's row as for a missing one."""
+    row = session.get(model, ident)
+    if row is None or row.tenant_id != tenant_id:
+        raise not_found(what, ident)
+    return row
 
 
 def error_body(status: int, message: str, *, code: str | None = None,

@@ -180,10 +180,7 @@ def _centre(fence: DefinedFence) -> Point | None:
 
 
 def _owned(session: Any, who: Principal, fence_id: int) -> FenceRow:
-    row = session.get(FenceRow, fence_id)
-    if row is None or row.tenant_id != who.tenant_id:
-        raise errors.not_found("fence", fence_id)
-    return row
+    return errors.owned(session, FenceRow, fence_id, tenant_id=who.tenant_id, what="fence")
 
 
 # ----------------------------------------------------------------------------- saving

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from jingxin.access.principal import Principal
 from jingxin.api.auth import allow
-from jingxin.api.errors import ApiError, not_found
+from jingxin.api.errors import ApiError, owned
 from jingxin.api.limits import BIGINT_MAX, OFFSET_MAX
 from jingxin.data.store.engine import Store
 from jingxin.data.store.models import Message, Receipt
@@ -89,9 +89,7 @@ def get_message(request: Request, who: Reader,
     masked for roles without ``numbers.view``."""
     store: Store = request.app.state.store
     with store.transaction() as session:
-        m = session.get(Message, message_id)
-        if m is None or m.tenant_id != who.tenant_id:
-            raise not_found("message", message_id)
+        m = owned(session, Message, message_id, tenant_id=who.tenant_id, what="message")
         parts = session.scalars(select(MessagePart).where(MessagePart.message_id == m.id)
                                 .order_by(MessagePart.part_no)).all()  # fmt: skip
         receipts = session.scalars(select(Receipt).where(Receipt.message_id == m.id)

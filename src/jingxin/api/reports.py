@@ -108,9 +108,7 @@ def campaign_report(
 
     settings, store = request.app.state.settings, request.app.state.store
     with store.transaction() as session:
-        row = session.get(Campaign, campaign_id)
-        if row is None or row.tenant_id != who.tenant_id:
-            raise errors.not_found("campaign", campaign_id)
+        errors.owned(session, Campaign, campaign_id, tenant_id=who.tenant_id, what="campaign")
     # The breakdowns read the operator's warehouse: not an enterprise's to see.
     warehouse = optional_warehouse(settings) if who.operator else nullcontext(None)
     with warehouse as wh:

@@ -190,10 +190,8 @@ def conflicts() -> Iterator[None]:
 
 def own_template(session: Any, who: Principal, template_id: int) -> Template:
     """The template ``template_id`` of the caller's tenant, else 404 (another tenant's too)."""
-    row = session.get(Template, template_id)
-    if row is None or row.tenant_id != who.tenant_id:
-        raise errors.not_found("template", template_id)
-    return row
+    return errors.owned(session, Template, template_id, tenant_id=who.tenant_id,
+                        what="template")  # fmt: skip
 
 
 def operator_reviews(who: Principal) -> bool:

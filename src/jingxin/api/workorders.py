@@ -109,10 +109,8 @@ def _detail(session: Any, who: Principal, row: WorkOrder) -> OrderDetail:
 
 
 def _owned(session: Any, who: Principal, order_id: int) -> WorkOrder:
-    row = session.get(WorkOrder, order_id)
-    if row is None or row.tenant_id != who.tenant_id:
-        raise errors.not_found("work order", order_id)
-    return row
+    return errors.owned(session, WorkOrder, order_id, tenant_id=who.tenant_id,
+                        what="work order")  # fmt: skip
 
 
 @router.get("/workorders", response_model=OrderList)
