@@ -13,7 +13,6 @@ the store; a new key is shown once, in the answer that creates it.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -26,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from jingxin.errors import ConflictError
 from jingxin.access.keys import create_key, list_keys, revoke_key
-from jingxin.access.logins import LoginRefused, LoginThrottle, TooManyLogins, log_in
+from jingxin.access.logins import LoginRefused, TooManyLogins, log_in
 from jingxin.access.passwords import MIN_LENGTH
 from jingxin.access.principal import Principal
 from jingxin.access.roles import ROLES
@@ -245,17 +244,6 @@ def _acting_tenant(session: Session, who: Principal, tenant: str | None) -> str:
     return tenant
 
 
-_THROTTLE_LOCK = threading.Lock()
-
-
-def _login_throttle(request: Request) -> LoginThrottle:
-    state = request.app.state
-    with _THROTTLE_LOCK:
-        if getattr(state, "login_throttle", None) is None:
-            state.login_throttle = LoginThrottle()
-        return state.login_throttle
-
-
 def _page(items: list[Any], limit: int, offset: int) -> list[Any]:
     return items[offset : offset + limit]
 
@@ -293,7 +281,7 @@ def login(body: LoginBody, request: Request, response: Response) -> LoginAnswer:
     minutes = settings.api.session_minutes
     try:
         done = log_in(request.app.state.store, username=body.username, password=body.password,
-                      minutes=minutes, throttle=_login_throttle(request))  # fmt: skip
+                      minutes=minutes, throttle=request.app.state.login_throttle)  # fmt: skip
     except TooManyLogins as exc:
         raise ApiError(429, str(exc),
                        headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))}

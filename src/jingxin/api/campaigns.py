@@ -283,7 +283,7 @@ def preview_campaign(body: CampaignIn, request: Request,
     prepared = _prepared(request, draft.spec)
     settings = request.app.state.settings
     if draft.segment is not None:
-        from jingxin.api.segments import read_warehouse
+        from jingxin.api.warehouse import read_warehouse
         from jingxin.audience.explain import audience_table
 
         with read_warehouse(settings) as wh:
@@ -337,7 +337,8 @@ def schedule_campaign(campaign_id: CampaignId, request: Request, body: ScheduleI
                         own_signature=signature, operator=who.operator)  # fmt: skip
     exported = None
     if draft.segment is not None:
-        from jingxin.api.segments import operator_only, read_warehouse
+        from jingxin.api.segments import operator_only
+        from jingxin.api.warehouse import read_warehouse
         from jingxin.audience.explain import export
 
         operator_only(who)

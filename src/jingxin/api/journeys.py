@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -37,6 +35,7 @@ from jingxin.access import Principal
 from jingxin.api import auth, errors
 from jingxin.api.auth import allow
 from jingxin.api.limits import OFFSET_MAX
+from jingxin.api.warehouse import read_warehouse
 from jingxin.data.store.models import utc_now
 from jingxin.journeys.flow import (
     Branch,
@@ -338,31 +337,6 @@ def _group(group: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- actions
 
 
-@contextmanager
-def _warehouse(settings: Settings) -> Iterator[Any]:
-    """The warehouse, read-only for a DuckDB file (as the CLI opens it); 503 when missing."""
-    from jingxin.data.warehouse.connection import open_duckdb, open_warehouse
-    from jingxin.errors import WarehouseError
-
-    config = settings.warehouse
-    try:
-        if config.backend != "duckdb":
-            warehouse = open_warehouse(config)
-        else:
-            if not FilePath(config.path).is_file():
-                raise WarehouseError(f"no warehouse at {config.path} (warehouse.path)")
-            warehouse = open_duckdb(config.path, threads=config.threads,
-                                    memory_limit=config.memory_limit, read_only=True)  # fmt: skip
-    except WarehouseError as exc:
-        log.warning("the warehouse cannot be opened: %s", exc)
-        raise errors.ApiError(503, "the warehouse cannot be opened; the server's log has the "
-                              "details") from exc  # fmt: skip
-    try:
-        yield warehouse
-    finally:
-        warehouse.close()
-
-
 def _checked(request: Request, flow: Flow) -> Flow:
     """The flow's file read again and checked against the template catalogue, as the
     scheduler does before it acts; a file that no longer validates is 409."""
@@ -395,7 +369,7 @@ def run_journey(request: Request, journey: JourneyName, body: RunBody,
     if isinstance(found, str):
         from jingxin.journeys.scan import run_scan
 
-        with _warehouse(settings) as warehouse:
+        with read_warehouse(settings) as warehouse:
             report = run_scan(settings, store, warehouse, day=day, triggers=[found],
                               dry_run=body.dry_run)  # fmt: skip
         (done,) = report.triggers
@@ -412,7 +386,7 @@ def run_journey(request: Request, journey: JourneyName, body: RunBody,
     from jingxin.journeys.engine import enrol_from_trigger
 
     flow = _checked(request, found)
-    with _warehouse(settings) as warehouse:
+    with read_warehouse(settings) as warehouse:
         made = enrol_from_trigger(store, flow, warehouse=warehouse, settings=settings, day=day,
                                   now=utc_now())  # fmt: skip
     _audit(request, who, "journey.run", flow.name, {"day": day.isoformat(),

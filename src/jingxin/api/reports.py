@@ -32,7 +32,8 @@ from sqlalchemy import select
 from jingxin.access.principal import Principal
 from jingxin.api import errors
 from jingxin.api.auth import allow
-from jingxin.api.segments import optional_warehouse, plain
+from jingxin.api.segments import plain
+from jingxin.api.warehouse import optional_warehouse
 from jingxin.data.store.models import Campaign, ExperimentAssignment, Message
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])

@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -35,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from jingxin.access.principal import Principal
 from jingxin.api.auth import allow
 from jingxin.api.errors import ApiError
-from jingxin.errors import SpecError, WarehouseError
+from jingxin.api.warehouse import read_warehouse
+from jingxin.errors import SpecError
 
 router = APIRouter(prefix="/api/v1", tags=["segments"])
 
@@ -93,47 +91,6 @@ def operator_only(who: Principal) -> None:
     if not who.operator:
         raise ApiError(403, "segments count the operator's subscribers in the warehouse: "
                        "only the operator's own people may use them (send to your own lists)")
-
-
-@contextmanager
-def read_warehouse(settings: Any) -> Iterator[Any]:
-    """The settings' warehouse, read-only (an import may hold the DuckDB file meanwhile);
-    missing, a 503 saying what to run first. The CLI's ``read_warehouse`` without an
-    option: the same file, resolved the same way."""
-    from jingxin.data.warehouse.connection import open_duckdb, open_warehouse
-
-    config = settings.warehouse
-    try:
-        if config.backend != "duckdb":
-            wh = open_warehouse(config)
-        else:
-            target = Path(config.path)
-            if not target.is_file():
-                raise ApiError(503, "there is no warehouse yet (warehouse.path): load one "
-                               "with `jingxin synth` and `jingxin import-dir`, or `jingxin "
-                               "import`")  # fmt: skip
-            wh = open_duckdb(target, threads=config.threads, memory_limit=config.memory_limit,
-                             read_only=True)  # fmt: skip
-    except WarehouseError as exc:
-        raise ApiError(503, f"the warehouse cannot be opened: {exc}") from None
-    try:
-        yield wh
-    except WarehouseError as exc:
-        raise ApiError(503, f"the warehouse cannot answer: {exc}") from None
-    finally:
-        wh.close()
-
-
-@contextmanager
-def optional_warehouse(settings: Any) -> Iterator[Any]:
-    """The settings' warehouse if there is one, else None (a campaign report then leaves
-    its breakdowns out, as ``jingxin report campaign`` does)."""
-    config = settings.warehouse
-    if config.backend == "duckdb" and not Path(config.path).is_file():
-        yield None
-        return
-    with read_warehouse(settings) as wh:
-        yield wh
 
 
 def no_files(spec: Any, *, where: str = SOURCE) -> None:
