@@ -74,7 +74,6 @@ LABELS: dict[str, tuple[str, str]] = {
     "dash.depth": ("待发条数", "Waiting"),
     "camp.list": ("营销活动", "Campaigns"),
     "camp.new": ("新建活动", "New campaign"),
-    "camp.count": ("人数", "Audience"),
     "camp.started": ("开始时间", "Started"),
     "camp.report": ("查看报告 (HTML)", "Report (HTML)"),
     "camp.pause": ("暂停", "Pause"),
