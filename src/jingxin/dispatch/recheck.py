@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, String, bindparam, cast, insert, literal, null, select
-from sqlalchemy import BigInteger, CompoundSelect, any_, func, union_all, update
+from sqlalchemy import BigInteger, CompoundSelect, func, union_all, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -255,12 +255,13 @@ def _facts_query(dialect: str) -> CompoundSelect:
 
 def _among(column, dialect: str):
     """``column`` is one of the ``:ids`` parameter: a JSON array unpacked by SQLite, an
-    array on PostgreSQL (``= ANY``), an expanding IN list elsewhere."""
+    array on PostgreSQL (unnested), an expanding IN list elsewhere."""
     if dialect == "sqlite":
         ids = func.json_each(bindparam("ids", type_=String())).table_valued("value")
         return column.in_(select(ids.c.value))
-    if dialect == "postgresql":
-        return column == any_(bindparam("ids", type_=ARRAY(BigInteger())))
+    if dialect == "postgresql":  # a semi-join, not "= ANY": see jingxin.data.store.bulk.among
+        array = ARRAY(BigInteger())
+        return column.in_(select(func.unnest(cast(bindparam("ids", type_=array), array))))
     return column.in_(bindparam("ids", expanding=True))
 
 
