@@ -147,3 +147,23 @@ def _message_row(key: str) -> pa.Table:
         "undecodable": [False], "received_at": pa.array([T0], bulk.US),
         "stored_at": pa.array([T0], bulk.US), "dedup_key": [key],
     })  # fmt: skip
+
+
+def test_on_postgresql_a_flush_of_short_mo_is_one_statement(store) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement flush is PostgreSQL's")
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda conn, cur, sql, *a: statements.append(" ".join(sql.split()[:3])))  # fmt: skip
+    # Given 100 short MO, one of them twice, in one flush
+    parts = [p for i in range(100) for p in parts_of(f"TD{i}", source=f"86137{i:08d}")]
+    tally = put(store, [*parts, parts[7]])
+    # Then one statement stored the parts and their messages, each part linked to its own
+    assert [s for s in statements if not s.startswith(("BEGIN", "COMMIT"))] == ["WITH v AS"]
+    assert (tally.stored, tally.duplicates, len(tally.assembled)) == (100, 1, 100)
+    linked, rows = stored(store)
+    assert linked == 100 and len(rows) == 100 and rows[7][1] == "TD7"
+    with store.sessions() as s:
+        pairs = s.execute(select(MoPartRow.mo_id, MoMessage.id, MoMessage.dedup_key, MoPartRow.id)
+                          .join(MoMessage, MoMessage.id == MoPartRow.mo_id)).all()  # fmt: skip
+    assert len(pairs) == 100 and all(key == f"mo:sim:{part}" for _, _, key, part in pairs)
