@@ -14,6 +14,7 @@ server asked (``SELECT 1``), which fails, and the pool drops every older connect
 
 from __future__ import annotations
 
+
 import re
 import select
 from collections.abc import Iterator
@@ -68,7 +69,28 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open the store at {safe_url(parsed)}: {exc}") from exc
     engine.dialect.do_ping = LocalPing(engine.dialect.do_ping)  # type: ignore[method-assign]
+    if parsed.get_backend_name() == "postgresql":
+        event.listen(engine, "connect", _binary_lists)
     return engine
+
+
+def _binary_lists(dbapi_connection: Any, _record: Any) -> None:
+    """``list`` parameters go to PostgreSQL as binary arrays (psycopg falls back to its text
+    form by itself for an empty list or one of nothing but NULLs, which binary cannot type).
+
+    Why: the batch statements bind one array per column (``unnest``), and psycopg's text
+    form quotes and escapes every element with two regular expressions - 0.3 ms an array
+    of 200, ~17 ms of Python for a batch of 200 hall replies; the binary form packs the
+    same array 7.5x faster (measured: 5 arrays of 200 in 1.47 ms as text, 0.20 ms as
+    binary). psycopg keeps text as its default for parameters in ``%s`` form (a text array
+    lets the server infer the element type); every array parameter here is cast to its
+    type in the statement (``CAST(:x AS TEXT[])``, SQLAlchemy's ``::VARCHAR(20)[]``), so
+    the exact binary type is harmless."""
+    from psycopg.types.array import ListBinaryDumper
+
+    adapters = getattr(dbapi_connection, "adapters", None)
+    if adapters is not None:
+        adapters.register_dumper(list, ListBinaryDumper)
 
 
 class LocalPing:
