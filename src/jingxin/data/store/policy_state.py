@@ -40,6 +40,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     cast,
+    func,
     literal_column,
     null,
     or_,
@@ -47,6 +48,7 @@ from sqlalchemy import (
     text,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from jingxin.data.store.engine import store_errors
@@ -168,13 +170,19 @@ def load_many(connection: Any, *, pairs: Sequence[tuple[str, str]], tenants: Ite
     with store_errors(f"loading {len(keys_of)} contact states"):
         for chunk in _chunks(list(keys_of)):
             keys = set().union(*(keys_of[m] for m in chunk))
-            rows = connection.execute(_state_statement(many=True), {
+            rows = connection.execute(_state_statement(many=True, arrays=_postgresql(connection)), {
                 "msisdns": chunk, "tenants": sorted(set(tenants)), "keys": sorted(keys),
                 "cutoff": cutoff})  # fmt: skip
             more, queued = _gather(rows, keys=keys, cutoff=cutoff)
             found.update(more)
             first.update(queued)
     return {m: _state(m, found.get(m)) for m in keys_of}, first
+
+
+def _postgresql(connection: Any) -> bool:
+    """Whether ``connection`` (a Connection or a Session) talks to PostgreSQL."""
+    bind = connection.get_bind() if hasattr(connection, "get_bind") else connection
+    return bind.dialect.name == "postgresql"
 
 
 def _gather(rows: Iterable[Any], *, keys: set[str], cutoff: date
@@ -216,15 +224,23 @@ class _Subscriber:
 
 
 @functools.cache
-def _state_statement(*, many: bool) -> Any:
+def _state_statement(*, many: bool, arrays: bool = False) -> Any:
     """The UNION ALL behind :func:`load_one` (``many``: :func:`load_many`, the same with IN
     lists), built once (SQLAlchemy then caches its SQL). Every branch has the same twelve
     columns: kind, number, tenant, category, two texts, two instants, a date, a number, two
-    flags; the NULLs are typed so PostgreSQL can unify."""
+    flags; the NULLs are typed so PostgreSQL can unify.
+
+    ``arrays`` (PostgreSQL): each list is one array parameter, unnested, so the statement
+    has one text whatever the batch (prepared once) - expanded IN lists gave a new text of
+    ~1,800 parameters for every batch size, which psycopg parsed again each time (2.7 ms a
+    batch of 200 replies), and the planner with them."""
     def none(kind: Any) -> Any:
         return cast(null(), kind)
 
     def among(column: Any, name: str) -> Any:
+        if many and arrays:
+            array = ARRAY(String())
+            return column.in_(select(func.unnest(cast(bindparam(name + "s", type_=array), array))))
         if many:
             return column.in_(bindparam(name + "s", expanding=True))
         return column == bindparam(name)
