@@ -149,9 +149,9 @@ def _message_row(key: str) -> pa.Table:
     })  # fmt: skip
 
 
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)  # PostgreSQL's own path
 def test_on_postgresql_a_flush_of_short_mo_is_one_statement(store) -> None:
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("the one-statement flush is PostgreSQL's")
+    assert store.engine.dialect.name == "postgresql"
     statements: list[str] = []
     event.listen(store.engine, "before_cursor_execute",
                  lambda conn, cur, sql, *a: statements.append(" ".join(sql.split()[:3])))  # fmt: skip
