@@ -42,8 +42,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert '"submitted": 0' not in out and '"receipts": 0' not in out
     # And the hall answered every step of the conversation: an order placed, points
     # earned and spent, a voucher redeemed once and refused the second time
+    hall = out[out.find("→ 10086"):out.find("→ 10086") + 6000] if "→ 10086" in out else out[-4000:]
     for said in ("订购成功", "您当前积分100分", "兑换成功", "核销成功", "已核销过", "投诉已受理"):
-        assert said in out, said
+        assert said in out, f"{said!r} not in the hall conversation:\n{hall}"
     assert "2 probes, 2 passed, 0 failed" in out
     # And the day of journeys queued its messages once: the second scan found it done
     assert "[holiday] 【中国移动】" in out and "done (earlier)" in out
