@@ -46,6 +46,7 @@ from jingxin.dispatch.handlers import (
     MoHandler,
     handle_all,
 )
+from jingxin.dispatch.invalid import seen_alive
 from jingxin.dispatch.reply import ReplyRequest
 from jingxin.errors import StoreError
 from jingxin.logs import mask
@@ -108,6 +109,11 @@ def run_batch(store: Store, *, registry: HandlerRegistry, context: HandlerContex
     mos = _pending(store, context=context, limit=limit, ids=ids)
     at = context.now or utc_now()
     if mos:
+        # The senders wrote to us, so their numbers are in service: a number marked invalid
+        # after failed deliveries must not have its answer refused (before the handlers).
+        with store_errors("clearing the invalid marks of the MO senders"), \
+                store.engine.begin() as conn:
+            seen_alive(conn, msisdns=[mo.msisdn for mo in mos], now=at)
         try:
             done = _handle_batch(mos, registry=registry, context=context)
             recorded = _record_all(store, done=done, at=at)
@@ -191,7 +197,7 @@ def _pending(store: Store, *, context: HandlerContext, limit: int,
     if ids is None:
         wanted = MoMessage.id > context.cursor.start()
     else:
-        # = ANY(array) on PostgreSQL: one statement text whatever the number of ids
+        # one array parameter on PostgreSQL: one statement text whatever the number of ids
         wanted = among(store.engine, MoMessage.id, sorted(ids))
     pending = (
         select(*MoMessage.__table__.c)

@@ -4,7 +4,9 @@ A final receipt whose state is in ``statuses`` (by default ``undeliverable``: un
 subscriber, absent for long) adds one to the number's count in ``number_failures``; a
 delivery sets it back to zero. At ``threshold`` the number gets
 ``subscriber_state.invalid_since`` (and a reason), which policy reads to keep it out -
-until the subscriber's data changes and the flag is cleared there.
+until the subscriber's data changes and the flag is cleared there - or the number itself
+writes to us: an MO proves it is in service (:func:`seen_alive`, run before the handlers
+answer it, so the reply is not refused as one to a dead number).
 """
 
 from __future__ import annotations
@@ -68,3 +70,25 @@ def record_outcomes(
         where=SubscriberState.invalid_since.is_(None),
     ), marks)  # fmt: skip
     return [m for m, _ in over]
+
+
+def seen_alive(conn: Connection, *, msisdns: Sequence[str], now: datetime) -> int:
+    """An MO from each of ``msisdns`` proves the number in service: its failure count goes
+    back to zero and an invalid mark is cleared. Returns how many marks were cleared."""
+    numbers = sorted(set(msisdns))
+    if not numbers:
+        return 0
+    step = len(numbers) if conn.dialect.name == "postgresql" else 500
+    cleared = 0
+    for start in range(0, len(numbers), step):
+        chunk = numbers[start : start + step]
+        conn.execute(update(NumberFailure)
+                     .where(among(conn, NumberFailure.msisdn, chunk), NumberFailure.failures != 0)
+                     .values(failures=0))  # fmt: skip
+        cleared += conn.execute(
+            update(SubscriberState)
+            .where(among(conn, SubscriberState.msisdn, chunk),
+                   SubscriberState.invalid_since.is_not(None))
+            .values(invalid_since=None, invalid_reason=None, updated_at=now)
+        ).rowcount  # fmt: skip
+    return cleared

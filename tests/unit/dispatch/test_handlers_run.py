@@ -401,3 +401,32 @@ def test_a_run_for_given_ids_handles_only_those_and_leaves_the_cursor(store) -> 
     assert cursor.after == 0
     # And a run over whatever is pending picks it up
     assert run(store, FakeReplier(), cursor=cursor).handled == 1
+
+
+def test_an_mo_clears_the_invalid_mark_so_its_answer_is_not_refused(store) -> None:
+    from sqlalchemy import insert, select
+
+    from jingxin.data.store.models import Message, NumberFailure, SubscriberState
+
+    # Given a number marked invalid after three undeliverable messages in a row
+    with store.transaction() as s:
+        s.execute(insert(NumberFailure).values(msisdn=NUMBER, failures=3, last_status="undeliverable",
+                                               last_at=NOW - timedelta(hours=2)))  # fmt: skip
+        s.execute(insert(SubscriberState).values(
+            msisdn=NUMBER, in_service=True, complaint_sensitive=False,
+            invalid_since=NOW - timedelta(hours=2), invalid_reason="3 permanent delivery failures",
+            updated_at=NOW - timedelta(hours=2)))  # fmt: skip
+    # When that number texts TD and the handlers answer through the real delivery entry
+    mo_id = add_mo(store, text="TD")
+    settings = load_settings()
+    tally = run_pending(store, registry=default_registry(settings),
+                        context=HandlerContext.from_settings(settings, store=store), now=NOW)  # fmt: skip
+    # Then the number counts as in service again and the confirmation is queued, not refused
+    with store.sessions() as s:
+        state = s.execute(select(SubscriberState.invalid_since, SubscriberState.invalid_reason)
+                          .where(SubscriberState.msisdn == NUMBER)).one()  # fmt: skip
+        failures = s.scalar(select(NumberFailure.failures).where(NumberFailure.msisdn == NUMBER))
+        reply = s.execute(select(Message.state).where(Message.source == "inbox")).scalars().all()
+    assert tuple(state) == (None, None) and failures == 0
+    assert reply == ["queued"] and tally.handled == 1
+    assert outcome_of(store, mo_id).reply_message_id is not None
