@@ -111,8 +111,7 @@ def run_batch(store: Store, *, registry: HandlerRegistry, context: HandlerContex
     if mos:
         # The senders wrote to us, so their numbers are in service: a number marked invalid
         # after failed deliveries must not have its answer refused (before the handlers).
-        with store_errors("clearing the invalid marks of the MO senders"), \
-                store.engine.begin() as conn:
+        with store_errors("clearing the invalid marks of the MO senders"), _connection(store) as conn:
             seen_alive(conn, msisdns=[mo.msisdn for mo in mos], now=at)
         try:
             done = _handle_batch(mos, registry=registry, context=context)
