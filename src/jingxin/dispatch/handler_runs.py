@@ -36,7 +36,13 @@ from sqlalchemy.dialects import sqlite
 
 from jingxin.data.store.bulk import among
 from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.models import MoMessage, MoOutcome, utc_now
+from jingxin.data.store.models import (
+    MoMessage,
+    MoOutcome,
+    NumberFailure,
+    SubscriberState,
+    utc_now,
+)
 from jingxin.dispatch.attribution import pending_attributed, within
 from jingxin.dispatch.handlers import (
     HandlerContext,
@@ -46,7 +52,7 @@ from jingxin.dispatch.handlers import (
     MoHandler,
     handle_all,
 )
-from jingxin.dispatch.invalid import seen_alive
+from jingxin.dispatch.invalid import alive_updates, seen_alive
 from jingxin.dispatch.reply import ReplyRequest
 from jingxin.errors import StoreError
 from jingxin.logs import mask
@@ -109,10 +115,12 @@ def run_batch(store: Store, *, registry: HandlerRegistry, context: HandlerContex
     mos = _pending(store, context=context, limit=limit, ids=ids)
     at = context.now or utc_now()
     if mos:
-        # The senders wrote to us, so their numbers are in service: a number marked invalid
-        # after failed deliveries must not have its answer refused (before the handlers).
-        with store_errors("clearing the invalid marks of the MO senders"), _connection(store) as conn:
-            seen_alive(conn, msisdns=[mo.msisdn for mo in mos], now=at)
+        if store.engine.dialect.name != "postgresql":  # PostgreSQL: done by the read
+            # The senders wrote to us, so their numbers are in service: a number marked
+            # invalid after failed deliveries must not have its answer refused.
+            with store_errors("clearing the invalid marks of the MO senders"), \
+                    store.engine.begin() as conn:
+                seen_alive(conn, msisdns=[mo.msisdn for mo in mos], now=at)
         try:
             done = _handle_batch(mos, registry=registry, context=context)
             recorded = _record_all(store, done=done, at=at)
@@ -208,6 +216,14 @@ def _pending(store: Store, *, context: HandlerContext, limit: int,
     dialect = store.engine.dialect.name
     query = pending_attributed(pending, window=context.window, dialect=dialect,
                                default_senders=context.default_senders)  # fmt: skip
+    if dialect == "postgresql":
+        # The senders wrote to us, so their numbers are in service (invalid.seen_alive): the
+        # two resets ride on this read as data-modifying WITH parts, before any handler
+        # answers - a number marked invalid must not have its answer refused.
+        senders = select(pending.c.msisdn)
+        resets = alive_updates(NumberFailure.msisdn.in_(senders), SubscriberState.msisdn.in_(senders),
+                               now=context.now or utc_now())  # fmt: skip
+        query = query.add_cte(resets[0].cte("alive_failures"), resets[1].cte("alive_marks"))
     with store_errors("reading the pending MO"), _connection(store) as conn:
         rows = conn.execute(query).all()
     return [

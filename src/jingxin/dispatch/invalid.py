@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, select, text, update
+from typing import Any
+
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jingxin.data.store.bulk import among
@@ -72,34 +74,30 @@ def record_outcomes(
     return [m for m, _ in over]
 
 
-# PostgreSQL: both resets as ONE statement of one text (the handler lane runs it before
-# every batch, so it must cost one round trip, not a transaction of two updates).
-_ALIVE_PG = text("""
-    WITH numbers AS (SELECT unnest(CAST(:numbers AS TEXT[])) AS msisdn),
-    reset AS (UPDATE number_failures SET failures = 0
-              WHERE msisdn IN (SELECT msisdn FROM numbers) AND failures <> 0)
-    UPDATE subscriber_state SET invalid_since = NULL, invalid_reason = NULL, updated_at = :now
-    WHERE msisdn IN (SELECT msisdn FROM numbers) AND invalid_since IS NOT NULL
-""")
-
-
 def seen_alive(conn: Connection, *, msisdns: Sequence[str], now: datetime) -> int:
     """An MO from each of ``msisdns`` proves the number in service: its failure count goes
     back to zero and an invalid mark is cleared. Returns how many marks were cleared."""
     numbers = sorted(set(msisdns))
     if not numbers:
         return 0
-    if conn.dialect.name == "postgresql":
-        return conn.execute(_ALIVE_PG, {"numbers": numbers, "now": now}).rowcount
     cleared = 0
-    for start in range(0, len(numbers), 500):
-        chunk = numbers[start : start + 500]
-        conn.execute(update(NumberFailure)
-                     .where(NumberFailure.msisdn.in_(chunk), NumberFailure.failures != 0)
-                     .values(failures=0))  # fmt: skip
-        cleared += conn.execute(
-            update(SubscriberState)
-            .where(SubscriberState.msisdn.in_(chunk), SubscriberState.invalid_since.is_not(None))
-            .values(invalid_since=None, invalid_reason=None, updated_at=now)
-        ).rowcount  # fmt: skip
+    step = len(numbers) if conn.dialect.name == "postgresql" else 500
+    for start in range(0, len(numbers), step):
+        chunk = numbers[start : start + step]
+        for statement in alive_updates(among(conn, NumberFailure.msisdn, chunk),
+                                       among(conn, SubscriberState.msisdn, chunk), now=now):  # fmt: skip
+            result = conn.execute(statement)
+        cleared += result.rowcount
     return cleared
+
+
+def alive_updates(failures_of: Any, marks_of: Any, *, now: datetime) -> tuple[Any, Any]:
+    """The two updates of :func:`seen_alive` for the numbers the conditions ``failures_of``
+    (on ``number_failures.msisdn``) and ``marks_of`` (on ``subscriber_state.msisdn``) select:
+    the count back to zero, the invalid mark cleared. On PostgreSQL the handler lane runs
+    them as data-modifying ``WITH`` parts of its pending read (no round trip of their own)."""
+    return (
+        update(NumberFailure).where(failures_of, NumberFailure.failures != 0).values(failures=0),
+        update(SubscriberState).where(marks_of, SubscriberState.invalid_since.is_not(None))
+        .values(invalid_since=None, invalid_reason=None, updated_at=now),
+    )  # fmt: skip

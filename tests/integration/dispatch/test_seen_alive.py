@@ -47,3 +47,29 @@ def test_an_mo_clears_its_senders_marks_and_only_theirs(store) -> None:
     with store.engine.begin() as conn:
         assert seen_alive(conn, msisdns=[DEAD, FRESH], now=NOW) == 0
         assert seen_alive(conn, msisdns=[], now=NOW) == 0
+
+
+def test_the_handler_run_clears_the_marks_of_its_senders_before_answering(store) -> None:
+    from jingxin.data.store.models import MoMessage
+    from jingxin.dispatch.handlers import HandlerContext, HandlerRegistry, run_pending
+
+    # Given a number marked invalid, and an MO from it waiting for its handlers
+    before = NOW - timedelta(hours=1)
+    with store.transaction() as s:
+        s.execute(insert(NumberFailure).values(msisdn=DEAD, failures=3, last_status="undeliverable",
+                                               last_at=before))  # fmt: skip
+        s.execute(insert(SubscriberState).values(
+            msisdn=DEAD, in_service=True, complaint_sensitive=False, invalid_since=before,
+            invalid_reason="3 permanent delivery failures", updated_at=before))  # fmt: skip
+        s.execute(insert(MoMessage).values(
+            channel="sim", msisdn=DEAD, service_number="10086", text="0", coding=0, parts=1,
+            parts_expected=1, complete=True, undecodable=False, received_at=before,
+            stored_at=before, dedup_key="mo:sim:1"))  # fmt: skip
+    # When the handlers run (PostgreSQL: the resets ride on the pending read)
+    tally = run_pending(store, registry=HandlerRegistry(), context=HandlerContext(), now=NOW)
+    # Then the MO was taken and its number counts as in service again
+    with store.sessions() as s:
+        mark = s.scalar(select(SubscriberState.invalid_since).where(SubscriberState.msisdn == DEAD))
+        failures = s.scalar(select(NumberFailure.failures).where(NumberFailure.msisdn == DEAD))
+    assert tally.no_handler == 1
+    assert mark is None and failures == 0
