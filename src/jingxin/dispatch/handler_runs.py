@@ -3,7 +3,9 @@
 A run works on one BATCH of up to ``limit`` MO, in id order:
 
 1. one query takes the pending MO (no ``mo_outcomes`` row) and attributes them all
-   (:func:`~jingxin.dispatch.attribution.pending_attributed`) - read-only;
+   (:func:`~jingxin.dispatch.attribution.pending_attributed`); it also clears the invalid
+   marks of their senders (:func:`~jingxin.dispatch.invalid.seen_alive`: a number that
+   writes to us is in service);
 2. each handler gets its MO of the batch at once (:func:`~jingxin.dispatch.handlers.handle_all`:
    ``handle_batch``, e.g. one insert of the new opt-outs), each in its own transactions;
 3. the replies the handlers asked for go out through one bulk delivery
@@ -115,12 +117,6 @@ def run_batch(store: Store, *, registry: HandlerRegistry, context: HandlerContex
     mos = _pending(store, context=context, limit=limit, ids=ids)
     at = context.now or utc_now()
     if mos:
-        if store.engine.dialect.name != "postgresql":  # PostgreSQL: done by the read
-            # The senders wrote to us, so their numbers are in service: a number marked
-            # invalid after failed deliveries must not have its answer refused.
-            with store_errors("clearing the invalid marks of the MO senders"), \
-                    store.engine.begin() as conn:
-                seen_alive(conn, msisdns=[mo.msisdn for mo in mos], now=at)
         try:
             done = _handle_batch(mos, registry=registry, context=context)
             recorded = _record_all(store, done=done, at=at)
@@ -216,16 +212,20 @@ def _pending(store: Store, *, context: HandlerContext, limit: int,
     dialect = store.engine.dialect.name
     query = pending_attributed(pending, window=context.window, dialect=dialect,
                                default_senders=context.default_senders)  # fmt: skip
+    # The senders wrote to us, so their numbers are in service (invalid.seen_alive): before
+    # any handler answers, a number marked invalid after failed deliveries is cleared, or
+    # its answer would be refused. PostgreSQL: the two resets ride on this read as
+    # data-modifying WITH parts; SQLite: in the read's transaction.
+    now = context.now or utc_now()
     if dialect == "postgresql":
-        # The senders wrote to us, so their numbers are in service (invalid.seen_alive): the
-        # two resets ride on this read as data-modifying WITH parts, before any handler
-        # answers - a number marked invalid must not have its answer refused.
         senders = select(pending.c.msisdn)
-        resets = alive_updates(NumberFailure.msisdn.in_(senders), SubscriberState.msisdn.in_(senders),
-                               now=context.now or utc_now())  # fmt: skip
-        query = query.add_cte(resets[0].cte("alive_failures"), resets[1].cte("alive_marks"))
+        failures, marks = alive_updates(NumberFailure.msisdn.in_(senders),
+                                        SubscriberState.msisdn.in_(senders), now=now)  # fmt: skip
+        query = query.add_cte(failures.cte("alive_failures"), marks.cte("alive_marks"))
     with store_errors("reading the pending MO"), _connection(store) as conn:
         rows = conn.execute(query).all()
+        if dialect != "postgresql":
+            seen_alive(conn, msisdns=[row.msisdn for row in rows], now=now)
     return [
         InboundMessage(
             id=row.id, channel=row.channel, msisdn=row.msisdn,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -84,10 +83,10 @@ def seen_alive(conn: Connection, *, msisdns: Sequence[str], now: datetime) -> in
     step = len(numbers) if conn.dialect.name == "postgresql" else 500
     for start in range(0, len(numbers), step):
         chunk = numbers[start : start + step]
-        for statement in alive_updates(among(conn, NumberFailure.msisdn, chunk),
-                                       among(conn, SubscriberState.msisdn, chunk), now=now):  # fmt: skip
-            result = conn.execute(statement)
-        cleared += result.rowcount
+        failures, marks = alive_updates(among(conn, NumberFailure.msisdn, chunk),
+                                        among(conn, SubscriberState.msisdn, chunk), now=now)  # fmt: skip
+        conn.execute(failures)
+        cleared += conn.execute(marks).rowcount
     return cleared
 
 

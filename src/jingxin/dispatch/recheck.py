@@ -41,6 +41,7 @@ from sqlalchemy import BigInteger, CompoundSelect, func, union_all, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from jingxin.data.store.bulk import in_array
 from jingxin.data.store.models import BlacklistEntry, Consent, DecisionRecord, Message, OptOut
 from jingxin.data.store.models.base import UtcDateTime
 from jingxin.domain.candidate import Candidate, Reason
@@ -259,9 +260,8 @@ def _among(column, dialect: str):
     if dialect == "sqlite":
         ids = func.json_each(bindparam("ids", type_=String())).table_valued("value")
         return column.in_(select(ids.c.value))
-    if dialect == "postgresql":  # a semi-join, not "= ANY": see jingxin.data.store.bulk.among
-        array = ARRAY(BigInteger())
-        return column.in_(select(func.unnest(cast(bindparam("ids", type_=array), array))))
+    if dialect == "postgresql":
+        return in_array(column, bindparam("ids", type_=ARRAY(BigInteger())))
     return column.in_(bindparam("ids", expanding=True))
 
 

@@ -23,16 +23,21 @@ def store(store_url):
     opened.dispose()
 
 
-def test_an_mo_clears_its_senders_marks_and_only_theirs(store) -> None:
-    # Given two numbers marked invalid after three failures each
+def mark_invalid(store, *numbers: str) -> None:
+    """Each number marked invalid an hour before NOW, after three failures."""
     before = NOW - timedelta(hours=1)
     with store.transaction() as s:
-        for number in (DEAD, OTHER):
+        for number in numbers:
             s.execute(insert(NumberFailure).values(msisdn=number, failures=3,
                                                    last_status="undeliverable", last_at=before))  # fmt: skip
             s.execute(insert(SubscriberState).values(
                 msisdn=number, in_service=True, complaint_sensitive=False, invalid_since=before,
                 invalid_reason="3 permanent delivery failures", updated_at=before))  # fmt: skip
+
+
+def test_an_mo_clears_its_senders_marks_and_only_theirs(store) -> None:
+    # Given two numbers marked invalid after three failures each
+    mark_invalid(store, DEAD, OTHER)
     # When MO arrive from one of them (twice) and from a number with no record at all
     with store.engine.begin() as conn:
         cleared = seen_alive(conn, msisdns=[DEAD, FRESH, DEAD], now=NOW)
@@ -54,13 +59,9 @@ def test_the_handler_run_clears_the_marks_of_its_senders_before_answering(store)
     from jingxin.dispatch.handlers import HandlerContext, HandlerRegistry, run_pending
 
     # Given a number marked invalid, and an MO from it waiting for its handlers
+    mark_invalid(store, DEAD)
     before = NOW - timedelta(hours=1)
     with store.transaction() as s:
-        s.execute(insert(NumberFailure).values(msisdn=DEAD, failures=3, last_status="undeliverable",
-                                               last_at=before))  # fmt: skip
-        s.execute(insert(SubscriberState).values(
-            msisdn=DEAD, in_service=True, complaint_sensitive=False, invalid_since=before,
-            invalid_reason="3 permanent delivery failures", updated_at=before))  # fmt: skip
         s.execute(insert(MoMessage).values(
             channel="sim", msisdn=DEAD, service_number="10086", text="0", coding=0, parts=1,
             parts_expected=1, complete=True, undecodable=False, received_at=before,

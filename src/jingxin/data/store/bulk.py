@@ -191,18 +191,23 @@ def _driver_errors(connection: Connection, doing: str) -> Iterator[None]:
 
 
 def among(connection: Connection, column: Any, values: list) -> Any:
-    """``column IN values``; on PostgreSQL ``IN (SELECT unnest(array))``: one parameter, not
-    thousands. (SQLite caps bound parameters: callers keep ``values`` to a few hundred there.)
+    """``column IN values``; on PostgreSQL one array parameter (:func:`in_array`), not
+    thousands. (SQLite caps bound parameters: callers keep ``values`` to a few hundred there.)"""
+    if connection.dialect.name != "postgresql":
+        return column.in_(values)
+    return in_array(column, bindparam(None, values, type_=ARRAY(column.type)))
+
+
+def in_array(column: Any, parameter: Any) -> Any:
+    """PostgreSQL: ``column IN (SELECT unnest(CAST(parameter AS <type>[])))`` for a
+    ``parameter`` bound with an ``ARRAY`` type.
 
     A semi-join on the array, not ``= ANY(array)``: psycopg prepares a statement after a few
     runs, and under the generic plan PostgreSQL filtered a young table whole with ``= ANY``
     (a table the planner has no statistics for yet - the first minute of a new store),
     comparing every row with every value: 21 ms for 200 ids among 8,000 MO, growing with
     the table. The unnest join probes the index whatever the statistics say."""
-    if connection.dialect.name != "postgresql":
-        return column.in_(values)
-    array = ARRAY(column.type)
-    return column.in_(select(func.unnest(cast(bindparam(None, values, type_=array), array))))
+    return column.in_(select(func.unnest(cast(parameter, parameter.type))))
 
 
 def _bytea_as_hex(table: pa.Table) -> pa.Table:

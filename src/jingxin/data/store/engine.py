@@ -14,7 +14,6 @@ server asked (``SELECT 1``), which fails, and the pool drops every older connect
 
 from __future__ import annotations
 
-
 import re
 import select
 from collections.abc import Iterator

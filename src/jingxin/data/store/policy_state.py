@@ -40,7 +40,6 @@ from sqlalchemy import (
     Table,
     bindparam,
     cast,
-    func,
     literal_column,
     null,
     or_,
@@ -51,6 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from jingxin.data.store.bulk import in_array
 from jingxin.data.store.engine import store_errors
 from jingxin.data.store.models import (
     BlacklistEntry,
@@ -239,8 +239,7 @@ def _state_statement(*, many: bool, arrays: bool = False) -> Any:
 
     def among(column: Any, name: str) -> Any:
         if many and arrays:
-            array = ARRAY(String())
-            return column.in_(select(func.unnest(cast(bindparam(name + "s", type_=array), array))))
+            return in_array(column, bindparam(name + "s", type_=ARRAY(String())))
         if many:
             return column.in_(bindparam(name + "s", expanding=True))
         return column == bindparam(name)
