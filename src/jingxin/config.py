@@ -244,6 +244,11 @@ class InboxSettings(Section):
     # without an SMSC id counts as a redelivery.
     part_timeout_seconds: float = Field(default=600.0, gt=0)
     duplicate_window_seconds: float = Field(default=600.0, gt=0)
+    # Where a worker runs the MO handlers: "process" - a child process of its own, so a
+    # reply never waits for the interpreter lock the event loop and the store lane hold;
+    # "thread" - a thread of the worker; "auto" - a process on PostgreSQL, a thread on
+    # SQLite (one writer at a time there: a second process would only wait for the lock).
+    handler_mode: Literal["auto", "process", "thread"] = "auto"
 
 
 class HallSettings(Section):

@@ -31,7 +31,8 @@ def worker(
     import asyncio
     import signal
 
-    from jingxin.dispatch.bootstrap import build_worker, close_channels, start_channels
+    from jingxin.dispatch.bootstrap import (build_worker, close_channels, freeze_heap,
+                                            start_channels)  # fmt: skip
     from jingxin.dispatch.claim import lanes_of
 
     # Logging ([log]: text or JSON, numbers masked) is set up by the console script.
@@ -40,6 +41,7 @@ def worker(
 
     async def main():
         w = build_worker(settings, store, lanes=wanted)
+        freeze_heap()
         if settings.dispatch.metrics_port:
             w.metrics.serve(settings.dispatch.metrics_port)
         stop = asyncio.Event()

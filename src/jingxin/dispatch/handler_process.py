@@ -1,0 +1,162 @@
+"""The worker's MO handlers in a process of their own (``[inbox] handler_process``).
+
+A worker's event loop (reading and acknowledging PDUs, submitting, receipts), its MO
+store lane and its handler lane are Python threads sharing one interpreter lock. Under
+load the handler lane, which waits for PostgreSQL a dozen times a batch, waits for the
+lock again after each answer: the replies queue up behind the campaign's PDUs. Here the
+handlers run in a child process with its own interpreter, store connection, registry and
+context, built from the same settings; the worker's handler lane only passes it the ids it
+stored (or asks it for whatever is pending) over a pipe and waits for the answer, so the
+lane keeps its order and its back-pressure.
+
+Nothing about the way back's guarantees changes: the child reads only committed rows, the
+handlers are idempotent and run at least once (a sweep re-runs what has no outcome). If
+the child dies mid-batch, the call raises, the worker counts a handler error and starts a
+new child on the next call; the batch's MO are still pending and the next sweep (or the
+next run that is behind) answers them.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from jingxin.errors import JingxinError
+
+log = logging.getLogger("jingxin.dispatch.worker")
+
+
+class HandlerProcessError(JingxinError):
+    """The handler process failed a call (its error, or it died)."""
+
+
+def _die_with(parent: int) -> None:
+    """Linux: the kernel kills this process when the worker dies, even by kill -9 - a
+    handler batch must not go on after its worker is gone, while a new worker's handlers
+    answer the same MO. Elsewhere the pipe's end stops it after the batch in hand."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        # prctl(PR_SET_PDEATHSIG, SIGKILL): no library wraps it; ctypes reaches libc's.
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(0)  # the worker died before the line above took effect
+
+
+def _serve(settings: Any, store_url: str, limit: int, most: int, conn: Any, parent: int) -> None:
+    """The child: build the runner once, then answer calls until told to stop."""
+    _die_with(parent)
+    # Ctrl-C or a service manager's TERM stops the worker, which then stops us (or the
+    # kernel does, above) - not in the middle of the last batch the worker asks for.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from jingxin.data.store import open_store
+    from jingxin.dispatch.bootstrap import freeze_heap, mo_handlers
+    from jingxin.logs import configure
+
+    configure(settings.log)
+    store = open_store(store_url)
+    try:
+        runner = mo_handlers(settings, store, limit=limit, most=most)
+        freeze_heap()
+        conn.send(("ready", None))
+        while True:
+            try:
+                call = conn.recv()
+            except EOFError:
+                return  # the worker went away
+            if call is None:
+                return
+            kind, ids = call
+            try:
+                answer = runner.handle_ids(ids) if kind == "ids" else runner()
+                conn.send(("ok", answer))
+            except Exception as exc:  # noqa: BLE001 - the worker decides; the child lives on
+                log.exception("MO handlers failed in the handler process")
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        store.dispose()
+
+
+class HandlerProcess:
+    """:class:`~jingxin.dispatch.bootstrap.MoHandlerRunner`'s calls, answered by a child
+    process: ``__call__`` (whatever is pending; true when it stopped at its limit) and
+    :meth:`handle_ids`. Started on the first call; :meth:`close` stops it."""
+
+    def __init__(self, settings: Any, *, store_url: str, limit: int = 64, most: int = 256,
+                 start_timeout: float = 60.0) -> None:  # fmt: skip
+        self.settings, self.store_url = settings, store_url
+        self.limit, self.most, self.start_timeout = limit, most, start_timeout
+        self._context = multiprocessing.get_context("spawn")
+        self._process: Any = None
+        self._conn: Any = None
+
+    def __call__(self) -> bool:
+        return bool(self._ask(("pending", None)))
+
+    def handle_ids(self, ids: Sequence[int]) -> None:
+        self._ask(("ids", list(ids)))
+
+    def start(self) -> None:
+        """Start the child and wait until its runner is built (imports, the number parser's
+        data, the hall menu): the first MO must not pay for that."""
+        if self._process is not None:
+            if self._process.is_alive():
+                return
+            log.warning("the MO handler process died (exit code %s); starting a new one",
+                        self._process.exitcode)  # fmt: skip
+        self.close()
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=_serve,
+            args=(self.settings, self.store_url, self.limit, self.most, child, os.getpid()),
+            name="jingxin-mo-handlers", daemon=True)  # fmt: skip
+        process.start()
+        child.close()
+        self._process, self._conn = process, parent
+        if not parent.poll(self.start_timeout):
+            self.close()
+            raise HandlerProcessError(f"the MO handler process did not start within {self.start_timeout:.0f} s")
+        kind, detail = self._receive()
+        if kind != "ready":
+            self.close()
+            raise HandlerProcessError(f"the MO handler process did not start: {detail}")
+
+    def close(self) -> None:
+        """Ask the child to stop, then make sure it has."""
+        process, conn, self._process, self._conn = self._process, self._conn, None, None
+        if conn is not None:
+            try:
+                conn.send(None)
+            except (OSError, ValueError):
+                pass
+            conn.close()
+        if process is not None:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    def _ask(self, call: tuple[str, Any]) -> Any:
+        self.start()
+        try:
+            self._conn.send(call)
+            kind, answer = self._receive()
+        except HandlerProcessError:
+            self.close()  # a new child on the next call; the MO stay pending meanwhile
+            raise
+        if kind == "error":
+            raise HandlerProcessError(f"MO handlers failed: {answer}")
+        return answer
+
+    def _receive(self) -> tuple[str, Any]:
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError) as exc:
+            code = self._process.exitcode if self._process is not None else None
+            raise HandlerProcessError(f"the MO handler process died (exit code {code})") from exc

@@ -1,0 +1,157 @@
+"""The MO handlers in a process of their own (``[inbox] handler_mode``), on PostgreSQL: the
+child answers the MO the worker stored (an unsubscribe recorded once, one reply queued,
+the outcome written), a dead child is reported and replaced, a child never outlives its
+worker (kill -9 included), and "auto" picks a process on PostgreSQL, a thread on SQLite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from jingxin.config import Settings
+from jingxin.data.store import open_store
+from jingxin.data.store.models import Message, MoOutcome, OptOut
+from jingxin.dispatch.bootstrap import MoHandlerRunner, default_handlers
+from jingxin.dispatch.handler_process import HandlerProcess, HandlerProcessError
+from jingxin.dispatch.mo_inbox import InboxRules, store_parts
+from jingxin.domain.sms import MoPart
+from jingxin.errors import ConfigError
+
+pytestmark = pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+RULES = InboxRules()
+
+
+@pytest.fixture
+def store(store_url):
+    opened = open_store(store_url, upgrade=True)
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture
+def runner(store):
+    process = HandlerProcess(Settings(), store_url=store.engine.url.render_as_string(hide_password=False))
+    process.start()
+    yield process
+    process.close()
+
+
+def store_mo(store, texts: dict[str, str]) -> list[int]:
+    """Short MO (GSM-7 text) from each number, as a channel hands them over; their ids."""
+    now = datetime.now(UTC)
+    parts = [MoPart(protocol="smpp", source=number, destination="10690001", coding=0,
+                    payload=text.encode(), received_at=now) for number, text in texts.items()]  # fmt: skip
+    with store.engine.begin() as conn:
+        tally = store_parts(conn, items=[("sim", p) for p in parts], now=now, rules=RULES)
+    return [a.mo_id for a in tally.assembled]
+
+
+def counts(store) -> tuple[int, int, int]:
+    with store.sessions() as s:
+        return (s.execute(select(func.count()).select_from(OptOut)).scalar_one(),
+                s.execute(select(func.count()).select_from(Message).where(Message.source == "inbox")).scalar_one(),
+                s.execute(select(func.count()).select_from(MoOutcome)).scalar_one())  # fmt: skip
+
+
+def test_the_child_answers_the_mo_the_worker_stored_once(store, runner) -> None:
+    # Given two unsubscribes and an MO no handler wants, stored by the worker
+    ids = store_mo(store, {"8613700000001": "TD", "8613700000002": "td", "8613700000003": "hello"})
+    # When the worker hands their ids to the handler process, twice (a retry after a crash)
+    runner.handle_ids(ids)
+    runner.handle_ids(ids)
+    # Then two opt-outs, two replies queued, three outcomes: each effect once
+    assert counts(store) == (2, 2, 3)
+    # And nothing is left pending for a sweep
+    assert runner() is False
+
+
+def test_a_sweep_through_the_child_answers_whatever_is_pending(store, runner) -> None:
+    store_mo(store, {f"86137000001{i:02d}": "TD" for i in range(5)})
+    assert runner() is False  # five, below the batch limit: not behind
+    assert counts(store) == (5, 5, 5)
+
+
+def test_a_child_that_died_between_calls_is_replaced(store, runner, caplog) -> None:
+    # Given a child killed between two calls (an out-of-memory kill, say)
+    ids = store_mo(store, {"8613700000011": "TD"})
+    os.kill(runner._process.pid, signal.SIGKILL)
+    runner._process.join(timeout=10)
+    # When the worker asks again, a new child answers, and the death is logged
+    runner.handle_ids(ids)
+    assert counts(store) == (1, 1, 1)
+    assert "died (exit code -9)" in caplog.text
+
+
+def test_a_child_that_dies_during_a_call_fails_the_call_and_the_mo_stay_pending(store, runner) -> None:
+    ids = store_mo(store, {"8613700000012": "TD"})
+    # Given a call on its way when the child is killed
+    os.kill(runner._process.pid, signal.SIGSTOP)  # it cannot answer before it dies
+    runner._conn.send(("ids", ids))
+    os.kill(runner._process.pid, signal.SIGKILL)
+    # Then the worker hears that it died, and nothing was done for the MO
+    with pytest.raises(HandlerProcessError, match="died"):
+        runner._receive()
+    assert counts(store) == (0, 0, 0)
+    # And the next call answers it
+    runner.handle_ids(ids)
+    assert counts(store) == (1, 1, 1)
+
+
+# A worker in miniature: starts a handler process, prints its pid, then waits to be killed.
+PARENT = """
+import sys, time
+from jingxin.config import Settings
+from jingxin.dispatch.handler_process import HandlerProcess
+runner = HandlerProcess(Settings(), store_url=sys.argv[1])
+runner.start()
+print(runner._process.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_the_child_dies_with_its_worker_even_by_kill_9(store) -> None:
+    url = store.engine.url.render_as_string(hide_password=False)
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, url], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        os.kill(child, 0)  # alive
+        parent.kill()
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(child):
+            time.sleep(0.05)
+        assert not _alive(child), "the handler process outlived its worker"
+    finally:
+        parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().split(") ")[1][0] != "Z"  # a zombie is dead, awaiting its reaper
+    except FileNotFoundError:
+        return False
+
+
+def test_auto_is_a_process_on_postgresql_and_a_thread_on_sqlite(store, tmp_path) -> None:
+    on_pg = default_handlers(Settings(), store)
+    try:
+        assert isinstance(on_pg, HandlerProcess)
+    finally:
+        on_pg.close()
+    sqlite = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+    try:
+        assert isinstance(default_handlers(Settings(), sqlite), MoHandlerRunner)
+        memory = open_store("sqlite://", upgrade=True)
+        with pytest.raises(ConfigError, match="in-memory"):
+            default_handlers(Settings(inbox={"handler_mode": "process"}), memory)
+        memory.dispose()
+    finally:
+        sqlite.dispose()
