@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jingxin.data.store.models.base import Base, BigId, utc_now
@@ -46,7 +46,16 @@ class MoPartRow(Base):
 
     __tablename__ = "mo_parts"
     __table_args__ = (
-        Index("ix_mo_parts_mo_id", "mo_id"),
+        # A message's parts (the inbox view); only linked parts are looked up by message
+        # (migration 0013). With the unlinked ones in it, PostgreSQL answered "mo_id IS NULL"
+        # from this index, walking an entry for every long MO's part ever written (each
+        # starts unlinked; the entries stay until a vacuum): 27 ms a flush after 27,000.
+        Index("ix_mo_parts_mo_id", "mo_id", sqlite_where=text("mo_id IS NOT NULL"),
+              postgresql_where=text("mo_id IS NOT NULL")),  # fmt: skip
+        # The parts waiting for their siblings, by sender (reassembly probes a flush's
+        # senders) and age (the sweep's expiry).
+        Index("ix_mo_parts_waiting", "source", "received_at", sqlite_where=text("mo_id IS NULL"),
+              postgresql_where=text("mo_id IS NULL")),  # fmt: skip
         Index("ix_mo_parts_fingerprint", "fingerprint"),
     )
 
