@@ -6,10 +6,10 @@ at once with source ``sms_reply`` - so the very next policy decision sees it. Th
 confirmation goes back through the delivery entry (``[inbox] unsubscribe_reply``), sent
 by the runner with the batch's other replies.
 
-A batch of TD is one transaction: one query finds the opt-outs already recorded, one
-insert (:func:`jingxin.data.store.contact.record_opt_outs`, the same checks as a single
-opt-out) records the rest; a number that does not normalise fails the whole insert, and
-the runner handles that batch one MO at a time.
+A batch of TD is one transaction (:func:`jingxin.data.store.contact.record_noted_opt_outs`,
+the same checks as a single opt-out): on PostgreSQL one statement inserts the opt-outs
+whose note is not yet recorded and answers which went in; a number that does not
+normalise fails the whole insert, and the runner handles that batch one MO at a time.
 
 Idempotent, as every handler must be: run again for the same MO (after a crash), it finds
 its own opt-out (the note names the MO) and records nothing new, and the reply's
@@ -21,12 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from jingxin.data.store.bulk import among
-from jingxin.data.store.contact import record_opt_outs
-from jingxin.data.store.engine import store_errors
-from jingxin.data.store.models import OptOut
+from jingxin.data.store.contact import record_noted_opt_outs
 from jingxin.dispatch.handlers import HandlerContext, HandlerResult, InboundMessage
 
 OPT_OUT_SOURCE = "sms_reply"
@@ -51,19 +46,12 @@ class UnsubscribeHandler:
                      context: HandlerContext) -> list[HandlerResult]:  # fmt: skip
         notes = {mo.id: opt_out_note(mo) for mo in mos}
         with context.bound_store().transaction() as session:
-            with store_errors(f"looking up the opt-outs of {len(mos)} MO"):
-                # among: on PostgreSQL one array parameter each - one statement text
-                # whatever the batch, so it is parsed and prepared once.
-                conn = session.connection()
-                done = {(msisdn, note) for msisdn, note in session.execute(
-                    select(OptOut.msisdn, OptOut.note).where(
-                        among(conn, OptOut.msisdn, sorted({mo.msisdn for mo in mos})),
-                        among(conn, OptOut.note, sorted(set(notes.values())))))}  # fmt: skip
-            fresh = [mo for mo in mos if (mo.msisdn, notes[mo.id]) not in done]
-            record_opt_outs(session, source=OPT_OUT_SOURCE, at=context.now, entries=[
+            # One statement on PostgreSQL: the opt-outs whose note is not yet recorded go
+            # in, and it answers which did; a re-run after a crash records nothing twice.
+            fresh = record_noted_opt_outs(session, source=OPT_OUT_SOURCE, at=context.now, entries=[
                 {"msisdn": mo.msisdn, "tenant_id": mo.tenant_id, "note": notes[mo.id]}
-                for mo in fresh])  # fmt: skip
-        return [HandlerResult(detail=_detail(mo, again=(mo.msisdn, notes[mo.id]) in done),
+                for mo in mos])  # fmt: skip
+        return [HandlerResult(detail=_detail(mo, again=(mo.msisdn, notes[mo.id]) not in fresh),
                               reply=self.reply) for mo in mos]  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from jingxin.data.store.engine import store_errors
@@ -166,6 +166,61 @@ def record_opt_outs(
     each entry has ``msisdn`` and optionally ``tenant_id``, ``category`` and ``note``.
     Every entry is checked first: one bad entry raises InputError and writes nothing.
     Returns how many were recorded."""
+    rows = _opt_out_rows(session, entries=entries, source=source, at=at)
+    if rows:
+        with store_errors(f"recording {len(rows)} opt-outs"):
+            session.execute(insert(OptOut), rows)
+    return len(rows)
+
+
+# PostgreSQL: the noted opt-outs not yet recorded, inserted by one statement (arrays: one
+# text whatever the batch), answering which went in.
+_NOTED_PG = text("""
+    INSERT INTO opt_outs (msisdn, tenant_id, category, source, recorded_at, note)
+    SELECT u.msisdn, u.tenant_id, u.category, u.source, u.recorded_at, u.note
+    FROM unnest(CAST(:msisdn AS VARCHAR[]), CAST(:tenant_id AS VARCHAR[]),
+                CAST(:category AS VARCHAR[]), CAST(:source AS VARCHAR[]),
+                CAST(:recorded_at AS TIMESTAMPTZ[]), CAST(:note AS TEXT[]))
+        AS u(msisdn, tenant_id, category, source, recorded_at, note)
+    WHERE NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.msisdn = u.msisdn AND o.note = u.note)
+    RETURNING msisdn, note
+""")
+
+
+def record_noted_opt_outs(
+    session: Session,
+    *,
+    entries: Sequence[Mapping[str, Any]],
+    source: str,
+    at: datetime | None = None,
+) -> set[tuple[str, str]]:
+    """:func:`record_opt_outs` for entries that each carry a ``note`` naming what asked for
+    them (an MO): an entry whose number already has an opt-out with that note is skipped,
+    so running it again records nothing twice. Returns the (E.164 number, note) pairs
+    recorded now. On PostgreSQL one statement; elsewhere a lookup and an insert."""
+    rows = _opt_out_rows(session, entries=entries, source=source, at=at)
+    if not rows:
+        return set()
+    with store_errors(f"recording {len(rows)} opt-outs"):
+        if session.get_bind().dialect.name == "postgresql":
+            arrays = {c: [row[c] for row in rows]
+                      for c in ("msisdn", "tenant_id", "category", "source", "recorded_at", "note")}  # fmt: skip
+            return {(msisdn, note) for msisdn, note in session.execute(_NOTED_PG, arrays)}
+        from jingxin.data.store.bulk import among
+
+        conn = session.connection()
+        done = {(msisdn, note) for msisdn, note in session.execute(select(OptOut.msisdn, OptOut.note).where(
+            among(conn, OptOut.msisdn, sorted({r["msisdn"] for r in rows})),
+            among(conn, OptOut.note, sorted({r["note"] for r in rows}))))}  # fmt: skip
+        fresh = [row for row in rows if (row["msisdn"], row["note"]) not in done]
+        if fresh:
+            session.execute(insert(OptOut), fresh)
+        return {(row["msisdn"], row["note"]) for row in fresh}
+
+
+def _opt_out_rows(session: Session, *, entries: Sequence[Mapping[str, Any]], source: str,
+                  at: datetime | None) -> list[dict[str, Any]]:  # fmt: skip
+    """The rows for ``entries``, each checked (InputError for the first bad one)."""
     import pyarrow as pa
 
     from jingxin.data.msisdn import normalise_msisdns
@@ -177,19 +232,16 @@ def record_opt_outs(
     # goes through valid_msisdn itself for the one-line error naming it.
     numbers = normalise_msisdns(pa.array(raw, pa.string())).e164.to_pylist()
     rows = []
-    for entry, text, msisdn in zip(entries, raw, numbers, strict=True):
+    for entry, text_, msisdn in zip(entries, raw, numbers, strict=True):
         category, tenant_id = entry.get("category"), entry.get("tenant_id")
         if category is not None:
             _require(category, OPT_OUT_CATEGORIES, "opt_out.category")
-        rows.append({"msisdn": msisdn or valid_msisdn(text, field="opt_out.msisdn"),
+        rows.append({"msisdn": msisdn or valid_msisdn(text_, field="opt_out.msisdn"),
                      "tenant_id": tenant_id, "category": category, "source": source,
                      "note": entry.get("note"), "recorded_at": recorded_at})  # fmt: skip
     for tenant_id in sorted({r["tenant_id"] for r in rows if r["tenant_id"] is not None}):
         require_tenant(session, tenant_id=tenant_id, field="opt_out.tenant")
-    if rows:
-        with store_errors(f"recording {len(rows)} opt-outs"):
-            session.execute(insert(OptOut), rows)
-    return len(rows)
+    return rows
 
 
 def add_to_blacklist(
