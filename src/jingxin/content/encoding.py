@@ -65,6 +65,10 @@ _EXTENSION_CHARS = tuple(GSM7_EXTENSION)
 # A negated class stops at the first non-GSM character: Chinese text fails at once.
 _NON_GSM = re.compile("[^" + "".join(re.escape(ch) for ch in sorted(_GSM_CHARS)) + "]")
 _EXTENSION_BY_CODE = {code: ch for ch, code in GSM7_EXTENSION.items()}
+# decode_gsm7 without ESC: each octet (as a latin-1 character) to its basic character.
+_DECODE_BASIC = {code: GSM7_BASIC[code] for code in range(0x80) if code != ESC} | {
+    code: REPLACEMENT for code in range(0x80, 0x100)
+}
 # str.translate maps each character straight to its septet(s), then latin-1 gives the bytes.
 _ENCODE_TABLE = {ord(ch): chr(code) for ch, code in _BASIC_CODE.items()} | {
     ord(ch): chr(ESC) + chr(code) for ch, code in GSM7_EXTENSION.items()
@@ -100,6 +104,14 @@ def decode_gsm7(data: bytes) -> str:
     code the extension table lacks shows the basic character of that code, as TS 23.038
     asks of a receiver that does not know the extension.
     """
+    if ESC not in data:
+        # No escapes (nearly every MO): one table lookup per octet in C, ~10x the loop.
+        return data.decode("latin-1").translate(_DECODE_BASIC)
+    return _decode_gsm7_escaped(data)
+
+
+def _decode_gsm7_escaped(data: bytes) -> str:
+    """:func:`decode_gsm7` octet by octet, for text with ESC sequences."""
     out: list[str] = []
     i, n = 0, len(data)
     while i < n:

@@ -108,6 +108,15 @@ def test_decode_gsm7_never_raises(data: bytes) -> None:
     assert isinstance(decode_gsm7(data), str)
 
 
+@given(st.binary(max_size=200))
+def test_decode_gsm7_without_escapes_reads_as_the_octet_by_octet_decoder(data: bytes) -> None:
+    # The table path (no ESC) and the loop must agree on every octet, bad ones included
+    from jingxin.content.encoding import ESC, _decode_gsm7_escaped
+
+    plain = data.replace(bytes([ESC]), b"")
+    assert decode_gsm7(plain) == _decode_gsm7_escaped(plain)
+
+
 @given(st.binary(max_size=300))
 def test_decode_ucs2_never_raises(data: bytes) -> None:
     assert isinstance(decode_ucs2(data), str)
