@@ -247,7 +247,8 @@ class InboxSettings(Section):
     # Where a worker runs the MO handlers: "process" - a child process of its own, so a
     # reply never waits for the interpreter lock the event loop and the store lane hold;
     # "thread" - a thread of the worker; "auto" - a process on PostgreSQL, a thread on
-    # SQLite (one writer at a time there: a second process would only wait for the lock).
+    # SQLite (one writer at a time there: a second process would only wait for the lock,
+    # and "process" on SQLite is refused).
     handler_mode: Literal["auto", "process", "thread"] = "auto"
 
 

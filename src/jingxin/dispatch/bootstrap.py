@@ -111,9 +111,9 @@ def default_handlers(settings: Settings, store: Store) -> Any:
         return mo_handlers(settings, store)
     from jingxin.dispatch.handler_process import HandlerProcess
 
-    if store.engine.url.database in (None, "", ":memory:"):
-        raise ConfigError("inbox.handler_mode: 'process' needs a store another process can "
-                          "open (an in-memory SQLite database is the worker's alone)")  # fmt: skip
+    if store.engine.dialect.name != "postgresql":
+        raise ConfigError("inbox.handler_mode: 'process' needs PostgreSQL; SQLite allows one "
+                          "writer at a time (use 'auto' or 'thread')")  # fmt: skip
     runner = HandlerProcess(settings, store_url=store.engine.url.render_as_string(hide_password=False))
     runner.start()
     # The worker still stores the MO (and parses their numbers) itself: warm that here too.

@@ -149,9 +149,7 @@ def test_auto_is_a_process_on_postgresql_and_a_thread_on_sqlite(store, tmp_path)
     sqlite = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
     try:
         assert isinstance(default_handlers(Settings(), sqlite), MoHandlerRunner)
-        memory = open_store("sqlite://", upgrade=True)
-        with pytest.raises(ConfigError, match="in-memory"):
-            default_handlers(Settings(inbox={"handler_mode": "process"}), memory)
-        memory.dispose()
+        with pytest.raises(ConfigError, match="needs PostgreSQL"):
+            default_handlers(Settings(inbox={"handler_mode": "process"}), sqlite)
     finally:
         sqlite.dispose()
