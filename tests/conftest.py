@@ -146,6 +146,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path, migrated_templates) -> I
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def store(store_url: str):
+    """The store at :func:`store_url` (SQLite and PostgreSQL), disposed after the test; a
+    module that needs another store defines its own ``store``."""
+    from jingxin.data.store import open_store
+
+    opened = open_store(store_url, upgrade=True)
+    yield opened
+    opened.dispose()
+
+
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest's hook)
     """The bad-input suite (tests/e2e/test_bad_input.py) says how many cases it ran."""
     import sys

@@ -29,13 +29,6 @@ RULES = InboxRules()
 
 
 @pytest.fixture
-def store(store_url):
-    opened = open_store(store_url, upgrade=True)
-    yield opened
-    opened.dispose()
-
-
-@pytest.fixture
 def runner(store):
     process = HandlerProcess(Settings(), store_url=store.engine.url.render_as_string(hide_password=False))
     process.start()

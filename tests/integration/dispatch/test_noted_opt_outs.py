@@ -9,19 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from jingxin.data.store import open_store
 from jingxin.data.store.contact import record_noted_opt_outs
 from jingxin.data.store.models import OptOut
 from jingxin.errors import InputError
 
 NOW = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(store_url):
-    opened = open_store(store_url, upgrade=True)
-    yield opened
-    opened.dispose()
 
 
 def rows(store) -> list[tuple]:
