@@ -1,4 +1,4 @@
-"""The worker's MO handlers in a process of their own (``[inbox] handler_process``).
+"""The worker's MO handlers in a process of their own (``[inbox] handler_mode``).
 
 A worker's event loop (reading and acknowledging PDUs, submitting, receipts), its MO
 store lane and its handler lane are Python threads sharing one interpreter lock. Under
@@ -62,7 +62,11 @@ def _serve(settings: Any, store_url: str, limit: int, most: int, conn: Any, pare
     configure(settings.log)
     store = open_store(store_url)
     try:
-        runner = mo_handlers(settings, store, limit=limit, most=most)
+        try:
+            runner = mo_handlers(settings, store, limit=limit, most=most)
+        except Exception as exc:  # noqa: BLE001 - the worker reports it, as in thread mode
+            conn.send(("failed", _portable(exc)))
+            return
         freeze_heap()
         conn.send(("ready", None))
         while True:
@@ -83,10 +87,22 @@ def _serve(settings: Any, store_url: str, limit: int, most: int, conn: Any, pare
         store.dispose()
 
 
+def _portable(exc: Exception) -> Exception:
+    """``exc`` if it survives the pipe (jingxin's own errors do), else its text."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any error that does not pickle
+        return HandlerProcessError(f"{type(exc).__name__}: {exc}")
+
+
 class HandlerProcess:
     """:class:`~jingxin.dispatch.bootstrap.MoHandlerRunner`'s calls, answered by a child
     process: ``__call__`` (whatever is pending; true when it stopped at its limit) and
-    :meth:`handle_ids`. Started on the first call; :meth:`close` stops it."""
+    :meth:`handle_ids`. :meth:`start` starts it (the worker does when it is built; a call
+    starts it too, again after it died); :meth:`close` stops it."""
 
     def __init__(self, settings: Any, *, store_url: str, limit: int = 64, most: int = 256,
                  start_timeout: float = 60.0) -> None:  # fmt: skip
@@ -125,6 +141,8 @@ class HandlerProcess:
         kind, detail = self._receive()
         if kind != "ready":
             self.close()
+            if isinstance(detail, JingxinError):
+                raise detail  # a bad setting or menu reads as it does in thread mode
             raise HandlerProcessError(f"the MO handler process did not start: {detail}")
 
     def close(self) -> None:

@@ -133,6 +133,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def test_a_handler_set_up_that_fails_in_the_child_reads_as_in_the_worker(store) -> None:
+    # Given a hall menu file that is not there
+    settings = Settings(hall={"menu_path": "/nonexistent/menu.yaml"})
+    # Then starting the handler process raises the same one-line error as thread mode
+    with pytest.raises(ConfigError, match="cannot read the hall menu file"):
+        default_handlers(settings, store)
+
+
 def test_auto_is_a_process_on_postgresql_and_a_thread_on_sqlite(store, tmp_path) -> None:
     on_pg = default_handlers(Settings(), store)
     try:
