@@ -221,6 +221,9 @@ def test_every_page_loads_without_script_errors(served, page):
     # the hall's menu editor shows why a bad menu is refused (the API's 422)
     page.goto("/console/hall")
     settled(page)
+    # the editor loads the current menu itself: edit only once it has (or the load would
+    # overwrite the edit, and a valid menu be saved)
+    expect(page.locator('textarea[name="menu"]')).to_have_value(re.compile("service_number"))
     page.fill('textarea[name="menu"]', "zones: [unclosed")
     page.click('[data-action="save"]')
     expect(page.locator('[data-role="menu-status"] .notice.error').first).to_contain_text("10086")

@@ -41,7 +41,8 @@ def worker(
 
     async def main():
         w = build_worker(settings, store, lanes=wanted)
-        freeze_heap()
+        if not once:
+            freeze_heap()  # a long-running worker's process; --once may run inside another
         if settings.dispatch.metrics_port:
             w.metrics.serve(settings.dispatch.metrics_port)
         stop = asyncio.Event()
