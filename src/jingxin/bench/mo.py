@@ -21,8 +21,8 @@ distinct and the unsubscribe handler answers the short ones.
   PostgreSQL's commit timestamps when ``track_commit_timestamp`` is on; else the reply's
   ``created_at``, its handler batch's start, which is earlier by the batch's work: the
   report's ``reply_enqueued_at`` says which) at p50 / p99, also without the first 2 s
-  (the worker's cold start), plus how many campaign messages were submitted meanwhile. The offered rate is measured, not assumed:
-  first to last part received by the worker.
+  (the worker's cold start), plus how many campaign messages were submitted meanwhile.
+  The offered rate is measured, not assumed: first to last part received by the worker.
 """
 
 from __future__ import annotations
