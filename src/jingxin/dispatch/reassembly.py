@@ -77,11 +77,10 @@ _SQLITE_PARAMETERS = 500  # per IN list: SQLite caps bound parameters
 # PostgreSQL: the messages of a flush's reassembled groups, one array per column of
 # _MESSAGES (one statement text whatever their number); a key already there (a racing
 # worker's) inserts nothing and is looked up after.
-_PG_TYPES = {"string": "TEXT", "int64": "INTEGER", "bool": "BOOLEAN"}
 _MESSAGES_PG = text(
-    f"INSERT INTO mo_messages ({', '.join(_MESSAGES.names)}) SELECT * FROM unnest("
-    + ", ".join(f"CAST(:{f.name} AS {_PG_TYPES.get(str(f.type), 'TIMESTAMPTZ')}[])" for f in _MESSAGES)
-    + ") ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key"
+    f"INSERT INTO mo_messages ({', '.join(_MESSAGES.names)}) SELECT * FROM "
+    f"{bulk.unnest_arrays(MoMessage.__table__, _MESSAGES.names, prefix='', alias='u')} "
+    "ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key"
 )
 
 
