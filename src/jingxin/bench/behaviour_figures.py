@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jingxin.analytics.stats import Arm, compare, uplift, wilson
-
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from jingxin.analytics.stats import Arm
 
     from jingxin.bench.behaviour_world import Sent
     from jingxin.data.store.engine import Store
@@ -36,6 +36,14 @@ ALPHA = 0.05
 # included), add their orders to both arms of the earlier ones.
 ATTRIBUTION_DAYS = 1.0
 
+
+def _stats() -> Any:
+    """jingxin.analytics.stats, imported on first use: it imports scipy.stats (a second),
+    and every `jingxin` command imports this module when the bench commands register."""
+    from jingxin.analytics import stats
+
+    return stats
+
 def _round(value: float | None, digits: int = 5) -> float | None:
     return None if value is None or not math.isfinite(value) else round(float(value), digits)
 
@@ -49,14 +57,14 @@ def share(successes: int, n: int) -> dict[str, Any]:
     if not n:
         return {"successes": successes, "n": 0, "rate": None, "ci": [None, None]}
     return {"successes": successes, "n": n, "rate": _round(successes / n),
-            "ci": _interval(wilson(successes, n, ALPHA))}
+            "ci": _interval(_stats().wilson(successes, n, ALPHA))}
 
 
 def comparison(a: Arm, b: Arm) -> dict[str, Any]:
     """``a`` against ``b``: difference with its Newcombe interval, lift, z-test p."""
     if not a.n or not b.n:
         return {"diff": None, "ci": [None, None], "p": None, "lift": None}
-    c = compare(a, b, alpha=ALPHA)
+    c = _stats().compare(a, b, alpha=ALPHA)
     return {"diff": _round(c.diff), "ci": _interval(c.diff_interval), "p": _round(c.p_value, 6),
             "lift": _round(c.lift, 4), "significant": bool(c.significant)}  # fmt: skip
 
@@ -98,8 +106,9 @@ def campaign_outcome(store: Store, sent: Sent) -> dict[str, Any]:
     if not held or not out["held_out"] or not total["assigned"]:
         return {**out, "incremental_rate": None, "incremental_rate_ci": [None, None],
                 "incremental_orders": None, "incremental_orders_ci": [None, None]}  # fmt: skip
-    lift = uplift(Arm("treated", total["assigned"], total["ordered"]),
-                  Arm("holdout", out["held_out"], out["held_out_ordered"]), alpha=ALPHA)
+    stats = _stats()
+    lift = stats.uplift(stats.Arm("treated", total["assigned"], total["ordered"]),
+                        stats.Arm("holdout", out["held_out"], out["held_out_ordered"]), alpha=ALPHA)
     per_thousand = 1000 / total["sent"] if total["sent"] else math.nan
     return {**out, "holdout_rate": share(out["held_out_ordered"], out["held_out"]),
             "incremental_rate": _round(lift.rate), "incremental_rate_ci": _interval(
@@ -112,8 +121,8 @@ def campaign_outcome(store: Store, sent: Sent) -> dict[str, Any]:
 def targeting(store: Store, targeted: Sent, blast: Sent) -> dict[str, Any]:
     """Claim 1: the composite model's audience against a random blast of the same size."""
     t, b = campaign_outcome(store, targeted), campaign_outcome(store, blast)
-    per_sent = comparison(Arm("targeted", t["sent"], t["ordered"]),
-                          Arm("blast", b["sent"], b["ordered"]))  # fmt: skip
+    per_sent = comparison(_stats().Arm("targeted", t["sent"], t["ordered"]),
+                          _stats().Arm("blast", b["sent"], b["ordered"]))  # fmt: skip
     incremental = difference_of_uplifts(t, b)
     wins = bool(per_sent.get("significant") and per_sent["diff"] > 0
                 and incremental["p"] is not None and incremental["p"] < ALPHA
@@ -175,8 +184,8 @@ def send_time(store: Store, split: Sent, *, hours: pa.Table, window: tuple[int, 
     compared = {}
     for metric in ("responded", "clicked", "replied", "ordered"):
         best, rand = (arms[a][metric] for a in ("best-time", "random-time"))
-        compared[metric] = comparison(Arm("best-time", best["n"], best["successes"]),
-                                      Arm("random-time", rand["n"], rand["successes"]))
+        compared[metric] = comparison(_stats().Arm("best-time", best["n"], best["successes"]),
+                                      _stats().Arm("random-time", rand["n"], rand["successes"]))
     primary = compared["responded"]
     return {"learned": learned(hours, window), "arms": arms, "comparisons": compared,
             "by_history": by_history,

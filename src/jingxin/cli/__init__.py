@@ -7,10 +7,13 @@ messages with a non-zero exit code.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
+from typing import Any
 
 import typer
+import typer.main
 from rich.console import Console
 from rich.text import Text
 
@@ -57,6 +60,15 @@ COMMAND_MODULES = (
 
 for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
+
+
+@functools.cache
+def command() -> Any:
+    """The click command of :data:`app`, built once per process. Typer builds the whole
+    tree (every command's signature and type hints, ~0.3 s) each time the app is called;
+    the demo runs a hundred commands in one process, so it calls this instead."""
+    return typer.main.get_command(app)
+
 
 err_console = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped
 

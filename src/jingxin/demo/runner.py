@@ -60,12 +60,12 @@ class Workspace:
     def run(self, *args: str, expect: int = 0) -> None:
         """Run one ``jingxin`` command in this process, as the user would type it;
         ``expect`` is the exit code the step is meant to show (a review that blocks: 1)."""
-        from jingxin.cli import app
+        from jingxin.cli import command
 
         self.console.print(f"[bold green]$ jingxin {shlex.join(args)}[/]")
         began = time.perf_counter()
         try:
-            code = app(list(args), standalone_mode=False, prog_name="jingxin")
+            code = command()(list(args), standalone_mode=False, prog_name="jingxin")
         except JingxinError as exc:
             raise DemoError(f"`jingxin {shlex.join(args)}` failed: {exc}") from exc
         except SystemExit as exc:  # a command that exits on its own

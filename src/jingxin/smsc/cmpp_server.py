@@ -76,6 +76,9 @@ class CmppSmsc:
         self.record = record
         self.on_event = on_event
         self.rng = random.Random(behaviour.seed)
+        # Drops and lost responses draw from a stream of their own, one draw per submit,
+        # so a seed fixes which submit they hit whatever the receipts' timing draws meanwhile.
+        self.faults = random.Random(behaviour.seed)
         self.connections: set[CmppConnection] = set()
         self.msg_ids = MsgIdGenerator(gateway=GATEWAY_CODE, clock=auth.beijing_now)
         states = list(behaviour.status_mix.items())
@@ -310,7 +313,7 @@ class CmppConnection(asyncio.Protocol):
             result = 6 if smsc.force_result is None else smsc.force_result
             self._answer(p.encode(p.SubmitResp(0, result, seq)))
             return
-        rng = smsc.rng
+        rng = smsc.faults
         if behaviour.disconnect and rng.random() < behaviour.disconnect:
             self.close()
             return

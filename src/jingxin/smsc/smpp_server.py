@@ -50,6 +50,9 @@ class SmppSmsc:
         self.behaviour = behaviour
         self.record = record
         self.rng = random.Random(behaviour.seed)
+        # Drops and lost responses draw from a stream of their own, one draw per submit,
+        # so a seed fixes which submit they hit whatever the receipts' timing draws meanwhile.
+        self.faults = random.Random(behaviour.seed)
         self.connections: set[SmscConnection] = set()
         self._ids = itertools.count(1)
         self._run = self.rng.randrange(0x1000, 0xFFFF)
@@ -277,7 +280,7 @@ class SmscConnection(asyncio.Protocol):
             registered_delivery=message.registered_delivery,
             short_message=message.short_message, tlvs=message.tlvs,
         )  # fmt: skip
-        rng = smsc.rng
+        rng = smsc.faults
         if behaviour.disconnect and rng.random() < behaviour.disconnect:
             self.close()
             return
