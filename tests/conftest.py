@@ -130,6 +130,19 @@ def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def migrated_sqlite(migrated_templates: dict[str, str]):
+    """``migrated_sqlite(path)``: a copy of the session's migrated SQLite store at
+    ``path``, as a URL (``open_store(url)`` then needs no upgrade)."""
+    import shutil
+
+    def copy(path) -> str:  # type: ignore[no-untyped-def]
+        shutil.copyfile(migrated_templates["sqlite"], path)
+        return f"sqlite:///{path}"
+
+    return copy
+
+
 def _pg_template(pg_server: str, made: dict[str, str]) -> str:
     name = made.get("postgres")
     if name is None:
@@ -177,7 +190,7 @@ def store(store_url: str):
     module that needs another store defines its own ``store``."""
     from jingxin.data.store import open_store
 
-    opened = open_store(store_url, upgrade=True)
+    opened = open_store(store_url)  # a copy of the migrated template: at head already
     yield opened
     opened.dispose()
 
@@ -194,3 +207,4 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 (pytest's
             f"bad-input suite: {len(results)} cases run, {passed} passed, "
             f"{len(results) - passed} failed"
         )
+

@@ -26,13 +26,13 @@ def number(i: int) -> str:
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch):
+def cli(tmp_path, migrated_sqlite, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for name in ("JINGXIN_CONFIG", "JINGXIN_STORE__URL", "JINGXIN_ANALYTICS__TARIFF"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "jingxin.toml").write_text('[store]\nurl = "sqlite:///events.db"\n',
                                            encoding="utf-8")  # fmt: skip
-    store = open_store(f"sqlite:///{tmp_path / 'events.db'}", upgrade=True)
+    store = open_store(migrated_sqlite(tmp_path / "events.db"))
     runner = CliRunner()
 
     def invoke(*args: str):

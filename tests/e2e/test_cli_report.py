@@ -44,7 +44,7 @@ def subscribers() -> pa.Table:
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch):
+def cli(tmp_path, migrated_sqlite, monkeypatch):
     # Settings from a jingxin.toml in an empty directory: a store and a warehouse there
     from jingxin.analytics.events import record_events
     from jingxin.data.warehouse.connection import open_duckdb
@@ -58,7 +58,7 @@ def cli(tmp_path, monkeypatch):
     wh = open_duckdb(tmp_path / "wh.duckdb")
     wh.con.create_table("subscribers", subscribers())
     wh.close()
-    store = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+    store = open_store(migrated_sqlite(tmp_path / "jx.db"))
     with store.transaction() as session:
         session.add(Campaign(id=3, tenant_id="t1", name="五一流量包", spec={},
                              category="marketing", status="finished", started_at=SENT))

@@ -34,7 +34,7 @@ def synth_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch, synth_dir):
+def cli(tmp_path, migrated_sqlite, monkeypatch, synth_dir):
     # Settings from a jingxin.toml in an empty directory: a store and a warehouse there
     from jingxin.data.warehouse.connection import open_duckdb
     from jingxin.data.warehouse.directory import import_directory
@@ -48,7 +48,7 @@ def cli(tmp_path, monkeypatch, synth_dir):
     wh = open_duckdb(tmp_path / "wh.duckdb")
     import_directory(wh, synth_dir, rejects_dir=tmp_path / "rejects")
     wh.close()
-    store = open_store(f"sqlite:///{tmp_path / 'hall.db'}", upgrade=True)
+    store = open_store(migrated_sqlite(tmp_path / "hall.db"))
     runner = CliRunner()
 
     def invoke(*args: str):

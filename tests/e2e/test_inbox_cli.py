@@ -18,7 +18,7 @@ OTHER = "+8613800001111"
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch):
+def cli(tmp_path, migrated_sqlite, monkeypatch):
     # Settings from a jingxin.toml in an empty directory: a store there, one auto-reply.
     monkeypatch.chdir(tmp_path)
     for name in ("JINGXIN_CONFIG", "JINGXIN_STORE__URL", "JINGXIN_CHANNELS"):
@@ -27,7 +27,7 @@ def cli(tmp_path, monkeypatch):
         '[store]\nurl = "sqlite:///inbox.db"\n\n'
         '[[inbox.auto_replies]]\nservice_number = "10690000"\nkeyword = "CX"\n'
         'reply = "余额请登录App查看"\n', encoding="utf-8")
-    store = open_store(f"sqlite:///{tmp_path / 'inbox.db'}", upgrade=True)
+    store = open_store(migrated_sqlite(tmp_path / "inbox.db"))
     runner = CliRunner()
 
     def invoke(*args: str):

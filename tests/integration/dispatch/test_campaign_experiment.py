@@ -38,8 +38,8 @@ def store(store_url):
 
 
 @pytest.fixture
-def sqlite_store(tmp_path):
-    opened = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+def sqlite_store(tmp_path, migrated_sqlite):
+    opened = open_store(migrated_sqlite(tmp_path / "jx.db"))
     yield opened
     opened.dispose()
 
@@ -327,14 +327,14 @@ def test_a_link_needs_a_template_that_carries_it(sqlite_store, tmp_path) -> None
                for text, url in rows)
 
 
-def test_the_cli_shows_arms_and_a_refused_promotion(tmp_path, monkeypatch) -> None:
+def test_the_cli_shows_arms_and_a_refused_promotion(tmp_path, migrated_sqlite, monkeypatch) -> None:
     from typer.testing import CliRunner
 
     from jingxin.cli import app
 
     monkeypatch.setenv("JINGXIN_STORE__URL", f"sqlite:///{tmp_path / 'jx.db'}")
     monkeypatch.setenv("JINGXIN_CONFIG", os.devnull)
-    store = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+    store = open_store(migrated_sqlite(tmp_path / "jx.db"))
     try:
         two_templates(store)
     finally:

@@ -13,8 +13,8 @@ from jingxin.smsc.behaviour import preset
 from jingxin.smsc.server import Simulator
 
 
-async def test_china_mobile_over_cmpp_the_rest_over_smpp(tmp_path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+async def test_china_mobile_over_cmpp_the_rest_over_smpp(tmp_path, migrated_sqlite) -> None:
+    store = open_store(migrated_sqlite(tmp_path / "jx.db"))
     try:
         # Given 10 China Mobile (139) and 10 China Unicom (186) numbers
         numbers = [f"+86139{i:08d}" for i in range(10)] + [f"+86186{i:08d}" for i in range(10)]

@@ -141,13 +141,13 @@ def test_a_handler_set_up_that_fails_in_the_child_reads_as_in_the_worker(store) 
         default_handlers(settings, store)
 
 
-def test_auto_is_a_process_on_postgresql_and_a_thread_on_sqlite(store, tmp_path) -> None:
+def test_auto_is_a_process_on_postgresql_and_a_thread_on_sqlite(store, tmp_path, migrated_sqlite) -> None:
     on_pg = default_handlers(Settings(), store)
     try:
         assert isinstance(on_pg, HandlerProcess)
     finally:
         on_pg.close()
-    sqlite = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+    sqlite = open_store(migrated_sqlite(tmp_path / "jx.db"))
     try:
         assert isinstance(default_handlers(Settings(), sqlite), MoHandlerRunner)
         with pytest.raises(ConfigError, match="needs PostgreSQL"):

@@ -58,8 +58,8 @@ def test_the_best_hour_is_learned_in_local_time_from_replies_and_clicks(store) -
     assert hours.schema.field("best_hour").type == pa.int8()
 
 
-def test_few_events_are_smoothed_toward_the_population(tmp_path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+def test_few_events_are_smoothed_toward_the_population(tmp_path, migrated_sqlite) -> None:
+    store = open_store(migrated_sqlite(tmp_path / "jx.db"))
     try:
         # Given a population that answers at 19h, and C with a single reply at 07h
         add(store, [*[(f"+86139000010{i:02d}", "replied", local(19, day=1 + i % 5))
@@ -78,8 +78,8 @@ def test_few_events_are_smoothed_toward_the_population(tmp_path) -> None:
         store.dispose()
 
 
-def test_summer_time_is_applied_per_event(tmp_path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+def test_summer_time_is_applied_per_event(tmp_path, migrated_sqlite) -> None:
+    store = open_store(migrated_sqlite(tmp_path / "jx.db"))
     try:
         # Given 18:00 Berlin time in winter (UTC+1) and in summer (UTC+2)
         berlin = ZoneInfo("Europe/Berlin")

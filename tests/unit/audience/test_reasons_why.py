@@ -107,7 +107,7 @@ def barred(tmp_path):
     wh.close()
 
 
-def test_work_orders_keep_the_top_reasons(barred, tmp_path) -> None:
+def test_work_orders_keep_the_top_reasons(barred, tmp_path, migrated_sqlite) -> None:
     from jingxin.config import RetentionSettings, Settings
     from jingxin.data.store import open_store
     from jingxin.retention import extract
@@ -115,7 +115,7 @@ def test_work_orders_keep_the_top_reasons(barred, tmp_path) -> None:
 
     settings = Settings(home=tmp_path, retention=RetentionSettings(double_stop_days=7))
     tabular.save(churn_model(), settings.var_dir() / "models" / "churn.joblib")
-    store = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+    store = open_store(migrated_sqlite(tmp_path / "jx.db"))
     try:
         # When the day's orders are extracted with a churn model
         report = extract(settings, store, barred, day=dt.date(2024, 7, 10))

@@ -8,7 +8,7 @@ from jingxin.data.store import open_store
 
 
 @pytest.fixture
-def store(tmp_path) -> Iterator:
-    opened = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite) -> Iterator:
+    opened = open_store(migrated_sqlite(tmp_path / "jx.db"))
     yield opened
     opened.dispose()

@@ -56,11 +56,11 @@ def triggers(fence_index: int, numbers: list[int]) -> Triggers:
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path, migrated_sqlite):
     from jingxin.content import catalog
     from jingxin.data.store.tenants import ensure_default_tenant
 
-    opened = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+    opened = open_store(migrated_sqlite(tmp_path / "jx.db"))
     with opened.transaction() as session:
         ensure_default_tenant(session)
         catalog.seed_library(session, documents=[OFFER], approve_as="reviewer", reviewer=None)

@@ -29,8 +29,8 @@ def defined(code: str, cells: list[str], **fields: object) -> DefinedFence:
 
 
 @pytest.fixture
-def store(tmp_path) -> Iterator:
-    opened = open_store(f"sqlite:///{tmp_path / 'fences.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite) -> Iterator:
+    opened = open_store(migrated_sqlite(tmp_path / "fences.db"))
     yield opened
     opened.dispose()
 

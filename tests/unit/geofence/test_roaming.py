@@ -180,12 +180,12 @@ def warehouse():
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(tmp_path, migrated_sqlite):
     from jingxin.content import catalog
     from jingxin.content.library import starter_library
     from jingxin.data.store.tenants import ensure_default_tenant
 
-    opened = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+    opened = open_store(migrated_sqlite(tmp_path / "jx.db"))
     documents = [d for d in starter_library() if d.code.startswith("care.roaming")]
     with opened.transaction() as session:
         ensure_default_tenant(session)

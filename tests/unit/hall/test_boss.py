@@ -27,8 +27,8 @@ NUMBER = "+8613912345678"
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = open_store(f"sqlite:///{tmp_path / 'boss.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite):
+    opened = open_store(migrated_sqlite(tmp_path / "boss.db"))
     yield opened
     opened.dispose()
 

@@ -44,8 +44,8 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture
-def store(tmp_path) -> Iterator:
-    opened = open_store(f"sqlite:///{tmp_path / 'hall.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite) -> Iterator:
+    opened = open_store(migrated_sqlite(tmp_path / "hall.db"))
     yield opened
     opened.dispose()
 

@@ -44,8 +44,8 @@ class Killed(BaseException):
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = open_store(f"sqlite:///{tmp_path / 'orders.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite):
+    opened = open_store(migrated_sqlite(tmp_path / "orders.db"))
     yield opened
     opened.dispose()
 

@@ -29,8 +29,8 @@ REWARDS = [
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite):
+    opened = open_store(migrated_sqlite(tmp_path / "jx.db"))
     with opened.transaction() as s:
         add_merchant(s, id="M001", name="星巴克(陆家嘴店)", msisdn="13700000001",
                      tenant_id="operator")  # fmt: skip

@@ -38,8 +38,8 @@ class FakeBoss:
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite):
+    opened = open_store(migrated_sqlite(tmp_path / "jx.db"))
     yield opened
     opened.dispose()
 

@@ -243,7 +243,7 @@ def test_pages_and_chunks_cover_every_subscriber(store, warehouse, catalogue,
     assert (_count(store, BossAccount), _count(store, BossHolding)) == (3, 3)
 
 
-def test_the_packaged_catalogue_over_a_synthetic_warehouse(tmp_path) -> None:
+def test_the_packaged_catalogue_over_a_synthetic_warehouse(tmp_path, migrated_sqlite) -> None:
     from jingxin.data.synth import SynthParams, synthesize
     from jingxin.data.warehouse.directory import import_directory
 
@@ -252,7 +252,7 @@ def test_the_packaged_catalogue_over_a_synthetic_warehouse(tmp_path) -> None:
                                   cells=600), out=tmp_path / "synth")  # fmt: skip
     wh = open_duckdb(tmp_path / "wh.duckdb")
     import_directory(wh, tmp_path / "synth", rejects_dir=tmp_path / "rejects")
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}", upgrade=True)
+    store = open_store(migrated_sqlite(tmp_path / "store.db"))
     try:
         products = load_catalogue()
         mapping = ", ".join(f"('{w}', '{p.product_id}')" for p in products

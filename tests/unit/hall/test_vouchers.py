@@ -43,8 +43,8 @@ def fill(store) -> None:
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite):
+    opened = open_store(migrated_sqlite(tmp_path / "jx.db"))
     fill(opened)
     yield opened
     opened.dispose()

@@ -117,9 +117,9 @@ def test_yaml_errors_and_missing_fields_have_lines_too(tmp_path) -> None:
     assert found == ["j.yaml:4: steps[0].type: missing step type (use send, wait, branch, exit)"]
 
 
-def test_templates_must_be_approved_for_the_journeys_category(tmp_path) -> None:
+def test_templates_must_be_approved_for_the_journeys_category(tmp_path, migrated_sqlite) -> None:
     # Given a store where journey.offer is approved as marketing and journey.draft is a draft
-    store = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+    store = open_store(migrated_sqlite(tmp_path / "jx.db"))
     try:
         with store.transaction() as session:
             ensure_default_tenant(session)

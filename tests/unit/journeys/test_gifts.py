@@ -39,8 +39,8 @@ _ids = itertools.count(1)
 
 
 @pytest.fixture
-def store(tmp_path) -> Iterator:
-    opened = open_store(f"sqlite:///{tmp_path / 'gifts.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite) -> Iterator:
+    opened = open_store(migrated_sqlite(tmp_path / "gifts.db"))
     yield opened
     opened.dispose()
 

@@ -38,8 +38,8 @@ def flow(*, category: str = "marketing", holdout: str | None = None):
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite):
+    opened = open_store(migrated_sqlite(tmp_path / "jx.db"))
     with opened.transaction() as session:
         ensure_default_tenant(session)
         made = catalog.add_template(session, document=TemplateDocument(

@@ -182,7 +182,7 @@ def test_every_festival_template_and_fallback_is_in_the_library() -> None:
         assert festival.fallback is None or festival.fallback in codes
 
 
-def test_the_candidates_go_through_the_delivery_entry(warehouse, tmp_path) -> None:
+def test_the_candidates_go_through_the_delivery_entry(warehouse, tmp_path, migrated_sqlite) -> None:
     # Given a store with the starter library approved, and the scan's store in the context
     from sqlalchemy import select
 
@@ -192,7 +192,7 @@ def test_the_candidates_go_through_the_delivery_entry(warehouse, tmp_path) -> No
     from jingxin.data.store.tenants import ensure_default_tenant
     from jingxin.dispatch.deliver import DeliveryContext, deliver_table
 
-    store = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+    store = open_store(migrated_sqlite(tmp_path / "jx.db"))
     with store.transaction() as session:
         ensure_default_tenant(session)
         catalog.seed_library(session, documents=starter_library(), approve_as="reviewer")

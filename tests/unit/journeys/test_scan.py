@@ -103,8 +103,8 @@ def seed_care_templates(store, *, skip: tuple[str, ...] = ()) -> None:
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite):
+    opened = open_store(migrated_sqlite(tmp_path / "jx.db"))
     seed_care_templates(opened)
     yield opened
     opened.dispose()
@@ -254,8 +254,8 @@ def test_a_failed_trigger_leaves_the_others_done(store, warehouse, monkeypatch) 
     assert again["birthday"].already_done and again["renewal"].already_done
 
 
-def test_a_template_not_approved_fails_its_trigger_by_name(tmp_path, warehouse) -> None:
-    opened = open_store(f"sqlite:///{tmp_path / 'bare.db'}", upgrade=True)
+def test_a_template_not_approved_fails_its_trigger_by_name(tmp_path, migrated_sqlite, warehouse) -> None:
+    opened = open_store(migrated_sqlite(tmp_path / "bare.db"))
     try:
         seed_care_templates(opened, skip=("care.birthday",))
         report = by_trigger(scan(opened, warehouse))

@@ -35,8 +35,8 @@ SH = "Asia/Shanghai"
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite):
+    opened = open_store(migrated_sqlite(tmp_path / "jx.db"))
     yield opened
     opened.dispose()
 
@@ -230,7 +230,7 @@ async def test_a_second_scheduler_runs_nothing_while_the_first_holds_the_lease(s
     assert not await a(3) and first.runs == [1]
 
 
-def test_the_scheduler_command_waits_while_another_holds_the_lock(tmp_path, monkeypatch, scan) -> None:
+def test_the_scheduler_command_waits_while_another_holds_the_lock(tmp_path, migrated_sqlite, monkeypatch, scan) -> None:
     # Given a configured scheduler (journeys on) whose lock another machine holds
     (tmp_path / "journeys").mkdir()
     config = tmp_path / "jingxin.toml"
@@ -246,7 +246,7 @@ def test_the_scheduler_command_waits_while_another_holds_the_lock(tmp_path, monk
     monkeypatch.setenv("JINGXIN_CONFIG", str(config))
     from jingxin.cli import app
 
-    cli_store = open_store(f"sqlite:///{tmp_path / 'cli.db'}", upgrade=True)
+    cli_store = open_store(migrated_sqlite(tmp_path / "cli.db"))
     scan.store = cli_store
     try:
         assert acquire(cli_store, "scheduler", "other-host:77", ttl=TTL).acquired

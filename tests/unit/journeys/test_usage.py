@@ -394,7 +394,7 @@ def test_mismatch_needs_a_closed_month() -> None:
 # ----------------------------------------------------------------------------- delivery
 
 
-def test_the_delivery_entry_takes_the_candidates_and_drops_a_days_repeat(tmp_path) -> None:
+def test_the_delivery_entry_takes_the_candidates_and_drops_a_days_repeat(tmp_path, migrated_sqlite) -> None:
     from jingxin.content import catalog
     from jingxin.content.library import starter_library
     from jingxin.data.store import open_store
@@ -402,7 +402,7 @@ def test_the_delivery_entry_takes_the_candidates_and_drops_a_days_repeat(tmp_pat
     from jingxin.dispatch.deliver import DeliveryContext, deliver_table
 
     # Given the approved starter library
-    store = open_store(f"sqlite:///{tmp_path / 'jx.db'}", upgrade=True)
+    store = open_store(migrated_sqlite(tmp_path / "jx.db"))
     codes = {"care.usage_near", "care.usage_over", "care.voice_near", "care.usage_surge",
              "care.usage_drop", "care.over_plan"}  # fmt: skip
     with store.transaction() as session:

@@ -36,8 +36,8 @@ def keyword_hall(text: str) -> tuple[str | None, float]:
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = open_store(f"sqlite:///{tmp_path / 'probes.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite):
+    opened = open_store(migrated_sqlite(tmp_path / "probes.db"))
     yield opened
     opened.dispose()
 

@@ -68,8 +68,8 @@ async def test_stop_ends_the_schedule_between_runs() -> None:
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = open_store(f"sqlite:///{tmp_path / 'sched.db'}", upgrade=True)
+def store(tmp_path, migrated_sqlite):
+    opened = open_store(migrated_sqlite(tmp_path / "sched.db"))
     yield opened
     opened.dispose()
 
