@@ -13,8 +13,8 @@ processes (:mod:`jingxin.bench.harness`) on an empty PostgreSQL store and Redis 
    other numbers move between cells in no fence up to ``events`` in all. Event times lie in
    today's past, so caps count one local day; quiet hours are off (as in geofence-e2e);
 3. ``jingxin fence run --redis`` (checkpoints every ``checkpoint_seconds``) reads what this
-   process publishes; at ``kill_at`` of the events, once offers exist and entries are read
-   but not acknowledged, it is killed with -9; a new one under the same settings waits for
+   process publishes; at ``kill_at`` of the events, once offers exist, a checkpoint holds
+   open stays and entries are read but not acknowledged, it is killed with -9; a new one under the same settings waits for
    the dead one's lease to expire, restores the checkpoint, replays the pending entries and
    reads the rest.
 
@@ -133,6 +133,10 @@ def _kill_and_restart(store: Any, client: Any, plan: FenceCrashPlan, script: Scr
         _wait(plan, "the first matcher reading", lambda: _group(client, plan)["reading"], [first])
         _publish(client, plan, script, 0, cut)
         _wait(plan, "an offer before the kill", lambda: _offers(store) > 0, [first])
+        # A checkpoint with stays open in it, or the kill proves no restore: on busy cores
+        # the first offer can come before the first checkpoint is written.
+        _wait(plan, "a checkpoint before the kill", lambda: _checkpointed(checkpoint)["inside"] > 0,
+              [first])  # fmt: skip
         pending = _kill_point(client, plan, first)
         kill_9(first)
         killed = time.monotonic()
