@@ -14,9 +14,9 @@ processes (:mod:`jingxin.bench.harness`) on an empty PostgreSQL store and Redis 
    today's past, so caps count one local day; quiet hours are off (as in geofence-e2e);
 3. ``jingxin fence run --redis`` (checkpoints every ``checkpoint_seconds``) reads what this
    process publishes; at ``kill_at`` of the events, once offers exist, a checkpoint holds
-   open stays and entries are read but not acknowledged, it is killed with -9; a new one under the same settings waits for
-   the dead one's lease to expire, restores the checkpoint, replays the pending entries and
-   reads the rest.
+   open stays and entries are read but not acknowledged, it is killed with -9; a new one
+   under the same settings waits for the dead one's lease to expire, restores the
+   checkpoint, replays the pending entries and reads the rest.
 
 The report compares the outbox with the script's offers, keyed ``fence:<code>:<number>:
 <entered ms>``: missing (an expected stay with no message), extra (a key the script never
