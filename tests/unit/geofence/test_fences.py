@@ -371,7 +371,9 @@ def test_the_map_is_a_png_drawn_the_same_way_each_time(tmp_path: Path, cells: Ce
     first = draw(fence, cells, tmp_path / "a.png").read_bytes()
     started = time.perf_counter()
     second = draw(fence, cells, tmp_path / "maps" / "b.png").read_bytes()
-    assert time.perf_counter() - started < 1.0
+    # The second drawing pays no start-up again (~0.1 s alone); the bound leaves room for
+    # a busy CI machine (it took 1.2 s under six test processes on two cores).
+    assert time.perf_counter() - started < 5.0
     assert first[:8] == b"\x89PNG\r\n\x1a\n" and first == second
     # A fence none of whose cells the table has, and no centre, cannot be drawn
     lost = fence_of({"code": "x", "name": "X", "scenario": "mall", "template": "t"}, ["Q1"])
