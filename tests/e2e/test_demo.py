@@ -64,3 +64,16 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     # And the demo kept to its own workspace
     assert (tmp_path / "demo" / "jingxin.db").exists()
     assert not (tmp_path / "var").exists()
+
+
+def test_a_demo_too_small_for_its_acts_is_refused_before_it_starts(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from jingxin.cli import app
+
+    # When a newcomer asks for a demo of 100 subscribers
+    done = CliRunner().invoke(app, ["demo", "-n", "100", "--dir", str(tmp_path / "demo")])
+    # Then it is refused at once, saying the least it takes, and nothing was made
+    assert done.exit_code == 2
+    assert "1000" in done.output
+    assert not (tmp_path / "demo").exists()

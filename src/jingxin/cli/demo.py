@@ -9,8 +9,10 @@ import typer
 
 
 def demo(
-    subscribers: Annotated[int, typer.Option("--subscribers", "-n",
-                                             help="Size of the synthetic operator.")] = 100_000,
+    subscribers: Annotated[int, typer.Option(
+        "--subscribers", "-n", min=1000,
+        help="Size of the synthetic operator (at least 1,000: the hall's act needs a "
+        "few prepaid subscribers of each kind).")] = 100_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 7,
     root: Annotated[Path, typer.Option("--dir", help="Workspace (wiped first).")] = Path("var/demo"),
     serve: Annotated[bool | None, typer.Option(

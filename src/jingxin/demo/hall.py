@@ -53,6 +53,7 @@ def _cast(ws: Workspace) -> Cast:
     """Two prepaid China Mobile subscribers with money and no add-ons, from the BOSS."""
     from sqlalchemy import select
 
+    from jingxin.data.msisdn import carrier_of
     from jingxin.data.store.models import BossAccount, BossHolding, BossProduct
     from jingxin.hall.seed import DEMO_MERCHANTS
 
@@ -60,16 +61,20 @@ def _cast(ws: Workspace) -> Cast:
     try:
         with store.transaction() as s:
             holders = select(BossHolding.msisdn)
-            numbers = s.scalars(select(BossAccount.msisdn).where(
+            candidates = s.scalars(select(BossAccount.msisdn).where(
                 BossAccount.payment == "prepaid", BossAccount.status == "active",
-                BossAccount.balance_fen >= 5000, BossAccount.msisdn.like("+86139%"),
-                BossAccount.msisdn.not_in(holders)).order_by(BossAccount.msisdn).limit(2)).all()
+                BossAccount.balance_fen >= 5000,
+                BossAccount.msisdn.not_in(holders)).order_by(BossAccount.msisdn)).all()
             deal = s.scalar(select(BossProduct.product_id).where(
                 BossProduct.zone == "42", BossProduct.active.is_(True)).order_by(BossProduct.rank))
     finally:
         store.dispose()
+    # China Mobile by its number ranges (any of them: a small synthetic operator may have
+    # too few in one range such as 139)
+    numbers = [n for n in candidates if carrier_of(n) == "china_mobile"][:2]
     if len(numbers) < 2 or deal is None:
-        raise DemoError("the BOSS has no two prepaid subscribers without add-ons, or no deal")
+        raise DemoError("the BOSS has no two prepaid China Mobile subscribers without add-ons, "
+                        "or no deal: run the demo with more --subscribers")
     return Cast(subscriber=numbers[0], friend=numbers[1], merchant=DEMO_MERCHANTS[0][2],
                 deal=deal, referral="RBT5")  # fmt: skip
 
