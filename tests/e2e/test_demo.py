@@ -55,10 +55,15 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     html = Path(report).read_text(encoding="utf-8")
     assert report.endswith(".html") and "plotly" in html and "<script src=\"http" not in html
     # And the API step sent an OTP over HTTP, replayed it, refused a bad batch whole, saw
-    # the message delivered, and a log-in that works is printed at the end
+    # the message's final status, and a log-in that works is printed at the end
     assert "POST /api/v1/send → 202" in out and "POST /api/v1/send (again) → 200" in out
     assert "POST /api/v1/send/batch → 422" in out and "body.messages.1.msisdn" in out
-    assert '"status": "delivered"' in out and "GET /api/v1/dashboard → 200" in out
+    # (its receipt's status: the simulator fails a few in a hundred, as SMSCs do, so the
+    # OTP is now and then undeliverable or expired, never left waiting)
+    followed = out[out.find("GET /api/v1/messages/"):].split("\n", 1)[0]
+    assert any(f'"status": "{final}"' in followed for final in ("delivered", "undeliverable",
+                                                               "expired")), followed
+    assert "GET /api/v1/dashboard → 200" in out
     assert "POST /api/v1/auth/login → 200" in out
     assert "log in as admin with the password" in out
     # And the demo kept to its own workspace
