@@ -44,6 +44,7 @@ def _stats() -> Any:
 
     return stats
 
+
 def _round(value: float | None, digits: int = 5) -> float | None:
     return None if value is None or not math.isfinite(value) else round(float(value), digits)
 
