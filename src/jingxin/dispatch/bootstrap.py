@@ -20,7 +20,6 @@ from datetime import timedelta
 
 from jingxin.channels.base import Channel
 from jingxin.config import ChannelSettings, Settings
-from jingxin.errors import ConfigError
 from jingxin.data.store.engine import Store
 from jingxin.dispatch.inbox import MoInbox
 from jingxin.dispatch.metrics import DispatchMetrics
@@ -29,6 +28,7 @@ from jingxin.dispatch.ratelimit import LocalTokenBucket, RateLimiter, RedisToken
 from jingxin.dispatch.retry import RetryPolicy
 from jingxin.dispatch.routing import Router, bound_probe, rules_from
 from jingxin.dispatch.worker import ReceiptInbox, Worker, WorkerConfig
+from jingxin.errors import ConfigError
 
 ChannelFactory = Callable[..., Channel]
 

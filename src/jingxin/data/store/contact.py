@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from jingxin.data.store.bulk import among, array_values, unnest_arrays
 from jingxin.data.store.engine import store_errors
 from jingxin.data.store.models import (
     CONSENT_CHANNELS,
@@ -175,16 +176,14 @@ def record_opt_outs(
 
 # PostgreSQL: the noted opt-outs not yet recorded, inserted by one statement (arrays: one
 # text whatever the batch), answering which went in.
-_NOTED_PG = text("""
-    INSERT INTO opt_outs (msisdn, tenant_id, category, source, recorded_at, note)
-    SELECT u.msisdn, u.tenant_id, u.category, u.source, u.recorded_at, u.note
-    FROM unnest(CAST(:msisdn AS VARCHAR[]), CAST(:tenant_id AS VARCHAR[]),
-                CAST(:category AS VARCHAR[]), CAST(:source AS VARCHAR[]),
-                CAST(:recorded_at AS TIMESTAMPTZ[]), CAST(:note AS TEXT[]))
-        AS u(msisdn, tenant_id, category, source, recorded_at, note)
-    WHERE NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.msisdn = u.msisdn AND o.note = u.note)
-    RETURNING msisdn, note
-""")
+_NOTED_COLUMNS = ("msisdn", "tenant_id", "category", "source", "recorded_at", "note")
+_NOTED_PG = text(
+    f"INSERT INTO opt_outs ({', '.join(_NOTED_COLUMNS)}) "
+    f"SELECT {', '.join(f'u.{c}' for c in _NOTED_COLUMNS)} "
+    f"FROM {unnest_arrays(OptOut.__table__, _NOTED_COLUMNS, prefix='', alias='u')} "
+    "WHERE NOT EXISTS (SELECT 1 FROM opt_outs o WHERE o.msisdn = u.msisdn AND o.note = u.note) "
+    "RETURNING msisdn, note"
+)
 
 
 def record_noted_opt_outs(
@@ -203,10 +202,8 @@ def record_noted_opt_outs(
         return set()
     with store_errors(f"recording {len(rows)} opt-outs"):
         if session.get_bind().dialect.name == "postgresql":
-            arrays = {c: [row[c] for row in rows]
-                      for c in ("msisdn", "tenant_id", "category", "source", "recorded_at", "note")}  # fmt: skip
+            arrays = array_values(rows, _NOTED_COLUMNS, prefix="")
             return {(msisdn, note) for msisdn, note in session.execute(_NOTED_PG, arrays)}
-        from jingxin.data.store.bulk import among
 
         conn = session.connection()
         done = {(msisdn, note) for msisdn, note in session.execute(select(OptOut.msisdn, OptOut.note).where(
