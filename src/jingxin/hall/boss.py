@@ -261,7 +261,7 @@ class StoreBoss:
     # ----------------------------------------------------------------- reads
 
     def account(self, msisdn: str) -> Account | None:
-        with self.store.transaction() as s, store_errors(f"reading the BOSS account of {msisdn}"):
+        with self.store.reading() as s, store_errors(f"reading the BOSS account of {msisdn}"):
             row = s.get(BossAccount, msisdn)
             return None if row is None else Account.of(row)
 
@@ -270,27 +270,29 @@ class StoreBoss:
         if zone is not None:
             query = query.where(BossProduct.zone == zone)
         query = query.order_by(BossProduct.rank, BossProduct.product_id)
-        with self.store.transaction() as s, store_errors("reading the BOSS products"):
+        with self.store.reading() as s, store_errors("reading the BOSS products"):
             return [Product.of(row) for row in s.scalars(query)]
 
     def product(self, product_id: str) -> Product | None:
-        with self.store.transaction() as s, store_errors(f"reading BOSS product {product_id}"):
+        with self.store.reading() as s, store_errors(f"reading BOSS product {product_id}"):
             row = _product_row(s, product_id)
             return None if row is None else Product.of(row)
 
     def holdings(self, msisdn: str) -> set[str]:
         query = select(BossHolding.product_id).where(BossHolding.msisdn == msisdn)
-        with self.store.transaction() as s, store_errors(f"reading the BOSS holdings of {msisdn}"):
+        with self.store.reading() as s, store_errors(f"reading the BOSS holdings of {msisdn}"):
             return set(s.scalars(query))
 
     def snapshot(self, msisdns: Sequence[str]) -> tuple[dict[str, Account], dict[str, set[str]]]:
-        """(accounts, holdings) of many numbers at once, in one transaction: a number with
-        no account is absent from the first; every number asked is in the second."""
+        """(accounts, holdings) of many numbers at once, in two reads: a number with no
+        account is absent from the first; every number asked is in the second. (On
+        PostgreSQL each read is its own snapshot - :meth:`Store.reading`: a query answers
+        with the figures of its moment; an order checks them again when it is placed.)"""
         wanted = sorted(set(msisdns))
         found: dict[str, Account] = {}
         held: dict[str, set[str]] = {m: set() for m in wanted}
         holdings = select(BossHolding.msisdn, BossHolding.product_id)
-        with self.store.transaction() as s, store_errors(f"reading {len(wanted)} BOSS accounts"):
+        with self.store.reading() as s, store_errors(f"reading {len(wanted)} BOSS accounts"):
             conn = s.connection()
             for row in s.scalars(select(BossAccount).where(among(conn, BossAccount.msisdn, wanted))):
                 found[row.msisdn] = Account.of(row)
@@ -301,7 +303,7 @@ class StoreBoss:
 
     def find_order(self, request_key: str) -> BossResult | None:
         query = select(BossOrder).where(BossOrder.request_key == request_key)
-        with self.store.transaction() as s, store_errors(f"reading BOSS order {request_key}"):
+        with self.store.reading() as s, store_errors(f"reading BOSS order {request_key}"):
             row = s.scalar(query)
             return None if row is None else BossResult.of(row)
 

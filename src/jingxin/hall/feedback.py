@@ -16,12 +16,19 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from jingxin.data.store.contact import update_subscriber_state
-from jingxin.data.store.engine import store_errors
-from jingxin.data.store.models import HallComplaint, HallFeedback
+from jingxin.data.store.engine import Store, store_errors
+from jingxin.data.store.models import (
+    HallComplaint,
+    HallFeedback,
+    SubscriberState,
+    utc_now,
+)
+from jingxin.data.validate import valid_msisdn
 from jingxin.hall.context import Answer, HallContext, HallRequest
 from jingxin.hall.text import normalise
 
@@ -63,14 +70,16 @@ def record_suggestion(ctx: HallContext, request: HallRequest, *, text: str) -> A
 def record_complaint(ctx: HallContext, request: HallRequest, *, word: str) -> Answer:
     """A complaint (the text held complaint word ``word``): recorded, and the number marked
     complaint-sensitive, in one transaction. The reply names the complaint's number."""
-    with ctx.store.transaction() as session:
-        ticket = _insert_once(session, HallComplaint, mo_id=request.mo_id,
-                              msisdn=request.msisdn, tenant_id=request.tenant_id,
-                              category=complaint_category(request.text, word=word),
-                              text=request.text.strip()[:MAX_TEXT], state="open",
-                              at=request.at)  # fmt: skip
-        update_subscriber_state(session, msisdn=request.msisdn, complaint_sensitive=True,
-                                last_complaint_at=request.at)  # fmt: skip
+    values = {"mo_id": request.mo_id, "msisdn": request.msisdn, "tenant_id": request.tenant_id,
+              "category": complaint_category(request.text, word=word),
+              "text": request.text.strip()[:MAX_TEXT], "state": "open", "at": request.at}  # fmt: skip
+    if ctx.store.engine.dialect.name == "postgresql":
+        ticket = _complaint_statement(ctx.store, values)
+    else:
+        with ctx.store.transaction() as session:
+            ticket = _insert_once(session, HallComplaint, **values)
+            update_subscriber_state(session, msisdn=request.msisdn, complaint_sensitive=True,
+                                    last_complaint_at=request.at)  # fmt: skip
     text = ctx.say("complaint.ack", "您的投诉已受理（编号{ticket}），我们将在24小时内联系您处理。"
                                     "如不愿再收到营销短信，请回复TD退订。", ticket=ticket)  # fmt: skip
     return Answer(text=text, command="complaint", outcome="recorded")
@@ -82,6 +91,34 @@ def complaint_category(text: str, *, word: str) -> str:
     normal = normalise(text)
     return CATEGORIES.get(word) or next(
         (category for telling, category in CATEGORIES.items() if telling in normal), "general")
+
+
+def _complaint_statement(store: Store, values: dict[str, Any]) -> int:
+    """PostgreSQL: the complaint and the number's complaint-sensitive flag in ONE statement
+    (its own transaction), answering the complaint's id - one round trip where the portable
+    way (read, savepoint, insert, read the state, write it, commit) takes eight: a hall
+    batch answers a few complaints among its hundred MO, each in the batch's time."""
+    complaints, states = HallComplaint.__table__, SubscriberState.__table__
+    msisdn = valid_msisdn(values["msisdn"], field="subscriber_state.msisdn")
+    now = utc_now()
+    new = (postgresql.insert(complaints).values(**values)
+           .on_conflict_do_nothing(index_elements=["mo_id"]).returning(complaints.c.id))  # fmt: skip
+    flag = postgresql.insert(states).values(
+        msisdn=msisdn, in_service=True, complaint_sensitive=True,
+        last_complaint_at=values["at"], updated_at=now)  # fmt: skip
+    flag = flag.on_conflict_do_update(index_elements=["msisdn"], set_={
+        "complaint_sensitive": True, "last_complaint_at": flag.excluded.last_complaint_at,
+        "updated_at": now})  # fmt: skip
+    inserted = new.cte("new_complaint")
+    there = select(complaints.c.id).where(complaints.c.mo_id == values["mo_id"])
+    query = select(inserted.c.id).union_all(there).add_cte(flag.cte("complaint_flag"))
+    with store_errors(f"recording the complaint of MO {values['mo_id']}"), \
+            store.autocommit() as connection:  # fmt: skip
+        found = connection.execute(query).scalars().first()
+        if found is None:
+            # A twin run inserted it after this statement's snapshot was taken: read it now.
+            found = connection.execute(there).scalar_one()
+    return int(found)
 
 
 def _insert_once(session: Session, model: type[HallFeedback] | type[HallComplaint],

@@ -237,7 +237,7 @@ def quote(ctx: HallContext, request: HallRequest, *, code: str, zone_rules: Any 
         return _refused(ctx, refusal, command="order", code=code, product=product,
                         price_fen=priced.price_fen, account=account)  # fmt: skip
     if staff_code:
-        with ctx.store.transaction() as session, store_errors("reading the hall's staff"):
+        with ctx.store.reading() as session, store_errors("reading the hall's staff"):
             staff = find_staff(session, staff_code, tenant_id=request.tenant_id)
         if staff is None:
             return replace(priced, ignored_staff_code=canonical_code(staff_code))
@@ -552,7 +552,7 @@ def _not_held(ctx: HallContext, product: Product) -> Answer:
 
 
 def _find(ctx: HallContext, request_key: str) -> HallOrder | None:
-    with ctx.store.transaction() as session, store_errors(f"reading hall order {request_key}"):
+    with ctx.store.reading() as session, store_errors(f"reading hall order {request_key}"):
         return session.scalar(select(HallOrder).where(HallOrder.request_key == request_key))
 
 

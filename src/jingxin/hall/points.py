@@ -97,7 +97,7 @@ def points_balances(store: Store, msisdns: Sequence[str]) -> dict[str, int]:
     found = dict.fromkeys(wanted, 0)
     query = select(PointsEntry.msisdn, func.sum(PointsEntry.delta)).group_by(PointsEntry.msisdn)
     with store_errors(f"reading the points of {len(wanted)} numbers"), \
-            store.transaction() as session:  # fmt: skip
+            store.reading() as session:  # fmt: skip
         for msisdn, total in session.execute(
                 query.where(among(session.connection(), PointsEntry.msisdn, wanted))):
             found[msisdn] = int(total or 0)

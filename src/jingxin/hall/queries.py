@@ -95,7 +95,7 @@ def _campaign_lines(ctx: HallContext, *, tenant_id: str, limit: int) -> tuple[st
                     Campaign.status.in_(CURRENT_CAMPAIGN_STATUSES))
              .order_by(Campaign.created_at.desc(), Campaign.id.desc())
              .limit(limit))  # fmt: skip
-    with ctx.store.transaction() as session, store_errors("reading the current campaigns"):
+    with ctx.store.reading() as session, store_errors("reading the current campaigns"):
         names = list(session.scalars(query))
     if not names:
         return None

@@ -29,10 +29,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from jingxin.data.store.bulk import among_rows, array_values, unnest_arrays
 from jingxin.data.store.engine import store_errors
 from jingxin.data.store.models import DEFAULT_TENANT_ID, HallSession, utc_now
 
@@ -119,18 +120,21 @@ def load_sessions(session: Session, keys: Iterable[Key]) -> dict[Key, SessionSta
         return {}
     found: dict[Key, SessionState] = {}
     with store_errors(f"reading {len(wanted)} hall session(s)"):
-        # Chunks keep the statement within every dialect's parameter limit.
-        for start in range(0, len(wanted), 400):
-            chunk = wanted[start:start + 400]
-            rows = session.scalars(select(HallSession).where(
-                tuple_(HallSession.msisdn, HallSession.service_number).in_(chunk)))  # fmt: skip
-            for row in rows:
+        connection = session.connection()
+        # SQLite: chunks keep the statement within its parameter limit; PostgreSQL: one
+        # array per column (bulk.among_rows), one statement whatever the size.
+        step = len(wanted) if connection.dialect.name == "postgresql" else 400
+        for start in range(0, len(wanted), step):
+            chunk = wanted[start:start + step]
+            keyed = among_rows(connection, (HallSession.msisdn, HallSession.service_number), chunk)
+            # Core rows, not ORM objects: nothing here is changed through the session.
+            for row in session.execute(select(*HallSession.__table__.c).where(keyed)):
                 state = _state_of(row)
                 found[state.key] = state
     return found
 
 
-def _state_of(row: HallSession) -> SessionState:
+def _state_of(row: Any) -> SessionState:
     return SessionState(msisdn=row.msisdn, service_number=row.service_number,
                         tenant_id=row.tenant_id, menu=row.menu,
                         expires_at=row.expires_at, pending_kind=row.pending_kind,
@@ -144,22 +148,34 @@ def save_sessions(session: Session, states: Iterable[SessionState]) -> None:
     UPDATE``, on PostgreSQL and SQLite alike): a stored row is updated, a new one inserted,
     and an insert that races a twin updates the twin. Call inside the caller's transaction."""
     now = utc_now()
-    rows = [{"msisdn": state.msisdn, "service_number": state.service_number,
-             **_values(state, now)} for state in states]  # fmt: skip
+    # One row per key, the last state given winning (an upsert may not touch a row twice).
+    rows = list({state.key: {"msisdn": state.msisdn, "service_number": state.service_number,
+                             **_values(state, now)} for state in states}.values())  # fmt: skip
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-        HallSession.__table__)
-    statement = statement.on_conflict_do_update(
-        index_elements=["msisdn", "service_number"],
-        set_={name: statement.excluded[name] for name in _VALUE_COLUMNS})  # fmt: skip
+    connection = session.connection()
     with store_errors(f"saving {len(rows)} hall session(s)"):
-        session.connection().execute(statement, rows)  # Core: no ORM bulk-insert overhead
+        if connection.dialect.name == "postgresql":
+            connection.execute(_SAVE_PG, array_values(rows, _SAVED_COLUMNS, prefix=""))
+            return
+        statement = sqlite.insert(HallSession.__table__)
+        statement = statement.on_conflict_do_update(
+            index_elements=["msisdn", "service_number"],
+            set_={name: statement.excluded[name] for name in _VALUE_COLUMNS})  # fmt: skip
+        connection.execute(statement, rows)  # Core: no ORM bulk-insert overhead
 
 
 _VALUE_COLUMNS = ("tenant_id", "menu", "pending_kind", "pending", "pending_expires_at",
                   "expires_at", "updated_at")  # fmt: skip
+_SAVED_COLUMNS = ("msisdn", "service_number", *_VALUE_COLUMNS)
+# PostgreSQL: the upsert over one array per column - one statement text whatever the
+# batch (prepared once), where an executemany ran one upsert per session on the server.
+_SAVE_PG = text(
+    f"INSERT INTO hall_sessions ({', '.join(_SAVED_COLUMNS)}) "
+    f"SELECT * FROM {unnest_arrays(HallSession.__table__, _SAVED_COLUMNS, prefix='', alias='u')} "
+    "ON CONFLICT (msisdn, service_number) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _VALUE_COLUMNS)
+)
 
 
 def _values(state: SessionState, now: datetime) -> dict[str, Any]:

@@ -50,6 +50,14 @@ def store(tmp_path, migrated_sqlite) -> Iterator:
     opened.dispose()
 
 
+@pytest.fixture
+def either_store(store_url) -> Iterator:
+    """The store on SQLite and on PostgreSQL, where some writes take a path of their own."""
+    opened = open_store(store_url)
+    yield opened
+    opened.dispose()
+
+
 # ----------------------------------------------------------------------------- fakes
 
 
@@ -209,7 +217,8 @@ def test_the_menu_file_overrides_texts(store, tmp_path) -> None:
 # ----------------------------------------------------------------------------- feedback
 
 
-def test_a_complaint_is_recorded_and_marks_the_number_complaint_sensitive(store) -> None:
+def test_a_complaint_is_recorded_and_marks_the_number_complaint_sensitive(either_store) -> None:
+    store = either_store
     complaint = mo("你们天天发短信骚扰我，我要投诉！", at=NOW - timedelta(minutes=3))
     (reply,) = answer(hall(), store, complaint)
     (row,) = rows(store, HallComplaint)
@@ -225,6 +234,20 @@ def test_a_complaint_is_recorded_and_marks_the_number_complaint_sensitive(store)
         session.query(HallInteraction).delete()
     assert answer(hall(), store, complaint) == [reply]
     assert count(store, HallComplaint) == 1
+
+
+def test_a_complaint_keeps_what_else_the_state_of_the_number_says(either_store) -> None:
+    store = either_store
+    with store.transaction() as session:
+        session.add(SubscriberState(msisdn=ME, timezone="Asia/Urumqi", in_service=False))
+    first, second = mo("我要投诉", at=NOW - timedelta(hours=2)), mo("12321举报", at=NOW)
+    one, two = answer(hall(), store, first, second)
+    tickets = sorted(r.id for r in rows(store, HallComplaint))
+    assert one.startswith(f"您的投诉已受理（编号{tickets[0]}）")
+    assert two.startswith(f"您的投诉已受理（编号{tickets[1]}）")
+    (state,) = rows(store, SubscriberState)
+    assert (state.timezone, state.in_service, state.complaint_sensitive) == ("Asia/Urumqi", False, True)
+    assert state.last_complaint_at == second.received_at
 
 
 def test_nps_scores_and_suggestions_are_stored_once_per_mo(store) -> None:
@@ -388,6 +411,24 @@ def test_sessions_save_portably_even_when_a_twin_inserted_first(store_url) -> No
         assert state.pending_at(NOW + timedelta(seconds=600)).expired
     finally:
         store.dispose()
+
+
+def test_many_sessions_save_and_load_in_one_go_the_last_state_of_a_key_winning(either_store) -> None:
+    store = either_store
+    numbers = [f"+86139{n:08d}" for n in range(450)]  # more than one SQLite chunk
+    states = [fresh_session(m, "10086", tenant_id="operator").with_menu("41", at=NOW, seconds=60)
+              for m in numbers]  # fmt: skip
+    with store.transaction() as session:
+        save_sessions(session, states[:200])
+    again = states[0].with_menu("42", at=NOW, seconds=60)
+    with store.transaction() as session:  # 200 updates, 250 inserts, one key twice
+        save_sessions(session, [*states, states[0].with_menu("43", at=NOW, seconds=60), again])
+    with store.reading() as session:
+        loaded = load_sessions(session, [(m, "10086") for m in numbers] + [(ME, "10086")])
+    assert len(loaded) == 450 and (ME, "10086") not in loaded
+    assert loaded[(numbers[0], "10086")].menu == "42"
+    assert {s.menu for k, s in loaded.items() if k[0] != numbers[0]} == {"41"}
+    assert count(store, HallSession) == 450
 
 
 # ----------------------------------------------------------------------------- the inbox

@@ -210,6 +210,27 @@ def in_array(column: Any, parameter: Any) -> Any:
     return column.in_(select(func.unnest(cast(parameter, parameter.type))))
 
 
+def among_rows(connection: Connection, columns: Sequence[Any], rows: Sequence[tuple]) -> Any:
+    """``(columns) IN rows`` for rows of several columns (a number and its service
+    number). PostgreSQL: a semi-join on one array per column, unnested together - one
+    statement text whatever the number of rows, and an index probe per row. A literal
+    row list there (``(a, b) IN ((..), (..), ...)``) became an OR of hundreds of pairs
+    that PostgreSQL checked against every row the index's first column matched: 38 ms
+    for 200 hall sessions among 20,000, growing with the table. SQLite: the row-value
+    list (callers keep it to a few hundred rows there)."""
+    from sqlalchemy import String, Text, tuple_
+
+    if connection.dialect.name != "postgresql":
+        return tuple_(*columns).in_(list(rows))
+    # Text as TEXT[]: a VARCHAR(n) cast would cut a longer value, and the cut one match.
+    kinds = [Text() if isinstance(column.type, String) else column.type for column in columns]
+    arrays = [cast(bindparam(None, [row[i] for row in rows], type_=ARRAY(kind)), ARRAY(kind))
+              for i, kind in enumerate(kinds)]  # fmt: skip
+    keys = (func.unnest(*arrays).table_valued(*(f"k{i}" for i in range(len(columns))))
+            .render_derived())  # fmt: skip
+    return tuple_(*columns).in_(select(*keys.c))
+
+
 def _bytea_as_hex(table: pa.Table) -> pa.Table:
     """Binary columns as PostgreSQL's bytea hex input (Arrow's CSV writer takes text only)."""
     for index, field in enumerate(table.schema):

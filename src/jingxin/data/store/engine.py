@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -180,6 +180,18 @@ class Store:
         """A unit of work (see :func:`transaction`)."""
         return transaction(self.sessions)
 
+    def reading(self) -> AbstractContextManager[Session]:
+        """A session for reads that need no snapshot in common (see :func:`reading`)."""
+        return reading(self)
+
+    def autocommit(self) -> AbstractContextManager[Connection]:
+        """A connection whose every statement is its own transaction on PostgreSQL (no
+        ``BEGIN``/``COMMIT`` round trips), for single statements; a transaction on
+        SQLite. Errors as :class:`StoreError` are the caller's ``store_errors``."""
+        if self.engine.dialect.name != "postgresql":
+            return self.engine.begin()
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -199,6 +211,23 @@ def open_store(url: str | URL, *, echo: bool = False, upgrade: bool = False) -> 
 def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on error, database errors as StoreError."""
     with store_errors("the store transaction (commit or rollback)"), sessions.begin() as session:
+        yield session
+
+
+@contextmanager
+def reading(store: Store) -> Iterator[Session]:
+    """A session for reads. PostgreSQL: on a connection in autocommit, so each statement
+    is its own transaction and a read costs one round trip, not three (``BEGIN``, the
+    query, ``COMMIT``) - which counts where a batch of MO is answered in a few dozen
+    reads. Two statements may then see different moments: use :meth:`Store.transaction`
+    where they must agree, and for anything that writes. SQLite: a transaction."""
+    if store.engine.dialect.name != "postgresql":
+        with transaction(store.sessions) as session:
+            yield session
+        return
+    with store_errors("opening a store connection"):
+        connection = store.autocommit()
+    with connection, Session(bind=connection, expire_on_commit=False) as session:
         yield session
 
 
