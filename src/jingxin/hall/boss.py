@@ -273,6 +273,13 @@ class StoreBoss:
         with self.store.reading() as s, store_errors("reading the BOSS products"):
             return [Product.of(row) for row in s.scalars(query)]
 
+    def catalogue(self) -> list[Product]:
+        """Every product, active or not, in the order :meth:`products` lists them: what a
+        batch of hall MO reads once instead of a zone list and a product at a time."""
+        query = select(BossProduct).order_by(BossProduct.rank, BossProduct.product_id)
+        with self.store.reading() as s, store_errors("reading the BOSS catalogue"):
+            return [Product.of(row) for row in s.scalars(query)]
+
     def product(self, product_id: str) -> Product | None:
         with self.store.reading() as s, store_errors(f"reading BOSS product {product_id}"):
             row = _product_row(s, product_id)

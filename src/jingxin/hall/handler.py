@@ -11,8 +11,8 @@ handlers (the unsubscribe words) still win. For a batch of MO it
    the attribution's), :func:`~jingxin.hall.router.parse`, the command's function (which
    commits its own effects, keyed by the MO), the session moved along in memory - so a
    ``KT`` and its ``Y`` in one batch work;
-3. writes, in one transaction, the changed sessions and one ``hall_interactions`` row per
-   MO (command, zone, kind, outcome and the reply text).
+3. writes, in one transaction (on PostgreSQL one statement), the changed sessions and one
+   ``hall_interactions`` row per MO (command, zone, kind, outcome and the reply text).
 
 Crash-safety contract: effects commit (step 2) before the interaction and the session
 (step 3), which commit before the inbox records the outcome. A crash anywhere leaves the
@@ -65,6 +65,9 @@ from jingxin.hall.sessions import (
     fresh_session,
     load_sessions,
     save_sessions,
+    session_arrays,
+    session_rows,
+    upsert_sql,
 )
 from jingxin.hall.text import normalise
 from jingxin.logs import mask
@@ -136,9 +139,7 @@ class HallHandler:
                     detail=f"hall {answer.command}: {answer.outcome}", reply=answer.text,
                     reply_source=REPLY_SOURCE, reply_tenant=hall.tenant))  # fmt: skip
         if rows or changed:
-            with store.transaction() as session:
-                save_sessions(session, [current[k] for k in sorted(changed)])
-                _record(session, rows)
+            _save(store, [current[k] for k in sorted(changed)], rows)
         return results
 
     def _answer(self, run: _Run, request: HallRequest, *, hall: HallMenu,
@@ -196,8 +197,9 @@ class _Run:
 
 class _BatchBoss:
     """The BOSS for one batch: the catalogue read once (every ``41`` of the batch lists
-    the same products), and the accounts and holdings of the batch's senders read in two
-    queries up front (:meth:`prefetch`) instead of one or two per MO. A number's figures
+    the same products; a BOSS with ``catalogue()`` answers the zones and the products the
+    batch quotes from one read of it), and the accounts and holdings of the batch's
+    senders read in two queries up front (:meth:`prefetch`) instead of one or two per MO. A number's figures
     are as of the start of the batch, which is what a query answers with anyway; an order
     or a cancellation through this BOSS drops that number's copy, so what follows it in
     the batch asks afresh. Anything else goes to the BOSS itself."""
@@ -208,6 +210,7 @@ class _BatchBoss:
         self._product: dict[str, Any] = {}
         self._accounts: dict[str, Any] = {}
         self._holdings: dict[str, set[str]] = {}
+        self._whole: list[Any] | None = None
 
     def prefetch(self, msisdns: Sequence[str]) -> None:
         """Read the accounts and holdings of ``msisdns`` now (a BOSS without the bulk
@@ -242,14 +245,26 @@ class _BatchBoss:
 
     def products(self, zone: str | None = None) -> list[Any]:
         if zone not in self._products:
-            self._products[zone] = self._boss.products(zone=zone)
+            whole = self._catalogue()
+            self._products[zone] = (self._boss.products(zone=zone) if whole is None else
+                                    [p for p in whole if p.active and zone in (None, p.zone)])
         return self._products[zone]
 
     def product(self, product_id: str) -> Any:
         key = product_id.casefold()
         if key not in self._product:
-            self._product[key] = self._boss.product(product_id)
+            whole = self._catalogue()
+            # As the BOSS matches: the id exactly, else case-insensitively.
+            self._product[key] = self._boss.product(product_id) if whole is None else next(
+                (p for p in whole if p.product_id == product_id),
+                next((p for p in whole if p.product_id.casefold() == key), None))  # fmt: skip
         return self._product[key]
+
+    def _catalogue(self) -> list[Any] | None:
+        """The whole catalogue, read once, from a BOSS that offers it (else None)."""
+        if self._whole is None and callable(getattr(self._boss, "catalogue", None)):
+            self._whole = list(self._boss.catalogue())
+        return self._whole
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._boss, name)
@@ -299,27 +314,39 @@ def _answered_before(recorded: _Recorded, hall: HallMenu) -> HandlerResult:
 
 _INTERACTION_COLUMNS = ("mo_id", "msisdn", "service_number", "tenant_id", "command", "zone",
                         "kind", "outcome", "reply", "at")  # fmt: skip
-# PostgreSQL: one statement over one array per column - one text whatever the batch, so it
-# is prepared once; an executemany ran one INSERT per MO on the server.
-_INTERACTIONS_PG = text(
+# PostgreSQL: the batch's sessions and interactions in ONE statement over one array per
+# column - its own transaction, one round trip, one text whatever the batch (prepared
+# once). The portable way (below) is a transaction of an upsert and an insert.
+_SAVE_PG = text(
+    f"WITH saved AS ({upsert_sql(prefix='s_')}) "
     f"INSERT INTO hall_interactions ({', '.join(_INTERACTION_COLUMNS)}) "
-    f"SELECT * FROM {unnest_arrays(HallInteraction.__table__, _INTERACTION_COLUMNS, prefix='', alias='u')} "
+    f"SELECT * FROM {unnest_arrays(HallInteraction.__table__, _INTERACTION_COLUMNS, prefix='i_', alias='i')} "
     "ON CONFLICT (mo_id) DO NOTHING"
 )
 
 
-def _record(session: Session, rows: list[dict[str, Any]]) -> None:
-    """One insert of the batch's interactions; an MO a twin run recorded first is skipped."""
-    if not rows:
+def _save(store: Store, states: list[SessionState], rows: list[dict[str, Any]]) -> None:
+    """The changed sessions and the batch's interactions, together or not at all (an MO a
+    twin run recorded first is skipped)."""
+    if store.engine.dialect.name != "postgresql":
+        with store.transaction() as session:
+            save_sessions(session, states)
+            _record(session, rows)
         return
-    connection = session.connection()
-    with store_errors(f"recording {len(rows)} hall interaction(s)"):
-        if connection.dialect.name == "postgresql":
-            connection.execute(_INTERACTIONS_PG, array_values(rows, _INTERACTION_COLUMNS, prefix=""))
-            return
-        # On the Core connection: the ORM's bulk-insert path costs ~0.1 ms a row more.
-        connection.execute(sqlite.insert(HallInteraction.__table__).on_conflict_do_nothing(
-            index_elements=["mo_id"]), rows)  # fmt: skip
+    arrays = {**session_arrays(session_rows(states), prefix="s_"),
+              **array_values(rows, _INTERACTION_COLUMNS, prefix="i_")}  # fmt: skip
+    with store_errors(f"saving {len(states)} hall session(s) and {len(rows)} interaction(s)"), \
+            store.autocommit() as connection:  # fmt: skip
+        connection.execute(_SAVE_PG, arrays)
+
+
+def _record(session: Session, rows: list[dict[str, Any]]) -> None:
+    """SQLite: one insert of the batch's interactions; an MO a twin run recorded first is
+    skipped. On the Core connection: the ORM's bulk-insert path costs ~0.1 ms a row more."""
+    if rows:
+        with store_errors(f"recording {len(rows)} hall interaction(s)"):
+            session.connection().execute(sqlite.insert(HallInteraction.__table__)
+                                         .on_conflict_do_nothing(index_elements=["mo_id"]), rows)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- wiring

@@ -147,16 +147,13 @@ def save_sessions(session: Session, states: Iterable[SessionState]) -> None:
     """Write ``states`` in one upsert (``INSERT … ON CONFLICT (msisdn, service_number) DO
     UPDATE``, on PostgreSQL and SQLite alike): a stored row is updated, a new one inserted,
     and an insert that races a twin updates the twin. Call inside the caller's transaction."""
-    now = utc_now()
-    # One row per key, the last state given winning (an upsert may not touch a row twice).
-    rows = list({state.key: {"msisdn": state.msisdn, "service_number": state.service_number,
-                             **_values(state, now)} for state in states}.values())  # fmt: skip
+    rows = session_rows(states)
     if not rows:
         return
     connection = session.connection()
     with store_errors(f"saving {len(rows)} hall session(s)"):
         if connection.dialect.name == "postgresql":
-            connection.execute(_SAVE_PG, array_values(rows, _SAVED_COLUMNS, prefix=""))
+            connection.execute(text(upsert_sql(prefix="")), session_arrays(rows, prefix=""))
             return
         statement = sqlite.insert(HallSession.__table__)
         statement = statement.on_conflict_do_update(
@@ -165,17 +162,31 @@ def save_sessions(session: Session, states: Iterable[SessionState]) -> None:
         connection.execute(statement, rows)  # Core: no ORM bulk-insert overhead
 
 
+def session_rows(states: Iterable[SessionState]) -> list[dict[str, Any]]:
+    """The rows :func:`save_sessions` writes: one per key, the last state given winning
+    (an upsert may not touch a row twice)."""
+    now = utc_now()
+    return list({state.key: {"msisdn": state.msisdn, "service_number": state.service_number,
+                             **_values(state, now)} for state in states}.values())  # fmt: skip
+
+
+def upsert_sql(*, prefix: str) -> str:
+    """PostgreSQL: the sessions' upsert over one array per column (bound by
+    :func:`session_arrays` with the same ``prefix``) - one statement text whatever the
+    batch, prepared once, where an executemany ran one upsert per session on the server."""
+    arrays = unnest_arrays(HallSession.__table__, _SAVED_COLUMNS, prefix=prefix, alias="u")
+    return (f"INSERT INTO hall_sessions ({', '.join(_SAVED_COLUMNS)}) SELECT * FROM {arrays} "
+            "ON CONFLICT (msisdn, service_number) DO UPDATE SET "
+            + ", ".join(f"{name} = excluded.{name}" for name in _VALUE_COLUMNS))
+
+
+def session_arrays(rows: list[dict[str, Any]], *, prefix: str) -> dict[str, list[Any]]:
+    return array_values(rows, _SAVED_COLUMNS, prefix=prefix)
+
+
 _VALUE_COLUMNS = ("tenant_id", "menu", "pending_kind", "pending", "pending_expires_at",
                   "expires_at", "updated_at")  # fmt: skip
 _SAVED_COLUMNS = ("msisdn", "service_number", *_VALUE_COLUMNS)
-# PostgreSQL: the upsert over one array per column - one statement text whatever the
-# batch (prepared once), where an executemany ran one upsert per session on the server.
-_SAVE_PG = text(
-    f"INSERT INTO hall_sessions ({', '.join(_SAVED_COLUMNS)}) "
-    f"SELECT * FROM {unnest_arrays(HallSession.__table__, _SAVED_COLUMNS, prefix='', alias='u')} "
-    "ON CONFLICT (msisdn, service_number) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in _VALUE_COLUMNS)
-)
 
 
 def _values(state: SessionState, now: datetime) -> dict[str, Any]:

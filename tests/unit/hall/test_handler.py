@@ -174,6 +174,47 @@ def test_menu_zones_and_queries(store) -> None:
                         ("usage", None, "query", "answered"), ("plan", None, "query", "answered")}
 
 
+class NoCatalogue:
+    """A BOSS as an adapter without ``catalogue()``: asked one zone or product at a time."""
+
+    def __init__(self, boss) -> None:
+        self._boss = boss
+
+    def __getattr__(self, name: str):
+        if name == "catalogue":
+            raise AttributeError(name)
+        return getattr(self._boss, name)
+
+
+def test_a_batch_answers_from_one_catalogue_read_as_it_would_a_product_at_a_time(tmp_path,
+                                                                                 migrated_sqlite) -> None:  # fmt: skip
+    def answers(name: str, wrap) -> list[str]:
+        store = open_store(migrated_sqlite(tmp_path / f"{name}.db"))
+        try:
+            with store.transaction() as session:
+                session.add_all([
+                    BossProduct(product_id="AQY", name="爱奇艺会员", monthly_fee_fen=1500,
+                                zone="41", trial_days=7, rank=2),
+                    BossProduct(product_id="TXSP", name="腾讯视频会员", monthly_fee_fen=1500,
+                                zone="41", trial_days=7, rank=1),
+                    BossProduct(product_id="LL10", name="10GB流量包", monthly_fee_fen=3000,
+                                zone="42", rank=1),
+                    BossProduct(product_id="OLD", name="旧业务", monthly_fee_fen=100, zone="42",
+                                active=False),
+                    BossAccount(msisdn=ME, plan_id="P58", plan_name="畅享58", payment="prepaid",
+                                status="active", star_level=3, balance_fen=5000),
+                ])  # fmt: skip
+            boss = wrap(StoreBoss(store))
+            return answer(hall(boss), store, *map(mo, ["41", "42", "KTaqy", "N", "ktll10", "N",
+                                                       "KTOLD", "KTNOPE"]))  # fmt: skip
+        finally:
+            store.dispose()
+
+    whole = answers("whole", lambda boss: boss)
+    assert whole == answers("one_at_a_time", NoCatalogue)
+    assert "旧业务" not in whole[1] and "爱奇艺会员" in whole[2] and "10GB流量包" in whole[4]
+
+
 def test_zone_lists_keep_to_the_limit_and_say_when_empty(store, tmp_path) -> None:
     boss = CounterBoss(catalogue=[Product(f"P{i}", f"产品{i}", 100, zone="41", rank=i)
                                   for i in range(15)])  # fmt: skip
@@ -264,7 +305,8 @@ def test_nps_scores_and_suggestions_are_stored_once_per_mo(store) -> None:
 # ----------------------------------------------------------------------------- idempotency
 
 
-def test_a_second_run_answers_with_the_stored_reply_and_runs_nothing(store) -> None:
+def test_a_second_run_answers_with_the_stored_reply_and_runs_nothing(either_store) -> None:
+    store = either_store
     boss = CounterBoss()
     handler = hall(boss)
     first = answer(handler, store, mo("41", mo_id=901), mo("my8", mo_id=902))
@@ -312,7 +354,8 @@ def test_y_with_nothing_pending_and_qx_with_nothing_to_drop(store) -> None:
     assert count(store, HallSession) == 0  # nothing to remember
 
 
-def test_an_order_and_its_y_in_one_batch_place_it_and_ask_the_survey(store) -> None:
+def test_an_order_and_its_y_in_one_batch_place_it_and_ask_the_survey(either_store) -> None:
+    store = either_store
     boss = seed_boss(store)
     handler = hall(boss)
     # When the subscriber looks at 42, orders, confirms and scores, all in one batch
@@ -340,7 +383,8 @@ def test_an_order_and_its_y_in_one_batch_place_it_and_ask_the_survey(store) -> N
     assert count(store, HallOrder) == 1
 
 
-def test_y_after_the_confirmation_expired_places_nothing(store) -> None:
+def test_y_after_the_confirmation_expired_places_nothing(either_store) -> None:
+    store = either_store
     boss = seed_boss(store)
     handler = hall(boss, confirm_seconds=60)
     answer(handler, store, mo("kt ll10"))  # one batch: the pending is stored
