@@ -40,7 +40,6 @@ from sqlalchemy import (
     Table,
     bindparam,
     cast,
-    func,
     literal_column,
     null,
     or_,
@@ -51,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from jingxin.data.store.bulk import in_array
+from jingxin.data.store.bulk import in_array, probe
 from jingxin.data.store.engine import store_errors
 from jingxin.data.store.models import (
     BlacklistEntry,
@@ -235,10 +234,9 @@ def _state_statement(*, many: bool, arrays: bool = False) -> Any:
     text whatever the batch (prepared once) - expanded IN lists gave a new text of ~1,800
     parameters for every batch size, which psycopg parsed again each time (2.7 ms a batch
     of 200 replies), and the planner with them. The tables read by number are then read
-    number by number (:func:`_by_number`: a lateral probe of the number's index), whatever
-    the planner's statistics say: as semi-joins, a young table without statistics was
-    hashed whole for every batch (opt_outs: 2.7 ms for 5 numbers among 14,000 rows,
-    growing with the table)."""
+    number by number (:func:`_by_number`: a probe of the number's index), whatever the
+    planner's statistics say: as semi-joins, a young table was hashed whole for every
+    batch (opt_outs: 2.7 ms for 5 numbers among 14,000 rows, growing with the table)."""
     def none(kind: Any) -> Any:
         return cast(null(), kind)
 
@@ -309,26 +307,13 @@ def _state_statement(*, many: bool, arrays: bool = False) -> Any:
 
 
 def _by_number(table: Table, *, tenant: bool = False) -> tuple[Any, Any]:
-    """PostgreSQL: ``unnest(:msisdns) AS k(msisdn) JOIN LATERAL (SELECT * FROM table WHERE
-    msisdn = k.msisdn OFFSET 0)`` - (the lateral rows, the join to select from). The
-    ``OFFSET 0`` keeps PostgreSQL from flattening the lateral into a join it may hash:
-    each number is one probe of the table's index on msisdn. With ``tenant``, each
-    (tenant asked, number) pair is one probe, for an index on (tenant_id, msisdn)."""
-    from sqlalchemy import true
-
-    def listed(name: str, alias: str) -> Any:
-        return (func.unnest(cast(bindparam(name, type_=ARRAY(String())), ARRAY(String())))
-                .table_valued("value").render_derived(name=f"{table.name}_{alias}"))  # fmt: skip
-
-    numbers = listed("msisdns", "k")
-    wanted = [table.c.msisdn == numbers.c.value]
-    keys: Any = numbers
+    """PostgreSQL: the rows of ``table`` for the asked numbers, one index probe a number
+    (:func:`~jingxin.data.store.bulk.probe`); with ``tenant``, one a (number, tenant
+    asked) pair, for an index on (tenant_id, msisdn)."""
+    keys = {"msisdn": bindparam("msisdns", type_=ARRAY(String()))}
     if tenant:
-        tenants = listed("tenants", "t")
-        wanted.append(table.c.tenant_id == tenants.c.value)
-        keys = numbers.join(tenants, true())
-    rows = select(table).where(*wanted).offset(literal_column("0")).lateral(f"{table.name}_n")
-    return rows, keys.join(rows, true())
+        keys["tenant_id"] = bindparam("tenants", type_=ARRAY(String()))
+    return probe(table, keys, name=table.name)
 
 
 def _state(msisdn: str, found: Mapping[str, list] | None) -> ContactState:
