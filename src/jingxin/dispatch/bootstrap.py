@@ -169,6 +169,26 @@ class MoHandlerRunner:
                                  limit=len(chunk), ids=chunk)  # fmt: skip
 
 
+def warm_statements(runner: MoHandlerRunner) -> None:
+    """Run the handlers' hot reads once on nothing (no MO has id 0; no number has the
+    warm-up key), so their statements are compiled, the pool connected and the policy
+    state's union prepared before the first MO: a cold handler process answered its first
+    batch 25-30 ms slower than the next. Read-only; a failure is logged and left to the
+    first real batch."""
+    from datetime import UTC, datetime
+
+    from jingxin.data.store.policy_state import load_many
+
+    try:
+        runner.handle_ids([0])
+        with runner.store.engine.connect() as connection:
+            load_many(connection, pairs=[("+8613800138000", "warm-up")],
+                      tenants=["operator"], now=datetime.now(UTC))  # fmt: skip
+    except Exception:  # noqa: BLE001 - a warm-up is no reason not to start
+        logging.getLogger(__name__).warning("warming the MO handlers' statements failed",
+                                            exc_info=True)  # fmt: skip
+
+
 def freeze_heap() -> None:
     """Once a worker process is built: move every object made so far (modules, settings,
     the handler registry, the SQL caches warmed so far: about a million) into the

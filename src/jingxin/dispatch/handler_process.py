@@ -56,7 +56,7 @@ def _serve(settings: Any, store_url: str, limit: int, most: int, conn: Any, pare
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from jingxin.data.store import open_store
-    from jingxin.dispatch.bootstrap import freeze_heap, mo_handlers
+    from jingxin.dispatch.bootstrap import freeze_heap, mo_handlers, warm_statements
     from jingxin.logs import configure
 
     configure(settings.log)
@@ -67,6 +67,7 @@ def _serve(settings: Any, store_url: str, limit: int, most: int, conn: Any, pare
         except Exception as exc:  # noqa: BLE001 - the worker reports it, as in thread mode
             conn.send(("failed", _portable(exc)))
             return
+        warm_statements(runner)
         freeze_heap()
         conn.send(("ready", None))
         while True:

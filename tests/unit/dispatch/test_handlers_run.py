@@ -430,3 +430,31 @@ def test_an_mo_clears_the_invalid_mark_so_its_answer_is_not_refused(store) -> No
     assert tuple(state) == (None, None) and failures == 0
     assert reply == ["queued"] and tally.handled == 1
     assert outcome_of(store, mo_id).reply_message_id is not None
+
+
+def test_warming_the_handlers_statements_reads_only_and_never_stops_a_start(store, caplog) -> None:
+    from sqlalchemy import func, select
+
+    from jingxin.data.store.models import Message, MoOutcome, OptOut
+    from jingxin.dispatch.bootstrap import MoHandlerRunner, warm_statements
+
+    # Given a runner over a store with one MO waiting
+    mo_id = add_mo(store, text="TD")
+    runner = MoHandlerRunner(store, registry=default_registry(load_settings()),
+                             context=context(FakeReplier()), limit=64, most=256)  # fmt: skip
+    # When its statements are warmed, Then nothing was answered, written or sent
+    warm_statements(runner)
+    with store.transaction() as session:
+        assert [session.scalar(select(func.count()).select_from(m))
+                for m in (MoOutcome, OptOut, Message)] == [0, 0, 0]  # fmt: skip
+    assert outcome_of(store, mo_id) is None
+
+    # And a warm-up that fails is logged, not raised: the first real batch will tell
+    class Broken(MoHandlerRunner):
+        def handle_ids(self, ids) -> None:
+            raise StoreError("reading the pending MO failed: connection refused")
+
+    broken = Broken(store, registry=default_registry(load_settings()),
+                    context=context(FakeReplier()), limit=64, most=256)  # fmt: skip
+    warm_statements(broken)
+    assert "warming the MO handlers' statements failed" in caplog.text
