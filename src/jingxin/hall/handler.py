@@ -199,10 +199,11 @@ class _BatchBoss:
     """The BOSS for one batch: the catalogue read once (every ``41`` of the batch lists
     the same products; a BOSS with ``catalogue()`` answers the zones and the products the
     batch quotes from one read of it), and the accounts and holdings of the batch's
-    senders read in two queries up front (:meth:`prefetch`) instead of one or two per MO. A number's figures
-    are as of the start of the batch, which is what a query answers with anyway; an order
-    or a cancellation through this BOSS drops that number's copy, so what follows it in
-    the batch asks afresh. Anything else goes to the BOSS itself."""
+    senders read in two queries up front (:meth:`prefetch`) instead of one or two per
+    MO. A number's figures are as of the start of the batch, which is what a query
+    answers with anyway; an order or a cancellation through this BOSS drops that number's
+    copy, so what follows it in the batch asks afresh. Anything else goes to the BOSS
+    itself."""
 
     def __init__(self, boss: Any) -> None:
         self._boss = boss
@@ -254,10 +255,12 @@ class _BatchBoss:
         key = product_id.casefold()
         if key not in self._product:
             whole = self._catalogue()
-            # As the BOSS matches: the id exactly, else case-insensitively.
-            self._product[key] = self._boss.product(product_id) if whole is None else next(
-                (p for p in whole if p.product_id == product_id),
-                next((p for p in whole if p.product_id.casefold() == key), None))  # fmt: skip
+            if whole is None:
+                self._product[key] = self._boss.product(product_id)
+            else:  # as the BOSS matches: the id exactly, else case-insensitively
+                self._product[key] = (
+                    next((p for p in whole if p.product_id == product_id), None)
+                    or next((p for p in whole if p.product_id.casefold() == key), None))
         return self._product[key]
 
     def _catalogue(self) -> list[Any] | None:
