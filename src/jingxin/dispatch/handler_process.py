@@ -164,7 +164,7 @@ class HandlerProcess:
     def _ask(self, call: tuple[str, Any]) -> Any:
         self.start()
         try:
-            self._conn.send(call)
+            self._send(call)
             kind, answer = self._receive()
         except HandlerProcessError:
             self.close()  # a new child on the next call; the MO stay pending meanwhile
@@ -172,6 +172,23 @@ class HandlerProcess:
         if kind == "error":
             raise HandlerProcessError(f"MO handlers failed: {answer}")
         return answer
+
+    def _send(self, call: tuple[str, Any]) -> None:
+        """Hand ``call`` to the child. A pipe closed on us means the child died after the
+        last call, its exit not yet finished when :meth:`start` looked (a killed child
+        closes its end before it can be reaped): the call never reached it, so a new child
+        takes it - once; a second failure is the child's death, as in :meth:`_receive`."""
+        try:
+            self._conn.send(call)
+            return
+        except OSError:
+            log.warning("the MO handler process had died; starting a new one")
+        self.close()
+        self.start()
+        try:
+            self._conn.send(call)
+        except OSError as exc:
+            raise HandlerProcessError("the MO handler process died as it started") from exc
 
     def _receive(self) -> tuple[str, Any]:
         try:

@@ -97,6 +97,21 @@ def test_a_child_that_dies_during_a_call_fails_the_call_and_the_mo_stay_pending(
     assert counts(store) == (1, 1, 1)
 
 
+def test_a_call_to_a_child_that_died_unseen_goes_to_a_new_one(store, runner, caplog) -> None:
+    ids = store_mo(store, {"8613700000013": "TD"})
+    # Given a child that died, but whose exit was not finished when the next call looked
+    # (a killed child closes its pipe before it can be reaped)
+    dead = runner._process
+    os.kill(dead.pid, signal.SIGKILL)
+    dead.join(timeout=10)
+    dead.is_alive = lambda: True
+    # When the worker asks, Then a new child answers the call, and the death is logged
+    runner.handle_ids(ids)
+    assert counts(store) == (1, 1, 1)
+    assert runner._process is not dead
+    assert "had died; starting a new one" in caplog.text
+
+
 # A worker in miniature: starts a handler process, prints its pid, then waits to be killed.
 PARENT = """
 import sys, time
