@@ -77,10 +77,17 @@ _SQLITE_PARAMETERS = 500  # per IN list: SQLite caps bound parameters
 # PostgreSQL: the messages of a flush's reassembled groups, one array per column of
 # _MESSAGES (one statement text whatever their number); a key already there (a racing
 # worker's) inserts nothing and is looked up after.
+# The same statement links the parts of the messages it wrote (their part ids and keys as
+# two more arrays): one round trip where a flush took two; a group a racing worker wrote
+# first is linked after, by _link.
 _MESSAGES_PG = text(
-    f"INSERT INTO mo_messages ({', '.join(_MESSAGES.names)}) SELECT * FROM "
+    f"WITH m AS (INSERT INTO mo_messages ({', '.join(_MESSAGES.names)}) SELECT * FROM "
     f"{bulk.unnest_arrays(MoMessage.__table__, _MESSAGES.names, prefix='', alias='u')} "
-    "ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key"
+    "ON CONFLICT (dedup_key) DO NOTHING RETURNING id, dedup_key), "
+    "linked AS (UPDATE mo_parts SET mo_id = coalesce(mo_parts.mo_id, m.id) "
+    "FROM unnest(CAST(:link_parts AS BIGINT[]), CAST(:link_keys AS TEXT[])) AS v(part, key) "
+    "JOIN m ON m.dedup_key = v.key WHERE mo_parts.id = v.part) "
+    "SELECT id, dedup_key FROM m"
 )
 
 
@@ -141,10 +148,15 @@ def _write(conn: Connection, *, ready: list, now: datetime) -> list[Assembled]:
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     keys = columns[-1]
-    if conn.dialect.name == "postgresql":
+    postgresql = conn.dialect.name == "postgresql"
+    if postgresql:
         # One statement over arrays (no temporary table, no COPY): a flush's long MO are
         # a few dozen rows, where the COPY path's three round trips and CSV cost the most.
-        found = conn.execute(_MESSAGES_PG, dict(zip(_MESSAGES.names, columns, strict=True)))
+        parts_of = [(row.id, key) for (parts, _, _), key in zip(ready, keys, strict=True)
+                    for row in parts]  # fmt: skip
+        found = conn.execute(_MESSAGES_PG, {
+            **dict(zip(_MESSAGES.names, columns, strict=True)),
+            "link_parts": [p for p, _ in parts_of], "link_keys": [k for _, k in parts_of]})  # fmt: skip
     else:
         table = pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, _MESSAGES, strict=True)],
                                      schema=_MESSAGES)  # fmt: skip
@@ -157,8 +169,10 @@ def _write(conn: Connection, *, ready: list, now: datetime) -> list[Assembled]:
         found = select(MoMessage.dedup_key, MoMessage.id).where(MoMessage.dedup_key.in_(missing))
         raced = dict(conn.execute(found).all())
     links = [(row.id, written.get(key) or raced[key])
-             for (parts, _, _), key in zip(ready, keys, strict=True) for row in parts]  # fmt: skip
-    _link(conn, links)
+             for (parts, _, _), key in zip(ready, keys, strict=True) for row in parts
+             if not (postgresql and key in written)]  # PostgreSQL linked those already
+    if links:
+        _link(conn, links)
     return [Assembled(written[key], columns[0][i], columns[7][i], columns[8][i], columns[9][i])
             for i, key in enumerate(keys) if key in written]  # fmt: skip
 
