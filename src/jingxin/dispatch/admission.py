@@ -73,7 +73,7 @@ def admit_one(store: Store, *, ready: Ready, config: PolicyConfig, now: datetime
 
     key = ready.delivery.idempotency_key
     postgres = store.engine.dialect.name == "postgresql"
-    with store_errors(f"delivering {key}"), _connection(store, autocommit=postgres) as conn:
+    with store_errors(f"delivering {key}"), store.autocommit() as conn:
         state, first = load_one(conn, msisdn=ready.msisdn, tenant_id=ready.delivery.tenant_id,
                                 key=key, now=now)  # fmt: skip
         if first is not None:
@@ -105,11 +105,10 @@ def admit_many(store: Store, *, ready: Sequence[Ready], config: PolicyConfig,
 
     pairs = [(r.msisdn, r.delivery.idempotency_key) for r in ready]
     tenants = {r.delivery.tenant_id for r in ready}
-    postgres = store.engine.dialect.name == "postgresql"
     # PostgreSQL: the read, then ONE write statement (autocommit, as admit_one: no
     # BEGIN/COMMIT round trips; the one statement is atomic on its own).
     with store_errors(f"delivering {len(ready)} messages"), \
-            _connection(store, autocommit=postgres) as conn:  # fmt: skip
+            store.autocommit() as conn:  # fmt: skip
         states, first = load_many(conn, pairs=pairs, tenants=tenants, now=now)
         plans: list[_Plan | str] = []  # a plan, or the key of an earlier delivery it repeats
         taken = set(first)  # keys queued before, or by an earlier delivery of the batch
@@ -301,14 +300,6 @@ def _arrays_statement() -> str:
             f"l AS ({insert_arrays_after('m', prefix='l_')}), "
             f"d AS ({insert_decision_arrays_after('m', prefix='d_')}) "
             "SELECT id, idempotency_key FROM m")  # fmt: skip
-
-
-def _connection(store: Store, *, autocommit: bool) -> AbstractContextManager[Any]:
-    """A transaction (``engine.begin()``), or with ``autocommit`` a connection whose every
-    statement is its own transaction (psycopg's autocommit: no ``BEGIN``/``COMMIT``)."""
-    if not autocommit:
-        return store.engine.begin()
-    return store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _duplicate(message_id: int | None) -> Delivered:

@@ -222,7 +222,7 @@ def _pending(store: Store, *, context: HandlerContext, limit: int,
         failures, marks = alive_updates(NumberFailure.msisdn.in_(senders),
                                         SubscriberState.msisdn.in_(senders), now=now)  # fmt: skip
         query = query.add_cte(failures.cte("alive_failures"), marks.cte("alive_marks"))
-    with store_errors("reading the pending MO"), _connection(store) as conn:
+    with store_errors("reading the pending MO"), store.autocommit() as conn:
         rows = conn.execute(query).all()
         if dialect != "postgresql":
             seen_alive(conn, msisdns=[row.msisdn for row in rows], now=now)
@@ -236,15 +236,6 @@ def _pending(store: Store, *, context: HandlerContext, limit: int,
         )  # fmt: skip
         for row in rows
     ]
-
-
-def _connection(store: Store) -> Any:
-    """PostgreSQL: a connection whose every statement is its own transaction (no
-    ``BEGIN``/``COMMIT`` round trips: each use here is one statement); SQLite: a
-    transaction."""
-    if store.engine.dialect.name != "postgresql":
-        return store.engine.begin()
-    return store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _values(done: Done, at: datetime) -> dict[str, Any]:
@@ -291,7 +282,7 @@ def _insert(connection, rows: Sequence[dict[str, Any]]) -> set[int]:
 def _record_all(store: Store, *, done: Sequence[Done], at: datetime) -> set[int]:
     """Insert the batch's outcome rows at once; the ids recorded (an MO another runner
     recorded first is left out)."""
-    with store_errors(f"recording the outcomes of {len(done)} MO"), _connection(store) as conn:
+    with store_errors(f"recording the outcomes of {len(done)} MO"), store.autocommit() as conn:
         return _insert(conn, [_values(d, at) for d in done])
 
 
@@ -299,7 +290,7 @@ def _record(store: Store, *, mo: InboundMessage, handler: str | None, outcome: s
             result: HandlerResult, at: datetime) -> bool:  # fmt: skip
     """Insert one outcome row; False if another runner recorded this MO first."""
     values = _values(Done(mo, handler, outcome, result), at)
-    with store_errors(f"recording the outcome of MO {mo.id}"), _connection(store) as conn:
+    with store_errors(f"recording the outcome of MO {mo.id}"), store.autocommit() as conn:
         return bool(_insert(conn, [values]))
 
 

@@ -234,7 +234,7 @@ def _state_statement(*, many: bool, arrays: bool = False) -> Any:
     text whatever the batch (prepared once) - expanded IN lists gave a new text of ~1,800
     parameters for every batch size, which psycopg parsed again each time (2.7 ms a batch
     of 200 replies), and the planner with them. The tables read by number are then read
-    number by number (:func:`_by_number`: a probe of the number's index), whatever the
+    number by number (``by_number``: a probe of the number's index), whatever the
     planner's statistics say: as semi-joins, a young table was hashed whole for every
     batch (opt_outs: 2.7 ms for 5 numbers among 14,000 rows, growing with the table)."""
     def none(kind: Any) -> Any:
@@ -248,10 +248,16 @@ def _state_statement(*, many: bool, arrays: bool = False) -> Any:
         return column == bindparam(name)
 
     def by_number(table: Table, *, tenant: bool = False) -> tuple[Any, Any]:
-        """(the rows, the FROM that yields them) of ``table`` for the asked numbers."""
-        if many and arrays:
-            return _by_number(table, tenant=tenant)
-        return table, table
+        """(the rows, the FROM that yields them) of ``table`` for the asked numbers: on
+        PostgreSQL one index probe a number (:func:`~jingxin.data.store.bulk.probe`; with
+        ``tenant``, one a (number, tenant asked) pair, for an index on (tenant_id,
+        msisdn)); else the table itself, filtered by ``numbered``."""
+        if not (many and arrays):
+            return table, table
+        keys = {"msisdn": bindparam("msisdns", type_=ARRAY(String()))}
+        if tenant:
+            keys["tenant_id"] = bindparam("tenants", type_=ARRAY(String()))
+        return probe(table, keys, name=table.name)
 
     cutoff = bindparam("cutoff", type_=Date)
     text_, at, day, num, flag = String(), UtcDateTime(), Date(), BigInteger(), Boolean()
@@ -259,9 +265,9 @@ def _state_statement(*, many: bool, arrays: bool = False) -> Any:
     def kind(code: str) -> Any:
         return literal_column(f"'{code}'", String)
 
-    def numbered(table: Table, rows: Any, *more: Any) -> list[Any]:
-        """The conditions a probe by number (:func:`_by_number`) already applies."""
-        return [] if rows is not table else [among(table.c.msisdn, "msisdn"), *more]
+    def numbered(rows: Any, *more: Any) -> list[Any]:
+        """The conditions that a probe by number applies already."""
+        return [among(rows.c.msisdn, "msisdn"), *more] if isinstance(rows, Table) else []
 
     consents, c_from = by_number(Consent.__table__, tenant=True)  # its index: (tenant, number)
     opt_outs, o_from = by_number(OptOut.__table__)
@@ -280,40 +286,30 @@ def _state_statement(*, many: bool, arrays: bool = False) -> Any:
         select(kind("c"), c.msisdn, c.tenant_id, c.category, c.channel, c.wording,
                c.given_at, c.revoked_at, none(day), none(num), none(flag), none(flag))
         .select_from(c_from)
-        .where(*numbered(Consent.__table__, consents, among(c.tenant_id, "tenant"))),
+        .where(*numbered(consents, among(c.tenant_id, "tenant"))),
         select(kind("o"), o.msisdn, o.tenant_id, o.category, none(text_), none(text_),
                o.recorded_at, none(at), none(day), none(num), none(flag), none(flag))
         .select_from(o_from)
         .where(or_(o.tenant_id.is_(None), among(o.tenant_id, "tenant")),
-               *numbered(OptOut.__table__, opt_outs)),
+               *numbered(opt_outs)),
         select(kind("b"), b.msisdn, b.tenant_id, none(text_), none(text_), none(text_),
                b.added_at, none(at), none(day), none(num), none(flag), none(flag))
         .select_from(b_from)
         .where(or_(b.tenant_id.is_(None), among(b.tenant_id, "tenant")),
-               *numbered(BlacklistEntry.__table__, blacklist)),
+               *numbered(blacklist)),
         select(kind("s"), st.msisdn, none(text_), none(text_), st.timezone,
                st.roaming_country, st.last_complaint_at, st.invalid_since, none(day),
                none(num), st.in_service, st.complaint_sensitive)
         .select_from(s_from)
-        .where(*numbered(SubscriberState.__table__, states)),
+        .where(*numbered(states)),
         select(kind("l"), led.msisdn, led.tenant_id, led.category, led.idempotency_key,
                none(text_), none(at), none(at), led.local_date, cast(led.campaign_id, num),
                none(flag), none(flag))
         .select_from(l_from)
         .where(or_(led.local_date >= cutoff, among(led.idempotency_key, "key")),
-               *numbered(LedgerEntry.__table__, ledger)),
+               *numbered(ledger)),
     ]  # fmt: skip
     return union_all(*branches)
-
-
-def _by_number(table: Table, *, tenant: bool = False) -> tuple[Any, Any]:
-    """PostgreSQL: the rows of ``table`` for the asked numbers, one index probe a number
-    (:func:`~jingxin.data.store.bulk.probe`); with ``tenant``, one a (number, tenant
-    asked) pair, for an index on (tenant_id, msisdn)."""
-    keys = {"msisdn": bindparam("msisdns", type_=ARRAY(String()))}
-    if tenant:
-        keys["tenant_id"] = bindparam("tenants", type_=ARRAY(String()))
-    return probe(table, keys, name=table.name)
 
 
 def _state(msisdn: str, found: Mapping[str, list] | None) -> ContactState:
