@@ -26,18 +26,22 @@ handled. A store that cannot be read or written ends the run with
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import BigInteger, Integer, bindparam, delete, select, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from jingxin.data.store.bulk import among
+from jingxin.data.store.bulk import in_array
 from jingxin.data.store.engine import Store, store_errors
+from jingxin.data.store.frozen import Frozen
+from jingxin.data.store.models.base import UtcDateTime
 from jingxin.data.store.models import (
     MoMessage,
     MoOutcome,
@@ -196,35 +200,22 @@ def _pending(store: Store, *, context: HandlerContext, limit: int,
              ids: Sequence[int] | None = None) -> list[InboundMessage]:  # fmt: skip
     """The next ``limit`` MO without an outcome, oldest first, with their attribution: ONE
     query (:func:`~jingxin.dispatch.attribution.pending_attributed`), on PostgreSQL without
-    a transaction around it (one statement sees one snapshot anyway)."""
-    if ids is None:
-        wanted = MoMessage.id > context.cursor.start()
-    else:
-        # one array parameter on PostgreSQL: one statement text whatever the number of ids
-        wanted = among(store.engine, MoMessage.id, sorted(ids))
-    pending = (
-        select(*MoMessage.__table__.c)
-        .outerjoin(MoOutcome, MoOutcome.mo_id == MoMessage.id)
-        .where(MoOutcome.id.is_(None), wanted)
-        .order_by(MoMessage.id)
-        .limit(limit)
-    ).cte("pending")
-    dialect = store.engine.dialect.name
-    query = pending_attributed(pending, window=context.window, dialect=dialect,
-                               default_senders=context.default_senders)  # fmt: skip
-    # The senders wrote to us, so their numbers are in service (invalid.seen_alive): before
-    # any handler answers, a number marked invalid after failed deliveries is cleared, or
-    # its answer would be refused. PostgreSQL: the two resets ride on this read as
-    # data-modifying WITH parts; SQLite: in the read's transaction.
+    a transaction around it (one statement sees one snapshot anyway) and built once
+    (:func:`_pending_frozen`): only its parameters change from batch to batch."""
     now = context.now or utc_now()
-    if dialect == "postgresql":
-        senders = select(pending.c.msisdn)
-        failures, marks = alive_updates(NumberFailure.msisdn.in_(senders),
-                                        SubscriberState.msisdn.in_(senders), now=now)  # fmt: skip
-        query = query.add_cte(failures.cte("alive_failures"), marks.cte("alive_marks"))
+    dialect = store.engine.dialect.name
     with store_errors("reading the pending MO"), store.autocommit() as conn:
-        rows = conn.execute(query).all()
-        if dialect != "postgresql":
+        if dialect == "postgresql":
+            frozen = _pending_frozen(window=context.window, by_ids=ids is not None,
+                                     default_senders=tuple(context.default_senders.items()))  # fmt: skip
+            wanted = {"ids": sorted(ids)} if ids is not None else {"start": context.cursor.start()}
+            rows = frozen.all(conn, limit=limit, now=now, **wanted)
+        else:
+            wanted = (MoMessage.id > context.cursor.start() if ids is None
+                      else MoMessage.id.in_(sorted(ids)))  # fmt: skip
+            query, _ = _pending_query(wanted, limit=limit, window=context.window,
+                                   default_senders=context.default_senders, dialect=dialect)  # fmt: skip
+            rows = conn.execute(query).all()
             seen_alive(conn, msisdns=[row.msisdn for row in rows], now=now)
     return [
         InboundMessage(
@@ -236,6 +227,45 @@ def _pending(store: Store, *, context: HandlerContext, limit: int,
         )  # fmt: skip
         for row in rows
     ]
+
+
+def _pending_query(wanted: Any, *, limit: Any, window: timedelta,
+                   default_senders: Mapping[str, str], dialect: str) -> Any:  # fmt: skip
+    """The pending read of :func:`_pending` for the MO ``wanted`` selects."""
+    pending = (
+        select(*MoMessage.__table__.c)
+        .outerjoin(MoOutcome, MoOutcome.mo_id == MoMessage.id)
+        .where(MoOutcome.id.is_(None), wanted)
+        .order_by(MoMessage.id)
+        .limit(limit)
+    ).cte("pending")
+    return pending_attributed(pending, window=window, dialect=dialect,
+                              default_senders=default_senders), pending  # fmt: skip
+
+
+@functools.lru_cache(maxsize=32)
+def _pending_frozen(*, window: timedelta, by_ids: bool,
+                    default_senders: tuple[tuple[str, str], ...]) -> Frozen:  # fmt: skip
+    """PostgreSQL's pending read over the parameters ``ids`` (or ``start``, the cursor),
+    ``limit`` and ``now``. The senders wrote to us, so their numbers are in service
+    (invalid.seen_alive): before any handler answers, a number marked invalid after
+    failed deliveries is cleared, or its answer would be refused - the two resets ride on
+    this read as data-modifying WITH parts (SQLite: in the read's transaction)."""
+
+    def build() -> Any:
+        # one array parameter: one statement text whatever the number of ids
+        wanted = (in_array(MoMessage.id, bindparam("ids", type_=ARRAY(BigInteger))) if by_ids
+                  else MoMessage.id > bindparam("start", type_=BigInteger()))  # fmt: skip
+        query, pending = _pending_query(wanted, limit=bindparam("limit", type_=Integer()),
+                                        window=window, default_senders=dict(default_senders),
+                                        dialect="postgresql")  # fmt: skip
+        senders = select(pending.c.msisdn)
+        failures, marks = alive_updates(NumberFailure.msisdn.in_(senders),
+                                        SubscriberState.msisdn.in_(senders),
+                                        now=bindparam("now", type_=UtcDateTime()))  # fmt: skip
+        return query.add_cte(failures.cte("alive_failures"), marks.cte("alive_marks"))
+
+    return Frozen(build)
 
 
 def _values(done: Done, at: datetime) -> dict[str, Any]:

@@ -7,9 +7,10 @@ confirmation goes back through the delivery entry (``[inbox] unsubscribe_reply``
 by the runner with the batch's other replies.
 
 A batch of TD is one transaction (:func:`jingxin.data.store.contact.record_noted_opt_outs`,
-the same checks as a single opt-out): on PostgreSQL one statement inserts the opt-outs
-whose note is not yet recorded and answers which went in; a number that does not
-normalise fails the whole insert, and the runner handles that batch one MO at a time.
+the checks of a single opt-out but the tenant's: a subscriber's no is recorded whatever
+tenant it names): on PostgreSQL one statement in autocommit inserts the opt-outs whose
+note is not yet recorded and answers which went in; a number that does not normalise
+fails the whole insert, and the runner handles that batch one MO at a time.
 
 Idempotent, as every handler must be: run again for the same MO (after a crash), it finds
 its own opt-out (the note names the MO) and records nothing new, and the reply's
@@ -45,10 +46,12 @@ class UnsubscribeHandler:
     def handle_batch(self, mos: Sequence[InboundMessage], *,
                      context: HandlerContext) -> list[HandlerResult]:  # fmt: skip
         notes = {mo.id: opt_out_note(mo) for mo in mos}
-        with context.bound_store().transaction() as session:
-            # One statement on PostgreSQL: the opt-outs whose note is not yet recorded go
-            # in, and it answers which did; a re-run after a crash records nothing twice.
-            fresh = record_noted_opt_outs(session, source=OPT_OUT_SOURCE, at=context.now, entries=[
+        # One statement on PostgreSQL, in autocommit (one round trip: no BEGIN, no
+        # COMMIT): the opt-outs whose note is not yet recorded go in, and it answers which
+        # did; a re-run after a crash records nothing twice. SQLite: a transaction.
+        with context.bound_store().reading() as session:
+            fresh = record_noted_opt_outs(session, source=OPT_OUT_SOURCE, at=context.now,
+                                          check_tenants=False, entries=[
                 {"msisdn": mo.msisdn, "tenant_id": mo.tenant_id, "note": notes[mo.id]}
                 for mo in mos])  # fmt: skip
         return [HandlerResult(detail=_detail(mo, again=(mo.msisdn, notes[mo.id]) not in fresh),

@@ -50,3 +50,21 @@ def test_a_bad_entry_refuses_the_batch_whole(store) -> None:
             record(store, [{"msisdn": "13912345671", "note": "MO 8"}, bad])
     assert rows(store) == []
     assert record(store, []) == set()
+
+
+def test_unchecked_tenants_are_recorded_as_named_and_bad_numbers_still_refused(store) -> None:
+    # Given the unsubscribe handler's call, which records a no whatever tenant it names
+    def unchecked(entries):
+        with store.reading() as session:
+            return record_noted_opt_outs(session, source="sms_reply", at=NOW,
+                                         check_tenants=False, entries=entries)  # fmt: skip
+
+    # When a tenant the store does not know is named
+    assert unchecked([{"msisdn": "13912345672", "tenant_id": "gone", "note": "MO 7"}]) == {
+        ("+8613912345672", "MO 7")}  # fmt: skip
+    # Then it is recorded; a malformed tenant id or number still refuses the batch whole
+    for bad in ({"msisdn": "13912345673", "tenant_id": "no spaces!", "note": "MO 8"},
+                {"msisdn": "12345", "tenant_id": "gone", "note": "MO 8"}):  # fmt: skip
+        with pytest.raises(InputError, match="opt_out"):
+            unchecked([{"msisdn": "13912345674", "tenant_id": "gone", "note": "MO 8"}, bad])
+    assert rows(store) == [("+8613912345672", "gone", "MO 7", "sms_reply")]

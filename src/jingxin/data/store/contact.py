@@ -196,12 +196,19 @@ def record_noted_opt_outs(
     entries: Sequence[Mapping[str, Any]],
     source: str,
     at: datetime | None = None,
+    check_tenants: bool = True,
 ) -> set[tuple[str, str]]:
     """:func:`record_opt_outs` for entries that each carry a ``note`` naming what asked for
     them (an MO): an entry whose number already has an opt-out with that note is skipped,
     so running it again records nothing twice. Returns the (E.164 number, note) pairs
-    recorded now. On PostgreSQL one statement; elsewhere a lookup and an insert."""
-    rows = _opt_out_rows(session, entries=entries, source=source, at=at)
+    recorded now. On PostgreSQL one statement; elsewhere a lookup and an insert.
+
+    ``check_tenants=False`` records an opt-out whatever its tenant (the unsubscribe
+    handler's: the tenant is the one whose message the subscriber answered, or the
+    operator's own; a subscriber's no is kept even for a tenant the store lost, as the
+    table's missing foreign key says) - and saves the tenant read of every batch."""
+    rows = _opt_out_rows(session, entries=entries, source=source, at=at,
+                         check_tenants=check_tenants)  # fmt: skip
     if not rows:
         return set()
     with store_errors(f"recording {len(rows)} opt-outs"):
@@ -220,7 +227,7 @@ def record_noted_opt_outs(
 
 
 def _opt_out_rows(session: Session, *, entries: Sequence[Mapping[str, Any]], source: str,
-                  at: datetime | None) -> list[dict[str, Any]]:  # fmt: skip
+                  at: datetime | None, check_tenants: bool = True) -> list[dict[str, Any]]:  # fmt: skip
     """The rows for ``entries``, each checked (InputError for the first bad one)."""
     import pyarrow as pa
 
@@ -241,7 +248,10 @@ def _opt_out_rows(session: Session, *, entries: Sequence[Mapping[str, Any]], sou
                      "tenant_id": tenant_id, "category": category, "source": source,
                      "note": entry.get("note"), "recorded_at": recorded_at})  # fmt: skip
     for tenant_id in sorted({r["tenant_id"] for r in rows if r["tenant_id"] is not None}):
-        require_tenant(session, tenant_id=tenant_id, field="opt_out.tenant")
+        if check_tenants:
+            require_tenant(session, tenant_id=tenant_id, field="opt_out.tenant")
+        else:
+            valid_tenant_id(tenant_id, field="opt_out.tenant")
     return rows
 
 

@@ -181,7 +181,8 @@ class Store:
         return transaction(self.sessions)
 
     def reading(self) -> AbstractContextManager[Session]:
-        """A session for reads that need no snapshot in common (see :func:`reading`)."""
+        """A session for reads that need no snapshot in common, or for a write that is
+        one statement (see :func:`reading`)."""
         return reading(self)
 
     def autocommit(self) -> AbstractContextManager[Connection]:
@@ -220,7 +221,9 @@ def reading(store: Store) -> Iterator[Session]:
     is its own transaction and a read costs one round trip, not three (``BEGIN``, the
     query, ``COMMIT``) - which counts where a batch of MO is answered in a few dozen
     reads. Two statements may then see different moments: use :meth:`Store.transaction`
-    where they must agree, and for anything that writes. SQLite: a transaction."""
+    where they must agree, and for anything that writes in more than one statement (a
+    write that is one statement is atomic on its own: the unsubscribe handler's opt-outs).
+    SQLite: a transaction."""
     if store.engine.dialect.name != "postgresql":
         with transaction(store.sessions) as session:
             yield session

@@ -1,0 +1,98 @@
+"""A hot statement built and compiled once, then run by its SQL text.
+
+SQLAlchemy caches a statement's compiled SQL, but each execution still pays for the
+statement object: building it (a few hundred coercions for the MO handlers' pending read
+with its attribution and its data-modifying ``WITH`` parts) and walking it again to find
+its cache key. For a statement a worker runs a hundred times a second with only its
+parameters changing, that was the larger part of its cost: the pending read took 1.2 ms
+of Python around 0.5 ms of PostgreSQL (py-spy and pyinstrument over a handler batch;
+BENCHMARKS.md, "the way back, a fourth time").
+
+:class:`Frozen` builds the statement once (with named :func:`~sqlalchemy.bindparam`
+placeholders for what changes), compiles it once per dialect, and then hands the SQL text
+and the parameters to the driver (``exec_driver_sql``: still SQLAlchemy's connection,
+events and error wrapping, so ``store_errors`` works as before). The parameters go
+through the same bind processors SQLAlchemy would apply (a naive datetime is refused, an
+aware one bound as UTC) and the result columns through the same result processors (a
+timestamp comes back aware UTC). SQLAlchemy's ``lambda_stmt`` aims at the same cost, but
+re-analyses closures and cannot take a statement built by helper functions with dialect
+branches, as these are.
+
+A statement whose SQL depends on its values (``IN`` lists expanded at execution,
+``literal_execute``) cannot be frozen: :class:`Frozen` refuses it when it compiles.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+
+
+class Frozen:
+    """``build()`` (a statement over named bind parameters), compiled once per dialect.
+
+    :meth:`all` runs it and returns its rows as named tuples (the statement's column
+    keys), processed as SQLAlchemy would; :meth:`rowcount` runs one that returns nothing."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._by_dialect: dict[str, _Compiled] = {}
+
+    def all(self, connection: Connection, **params: Any) -> list[Any]:
+        compiled = self._compiled(connection.dialect)
+        result = connection.exec_driver_sql(compiled.sql, compiled.bind(params))
+        return compiled.rows(result.fetchall())
+
+    def rowcount(self, connection: Connection, **params: Any) -> int:
+        compiled = self._compiled(connection.dialect)
+        return connection.exec_driver_sql(compiled.sql, compiled.bind(params)).rowcount
+
+    def _compiled(self, dialect: Dialect) -> _Compiled:
+        compiled = self._by_dialect.get(dialect.name)
+        if compiled is None:
+            compiled = self._by_dialect[dialect.name] = _Compiled(self._build(), dialect)
+        return compiled
+
+
+class _Compiled:
+    """One dialect's SQL text, its parameters' defaults and processors, and the row type."""
+
+    def __init__(self, statement: Any, dialect: Dialect) -> None:
+        if dialect.paramstyle not in ("pyformat", "named"):
+            raise ValueError(f"a frozen statement needs named parameters; {dialect.name} "
+                             f"uses {dialect.paramstyle}")  # fmt: skip
+        compiled = statement.compile(dialect=dialect)
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError("a statement whose SQL depends on its values cannot be frozen")
+        self.sql = str(compiled)
+        self.defaults = dict(compiled.params)
+        # SQLAlchemy's own per-parameter processors (internal, stable across 2.x): what
+        # ``Connection.execute`` would apply to these values.
+        self.processors = {name: fn for name, fn in compiled._bind_processors.items()
+                           if name in self.defaults}  # fmt: skip
+        columns = list(getattr(statement, "selected_columns", ()))
+        self.results = [column.type._cached_result_processor(dialect, None) for column in columns]
+        self.row = namedtuple("Row", [column.key for column in columns], rename=True) if columns else None  # type: ignore[misc]
+
+    def bind(self, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = params.keys() - self.defaults.keys()
+        if unknown:
+            raise TypeError(f"the frozen statement has no parameter {sorted(unknown)}")
+        values = {**self.defaults, **params}
+        for name, process in self.processors.items():
+            values[name] = process(values[name])
+        return values
+
+    def rows(self, fetched: list[Any]) -> list[Any]:
+        if self.row is None:
+            return list(fetched)
+        make, processors = self.row._make, self.results
+        if not any(processors):
+            return [make(row) for row in fetched]
+        return [make(value if process is None else process(value)
+                     for process, value in zip(processors, row, strict=True))
+                for row in fetched]  # fmt: skip
