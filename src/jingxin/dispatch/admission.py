@@ -262,8 +262,6 @@ def _write_statement() -> Any:
 def _write_arrays(conn: Any, plans: list[_Plan], now: datetime) -> dict[str, int]:
     """PostgreSQL: a batch's outbox, ledger and decision rows as ONE fixed-text statement
     (:func:`_arrays_statement`); the new messages' ids by key."""
-    from sqlalchemy import text
-
     from jingxin.data.store.audit import DECISION_COLUMNS, decision_values
     from jingxin.data.store.bulk import array_values
     from jingxin.data.store.ledger import COLUMNS as LEDGER
@@ -280,26 +278,29 @@ def _write_arrays(conn: Any, plans: list[_Plan], now: datetime) -> dict[str, int
               **array_values(contacts, LEDGER, prefix="l_"),
               **array_values(decisions, (*DECISION_COLUMNS, "admitted"), prefix="d_",
                              json=("detail",))}  # fmt: skip
-    found = conn.execute(text(_arrays_statement()), values)
+    found = conn.execute(_arrays_statement(), values)
     return {key: message_id for message_id, key in found}
 
 
 @functools.cache
-def _arrays_statement() -> str:
+def _arrays_statement() -> Any:
     """PostgreSQL: :func:`_write_statement` for a whole batch, each table's rows as one
     array per column (one statement text whatever the batch size, so it is prepared
     once): ``WITH m AS (INSERT INTO messages ... RETURNING id, idempotency_key), l AS
     (INSERT INTO contact_ledger ... JOIN m), d AS (INSERT INTO decisions ... LEFT JOIN m)
     SELECT id, idempotency_key FROM m``. A key already taken inserts no message, hence
     neither its contact nor its decision, as on the other paths."""
+    from sqlalchemy import text
+
     from jingxin.data.store.audit import insert_decision_arrays_after
     from jingxin.data.store.ledger import insert_arrays_after
     from jingxin.dispatch.outbox_rows import insert_arrays
 
-    return (f"WITH m AS ({insert_arrays(prefix='m_')}), "
-            f"l AS ({insert_arrays_after('m', prefix='l_')}), "
-            f"d AS ({insert_decision_arrays_after('m', prefix='d_')}) "
-            "SELECT id, idempotency_key FROM m")  # fmt: skip
+    # the TextClause built once too: parsing its ~50 parameters cost 0.2 ms a batch
+    return text(f"WITH m AS ({insert_arrays(prefix='m_')}), "
+                f"l AS ({insert_arrays_after('m', prefix='l_')}), "
+                f"d AS ({insert_decision_arrays_after('m', prefix='d_')}) "
+                "SELECT id, idempotency_key FROM m")  # fmt: skip
 
 
 def _duplicate(message_id: int | None) -> Delivered:
