@@ -154,6 +154,18 @@ def store_parts(
     return tally
 
 
+def is_single(part: MoPart) -> bool:
+    """Is ``part`` a whole MO (no concatenation header, or one of one)?"""
+    return part.total is None or part.total <= 1 or part.seq is None
+
+
+def one_statement(items: Sequence[MoItem], *, expire: bool) -> bool:
+    """Does :func:`store_parts` store ``items`` in one statement on PostgreSQL? It does
+    when they are all single-part MO and no sweep is asked: then the caller may run it in
+    autocommit (one round trip, where ``BEGIN`` and ``COMMIT`` made three)."""
+    return bool(items) and not expire and all(is_single(part) for _, part in items)
+
+
 class _Candidate(NamedTuple):
     """A part of a flush that is no repeat of an earlier one in the same flush."""
 
@@ -181,7 +193,7 @@ def _candidates(items: Sequence[MoItem], *, window: timedelta) -> list[_Candidat
         if not part.smsc_id:
             head, _, bucket = key.rpartition(":")
             previous = f"{head}:{int(bucket) - 1}"
-        single = part.total is None or part.total <= 1 or part.seq is None
+        single = is_single(part)
         stored = StoredPart(0, channel, part.protocol, part.source[:32], part.destination[:32],
                             None if single else part.ref, 1 if single else part.total,
                             1 if single else part.seq, part.coding, part.payload, part.received_at)  # fmt: skip

@@ -1,0 +1,45 @@
+"""The MO lane on PostgreSQL: a round of single-part MO is one statement in autocommit (no
+BEGIN, no COMMIT round trips); a round with a part of a long MO, or a sweep, is a
+transaction (its group is read after the insert, in the same one)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import event
+
+from jingxin.data.store import open_store
+from jingxin.dispatch.mo_inbox import one_statement
+from tests.unit.dispatch.dispatch_fakes import HappyChannel, make_worker
+from tests.unit.dispatch.mo_parts import smpp_parts
+
+
+@pytest.fixture
+def store(store_url):
+    opened = open_store(store_url)
+    yield opened
+    opened.dispose()
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)  # PostgreSQL's own path
+def test_on_postgresql_a_round_of_short_mo_is_stored_in_autocommit(store) -> None:
+    # Given the MO lane's store, watched statement by statement (in a transaction or not)
+    worker, _ = make_worker(store, {"happy": (HappyChannel, {})})
+    seen: list[tuple[str, bool]] = []
+    event.listen(store.engine, "before_cursor_execute", lambda conn, cursor, sql, *a: seen.append(
+        (" ".join(sql.split()[:3]), conn.connection.driver_connection.autocommit)))  # fmt: skip
+    now = datetime.now(UTC)
+    # When a round of short MO is stored, then one with a part of a long MO
+    short = [("happy", smpp_parts(f"TD{i}", source=f"86137{i:08d}", at=now)[0]) for i in range(3)]
+    assert len(worker.store_mo(parts=short).assembled) == 3
+    first, seen[:] = list(seen), []
+    long = smpp_parts("退订" * 80, source="8613700000009", at=now)  # its siblings not yet due
+    assert len(long) > 1 and worker.store_mo(parts=[("happy", long[0])]).assembled == []
+    # Then the short ones took one statement and no transaction (no BEGIN, no COMMIT); the
+    # long one's part a transaction (its group is read after the insert, in the same one)
+    assert first == [("WITH v AS", True)]
+    assert len(seen) > 1 and not any(autocommit for _, autocommit in seen)
+    # And a sweep is a transaction too, whatever it stores
+    assert one_statement(short, expire=False) and not one_statement(short, expire=True)
+    assert not one_statement([], expire=False)
