@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import pyarrow as pa
@@ -96,7 +96,14 @@ WITH v AS (
     FROM p JOIN fresh f ON f.dedup_key = p.dedup_key
     WHERE p.mo_id IS NOT NULL
 )
-SELECT id, dedup_key, mo_id FROM p
+SELECT id, dedup_key, mo_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM p
+UNION ALL
+SELECT w.id, NULL, NULL, w.channel, w.protocol, w.source, w.destination, w.ref, w.total,
+       w.seq, w.coding, w.payload, w.received_at
+FROM (SELECT DISTINCT source FROM fresh WHERE total > 1) s
+JOIN LATERAL (SELECT * FROM mo_parts r WHERE r.source = s.source AND r.mo_id IS NULL
+              AND r.total > 1 OFFSET 0) w ON TRUE
 """)
 
 
@@ -142,15 +149,16 @@ def store_parts(
     if conn.dialect.name == "postgresql" and candidates:
         # Single-part MO (most of them) are stored whole by this one statement; only the
         # parts of long ones are left to reassembly.
-        new, tally.assembled = _insert_pg(conn, candidates=candidates, now=now, rules=rules)
+        new, tally.assembled, siblings = _insert_pg(conn, candidates=candidates, now=now,
+                                                    rules=rules)  # fmt: skip
         waiting = [part for part in new if part.total > 1]
     else:
         new = _insert(conn, candidates=candidates, rules=rules) if candidates else []
-        waiting = new
+        waiting, siblings = new, None
     tally.stored += len(new)
     tally.duplicates += len(items) - len(new)
     tally.assembled += assemble(conn, new=waiting, now=now, part_timeout=rules.part_timeout,
-                                expire=expire or not items)  # fmt: skip
+                                expire=expire or not items, siblings=siblings)  # fmt: skip
     return tally
 
 
@@ -223,10 +231,12 @@ def _insert(conn: Connection, *, candidates: list[_Candidate], rules: InboxRules
     return [keys[key]._replace(id=part_id) for part_id, key in returned]
 
 
-def _insert_pg(conn: Connection, *, candidates: list[_Candidate], now: datetime,
-               rules: InboxRules) -> tuple[list[StoredPart], list[Assembled]]:  # fmt: skip
-    """PostgreSQL: the parts of ``candidates`` that were new, with their ids, and the
-    messages of the single-part ones among them - one statement (:data:`_STORE_PG`)."""
+def _insert_pg(conn: Connection, *, candidates: list[_Candidate], now: datetime, rules: InboxRules,
+               ) -> tuple[list[StoredPart], list[Assembled], list[StoredPart]]:  # fmt: skip
+    """PostgreSQL: the parts of ``candidates`` that were new, with their ids, the messages
+    of the single-part ones among them, and the parts of long MO stored before that still
+    wait, from the senders of the new long parts (their siblings, for reassembly) - one
+    statement (:data:`_STORE_PG`)."""
     singles = [c for c in candidates if c.part.total <= 1]
     senders = iter(msisdns([c.part.source for c in singles]))
     arrays: dict[str, list] = {name: [] for name in _PG_ARRAYS}
@@ -246,13 +256,16 @@ def _insert_pg(conn: Connection, *, candidates: list[_Candidate], now: datetime,
     returned = conn.execute(_STORE_PG, {**arrays, "window": rules.duplicate_window,
                                         "stored_at": stored_at}).all()  # fmt: skip
     by_key = {c.key: c.part for c in candidates}
-    new, assembled = [], []
-    for part_id, key, mo_id in returned:
+    new, assembled, siblings = [], [], []
+    for part_id, key, mo_id, *waiting in returned:
+        if key is None:  # a sibling stored before (text SQL: its instant as the session's zone)
+            siblings.append(StoredPart(part_id, *waiting[:-1], waiting[-1].astimezone(UTC)))
+            continue
         part = by_key[key]._replace(id=part_id)
         new.append(part)
         if mo_id is not None:
             assembled.append(Assembled(mo_id, part.channel, True, unreadable[key], part.received_at))
-    return new, assembled
+    return new, assembled, siblings
 
 
 def _recent(conn: Connection, *, candidates: list[_Candidate], window: timedelta) -> set[str]:

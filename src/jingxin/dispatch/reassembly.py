@@ -92,16 +92,26 @@ _MESSAGES_PG = text(
 
 
 def assemble(conn: Connection, *, new: Sequence[StoredPart], now: datetime,
-             part_timeout: timedelta, expire: bool = True) -> list[Assembled]:  # fmt: skip
+             part_timeout: timedelta, expire: bool = True,
+             siblings: Sequence[StoredPart] | None = None) -> list[Assembled]:  # fmt: skip
     """Write a message for every group ``new`` parts completed (or whose wait is over), and
-    with ``expire`` for every unlinked group anywhere older than ``part_timeout``."""
+    with ``expire`` for every unlinked group anywhere older than ``part_timeout``.
+    ``siblings``: the waiting parts of long MO from the senders of ``new`` as the insert
+    already read them (PostgreSQL's :data:`~jingxin.dispatch.mo_inbox._STORE_PG`: a query
+    less per flush); without them, or with ``expire``, they are read here."""
     limit = now - part_timeout
     singles = [part for part in new if part.total <= 1]
     ready = [([part], {part.seq: part}, True) for part in singles]
     sources = sorted({part.source for part in new if part.total > 1})
     if sources or expire:
         groups: dict[tuple, list[Any]] = defaultdict(list)
-        for row in _unlinked(conn, sources=sources, limit=limit, expire=expire):
+        if siblings is not None and not expire:
+            wanted = set(sources)  # the statement read them for duplicates' senders too
+            rows = sorted([*(p for p in siblings if p.source in wanted),
+                           *(p for p in new if p.total > 1)], key=lambda p: p.id)  # fmt: skip
+        else:
+            rows = _unlinked(conn, sources=sources, limit=limit, expire=expire)
+        for row in rows:
             key = (row.channel, row.source, row.destination, row.ref, row.total) if row.total > 1 else (row.id,)
             groups[key].append(row)
         for parts in groups.values():
