@@ -197,8 +197,10 @@ def mo_crash(*, store_url: str, workdir: Path, plan: MoPlan = MoPlan()) -> Repor
                                       kwargs={"threads": plan.threads, "timeout": plan.timeout,
                                               "progress": progress}, daemon=True)  # fmt: skip
             feeder.start()
+            # Polled every 2 ms: a worker that stores fast let 4 clients inject the other
+            # two thirds of 300 MO within the default 50 ms, and the kill came after them.
             wait_until("a third of the MO in", lambda: progress[0] >= plan.kill_at * plan.messages,
-                       timeout=plan.timeout, processes=[first])  # fmt: skip
+                       timeout=plan.timeout, processes=[first], every=0.002)  # fmt: skip
             kill_9(first)
             at_kill = progress[0]
             second = fleet.worker(env, "worker-2")

@@ -53,8 +53,7 @@ class MoLane:
                         mo = await self._call(self.store_mo, _pool=self._mo_db, parts=parts,
                                               sweep=sweep)  # fmt: skip
                     self.mo_inbox.committed(waiter)  # only now may the channels ack the PDUs
-                    if mo.assembled or sweep:
-                        self._mo_unhandled.extend(mo.assembled)
+                    if mo.assembled or sweep:  # (store_mo queued them for the handler lane)
                         self._handlers_due = True
                         self._handlers_sweep = self._handlers_sweep or sweep
                         wake.set()
@@ -95,11 +94,9 @@ class MoLane:
                 await wake.wait()
                 wake.clear()
                 continue
-            assembled, self._mo_unhandled = self._mo_unhandled, []
             sweep, self._handlers_sweep = self._handlers_sweep, False
             self._handlers_due = False
-            await self._call(self.run_handlers, _pool=self._handler_db,
-                             mo=MoTally(assembled=assembled), sweep=sweep)  # fmt: skip
+            await self._call(self.run_handlers, _pool=self._handler_db, sweep=sweep)
             if storing.is_set():
                 self._mo_behind = False  # stopping: what is left waits for the next start
 
@@ -115,23 +112,51 @@ class MoLane:
                                           else self.store.engine.begin()) as conn:  # fmt: skip
             mo = store_parts(conn, items=parts, now=now, rules=self.config.inbox_rules,
                              expire=sweep)  # fmt: skip
+        # Committed: the handler lane may take them now, from this thread - a handler run
+        # in progress takes them when it ends, without a trip through the event loop.
+        self._mo_unhandled.extend(mo.assembled)
         self._observe_mo(mo)
         return mo
 
-    def run_handlers(self, *, mo: MoTally, sweep: bool = True) -> None:
-        """After an MO commit (the db thread): the handlers, then PDU → handled latency.
-        A failure is logged and counted; the rows wait for the next call (at least once).
-        A run that returns true stopped at its limit with MO left: the handler lane (or the
-        next flush) runs it again at once.
+    def run_handlers(self, *, mo: MoTally | None = None, sweep: bool = True) -> None:
+        """After an MO commit (the handler lane's thread): the handlers, then PDU → handled
+        latency. With ``mo`` (a flush on the loop thread): for its MO. Without (the handler
+        lane): for the MO the MO lane has stored meanwhile, again and again while it
+        stores more - the lane turns over without waiting for the event loop, which a
+        campaign's PDUs keep busy. A failure is logged and counted; the rows wait for the
+        next call (at least once). A run that returns true stopped at its limit with MO
+        left: the handler lane (or the next flush) runs it again at once.
 
         A worker answers the MO it stored itself first (``on_mo_stored.handle_ids``, when
         the runner has it): several workers then share the way back instead of each
         reading every pending MO; a sweep, or a run that stopped at its limit, reads
         whatever is pending (what a crashed worker left, what another has not reached)."""
+        if mo is not None:
+            self._handle(list(mo.assembled), sweep=sweep)
+            return
+        assembled = self._take_unhandled()
+        if not (assembled or sweep or self._mo_behind):
+            return  # a wake for MO a run in progress took already
+        while True:
+            self._handle(assembled, sweep=sweep)
+            if self._mo_behind:
+                return  # the lane runs again at once (unless it is stopping)
+            assembled, sweep = self._take_unhandled(), False
+            if not assembled:
+                return
+
+    def _take_unhandled(self) -> list:
+        taken = []
+        with contextlib.suppress(IndexError):
+            while True:
+                taken.append(self._mo_unhandled.popleft())
+        return taken
+
+    def _handle(self, assembled: list, *, sweep: bool) -> None:
         if self.on_mo_stored is not None:
             try:
                 own = getattr(self.on_mo_stored, "handle_ids", None)
-                ids = [a.mo_id for a in mo.assembled]
+                ids = [a.mo_id for a in assembled]
                 if own is not None and ids and not (sweep or self._mo_behind):
                     own(ids)
                 else:
@@ -143,7 +168,7 @@ class MoLane:
                 self.tally.mo_handler_errors += 1
                 log.exception("MO handlers failed; they run again on the next sweep")
         done = self.clock()
-        self.mo_latencies.extend((done - a.received_at).total_seconds() for a in mo.assembled)
+        self.mo_latencies.extend((done - a.received_at).total_seconds() for a in assembled)
 
     def _observe_mo(self, mo: MoTally) -> None:
         self.tally.mo_parts += mo.stored

@@ -167,7 +167,9 @@ class Worker(MoLane):
             if postgres
             else self._db
         )
-        self._mo_unhandled: list = []  # MO stored since the handlers last ran (latency)
+        # MO stored since the handlers last took them: the MO lane's thread appends after
+        # its commit, the handler lane's thread takes them (a deque: both ends thread-safe)
+        self._mo_unhandled: collections.deque = collections.deque()
         self._handlers_due = False  # a store round swept, or stored MO: run the handlers
         self._handlers_sweep = True  # the next handler run reads every pending MO
         self._writing = 0  # rows taken out of the buffers and being written back
