@@ -41,7 +41,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from jingxin.data.store.bulk import in_array
 from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.frozen import Frozen
-from jingxin.data.store.models.base import UtcDateTime
 from jingxin.data.store.models import (
     MoMessage,
     MoOutcome,
@@ -49,6 +48,7 @@ from jingxin.data.store.models import (
     SubscriberState,
     utc_now,
 )
+from jingxin.data.store.models.base import UtcDateTime
 from jingxin.dispatch.attribution import pending_attributed, within
 from jingxin.dispatch.handlers import (
     HandlerContext,
@@ -214,7 +214,7 @@ def _pending(store: Store, *, context: HandlerContext, limit: int,
             wanted = (MoMessage.id > context.cursor.start() if ids is None
                       else MoMessage.id.in_(sorted(ids)))  # fmt: skip
             query, _ = _pending_query(wanted, limit=limit, window=context.window,
-                                   default_senders=context.default_senders, dialect=dialect)  # fmt: skip
+                                      default_senders=context.default_senders, dialect=dialect)  # fmt: skip
             rows = conn.execute(query).all()
             seen_alive(conn, msisdns=[row.msisdn for row in rows], now=now)
     return [
@@ -229,9 +229,10 @@ def _pending(store: Store, *, context: HandlerContext, limit: int,
     ]
 
 
-def _pending_query(wanted: Any, *, limit: Any, window: timedelta,
-                   default_senders: Mapping[str, str], dialect: str) -> Any:  # fmt: skip
-    """The pending read of :func:`_pending` for the MO ``wanted`` selects."""
+def _pending_query(wanted: Any, *, limit: Any, window: timedelta, default_senders: Mapping[str, str],
+                   dialect: str) -> tuple[Any, Any]:  # fmt: skip
+    """The pending read of :func:`_pending` for the MO ``wanted`` selects, and its
+    ``pending`` CTE (what PostgreSQL's resets of the senders select from)."""
     pending = (
         select(*MoMessage.__table__.c)
         .outerjoin(MoOutcome, MoOutcome.mo_id == MoMessage.id)
