@@ -99,6 +99,8 @@ WITH v AS (
 SELECT id, dedup_key, mo_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM p
 UNION ALL
+-- the waiting siblings: after id, dedup_key and mo_id (NULL), the fields of StoredPart in
+-- its order (_insert_pg builds one from each such row)
 SELECT w.id, NULL, NULL, w.channel, w.protocol, w.source, w.destination, w.ref, w.total,
        w.seq, w.coding, w.payload, w.received_at
 FROM (SELECT DISTINCT source FROM fresh WHERE total > 1) s
