@@ -18,6 +18,7 @@ Reason codes: ``empty``, ``not_a_number``, ``too_short``, ``too_long``, ``invali
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,6 +158,7 @@ def carrier_of(e164: str) -> str:
 _FAST_SHAPES = ((14, b"+86"), (11, b""), (13, b"86"), (15, b"0086"))
 _NATIONAL_LEN = 11
 _SLOW = -2
+_FEW = 256  # e164_of_few: up to this many values, by hand (measured: even at 256)
 _GATHER_ROWS = 1 << 20  # a prefix whose validity depends on more than five digits: ask phonenumbers
 
 
@@ -215,6 +217,45 @@ def normalise_msisdns(values: pa.Array | pa.ChunkedArray, *,
         carrier = pc.replace_with_mask(carrier, slow_mask, pa.array(parsed[1], pa.string()))
         reason = pc.replace_with_mask(reason, slow_mask, pa.array(parsed[2], pa.string()))
     return MsisdnColumn(e164=e164, carrier=carrier, reason=reason)
+
+
+def e164_of_few(values: Sequence[str | None]) -> list[str | None]:
+    """E.164 of each of a few numbers (None where one does not normalise), by the rules of
+    :func:`normalise_msisdns`. For the per-message paths (an MO flush of a few senders, a
+    batch of replies): a value of a fast shape is read by hand against the same prefix
+    table, only the rest goes through the column normaliser - whose Arrow and NumPy set-up
+    cost 0.25 ms a call however few the rows, more than the rest of storing one MO. Past
+    :data:`_FEW` values the column is the faster way, and is taken."""
+    if len(values) > _FEW:
+        return normalise_msisdns(pa.array(list(values), pa.string())).e164.to_pylist()
+    out: list[str | None] = []
+    slow: list[int] = []
+    codes = _prefix_codes()
+    for i, value in enumerate(values):
+        national = _fast_national(value)
+        code = codes[int(national[:5]) - 10000] if national is not None else _SLOW
+        if code >= 0:
+            out.append("+86" + national)  # type: ignore[operator]
+        else:  # another shape, a prefix that needs more digits, or none: as the column does
+            out.append(None)
+            slow.append(i)
+    if slow:
+        parsed = normalise_msisdns(pa.array([values[i] for i in slow], pa.string())).e164
+        for i, e164 in zip(slow, parsed.to_pylist(), strict=True):
+            out[i] = e164
+    return out
+
+
+def _fast_national(value: str | None) -> str | None:
+    """The 11 national digits of ``value`` if it has one of :data:`_FAST_SHAPES`."""
+    if value is None:
+        return None
+    for length, lead in _FAST_SHAPES:
+        if len(value) == length and value.startswith(lead.decode()):
+            national = value[len(lead):]
+            if national[0] == "1" and national.isascii() and national.isdigit():
+                return national
+    return None
 
 
 def _all_e164(values: pa.Array) -> bool:

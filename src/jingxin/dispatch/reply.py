@@ -144,13 +144,11 @@ def _delivery(request: ReplyRequest, msisdn: str) -> Delivery:
 
 
 def _numbers(requests: Sequence[ReplyRequest]) -> dict[int, str]:
-    """Each reply's number in E.164 (one vectorised pass, the delivery entry's rules); one
-    that does not normalise raises the delivery entry's InputError naming its MO."""
-    import pyarrow as pa
-
-    from jingxin.data.msisdn import normalise_msisdns
+    """Each reply's number in E.164 (the delivery entry's rules); one that does not
+    normalise raises the delivery entry's InputError naming its MO."""
+    from jingxin.data.msisdn import e164_of_few
     from jingxin.dispatch.deliver import normalised
 
-    column = normalise_msisdns(pa.array([r.msisdn for r in requests], pa.string()))
+    found = e164_of_few([r.msisdn for r in requests])
     return {r.mo_id: e164 or normalised(r.msisdn, where=f"reply to MO {r.mo_id}")
-            for r, e164 in zip(requests, column.e164.to_pylist(), strict=True)}  # fmt: skip
+            for r, e164 in zip(requests, found, strict=True)}  # fmt: skip

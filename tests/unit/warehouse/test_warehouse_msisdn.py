@@ -11,6 +11,7 @@ from jingxin.data.msisdn import (
     InvalidMsisdn,
     carrier_of,
     carrier_prefixes,
+    e164_of_few,
     normalise_msisdn,
     normalise_msisdns,
 )
@@ -106,6 +107,26 @@ def test_fast_path_agrees_with_phonenumbers_on_any_digits(raws):
         else:
             assert (column.e164[i].as_py(), column.carrier[i].as_py()) == \
                 (one.e164, one.carrier), raw
+
+
+def test_a_few_numbers_by_hand_give_the_column_answers():
+    raws = [raw for raw, *_ in GOOD] + [raw for raw, _ in BAD]
+    # Given every case, a few at a time and all at once past the hand-read size
+    column = normalise_msisdns(pa.array(raws, pa.string())).e164.to_pylist()
+    # Then the hand-read path answers as the column does, row by row
+    assert e164_of_few(raws) == column
+    assert [e164_of_few([raw])[0] for raw in raws] == column
+    assert e164_of_few(raws * 40) == column * 40  # > 256: the column itself
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.from_regex(r"\A(\+86|0086|86)?1[0-9]{10}\Z"),
+    st.from_regex(r"\A(\+86|0086|86)?1[0-9０-９a]{10}\Z"),
+    st.from_regex(r"\A\+?[0-9 -]{0,16}\Z"),
+), max_size=30))
+def test_a_few_numbers_by_hand_agree_with_the_column_on_any_digits(raws):
+    assert e164_of_few(raws) == normalise_msisdns(pa.array(raws, pa.string())).e164.to_pylist()
 
 
 def test_clean_e164_column_keeps_its_values_and_chunks_are_accepted():

@@ -229,16 +229,15 @@ def record_noted_opt_outs(
 def _opt_out_rows(session: Session, *, entries: Sequence[Mapping[str, Any]], source: str,
                   at: datetime | None, check_tenants: bool = True) -> list[dict[str, Any]]:  # fmt: skip
     """The rows for ``entries``, each checked (InputError for the first bad one)."""
-    import pyarrow as pa
-
-    from jingxin.data.msisdn import normalise_msisdns
+    from jingxin.data.msisdn import e164_of_few
 
     _require(source, OPT_OUT_SOURCES, "opt_out.source")
     recorded_at = at or utc_now()
     raw = ["" if e.get("msisdn") is None else str(e["msisdn"]) for e in entries]
-    # The column form of valid_msisdn's rules (one vectorised pass); a number it refuses
-    # goes through valid_msisdn itself for the one-line error naming it.
-    numbers = normalise_msisdns(pa.array(raw, pa.string())).e164.to_pylist()
+    # The column form of valid_msisdn's rules (e164_of_few: by hand for a few, vectorised
+    # for many); a number it refuses goes through valid_msisdn itself for the one-line
+    # error naming it.
+    numbers = e164_of_few(raw)
     rows = []
     for entry, text_, msisdn in zip(entries, raw, numbers, strict=True):
         category, tenant_id = entry.get("category"), entry.get("tenant_id")
