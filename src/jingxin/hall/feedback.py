@@ -13,15 +13,17 @@ the insert race to a twin and reads the twin's) and answers the same.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from jingxin.data.store.contact import update_subscriber_state
 from jingxin.data.store.engine import Store, store_errors
+from jingxin.data.store.frozen import Frozen
 from jingxin.data.store.models import (
     HallComplaint,
     HallFeedback,
@@ -97,28 +99,49 @@ def _complaint_statement(store: Store, values: dict[str, Any]) -> int:
     """PostgreSQL: the complaint and the number's complaint-sensitive flag in ONE statement
     (its own transaction), answering the complaint's id - one round trip where the portable
     way (read, savepoint, insert, read the state, write it, commit) takes eight: a hall
-    batch answers a few complaints among its hundred MO, each in the batch's time."""
-    complaints, states = HallComplaint.__table__, SubscriberState.__table__
+    batch answers a few complaints among its hundred MO, each in the batch's time. The
+    statement is built once (:func:`_complaint_frozen`): building it each time cost 2 ms,
+    twice its round trip."""
     msisdn = valid_msisdn(values["msisdn"], field="subscriber_state.msisdn")
-    now = utc_now()
-    new = (postgresql.insert(complaints).values(**values)
-           .on_conflict_do_nothing(index_elements=["mo_id"]).returning(complaints.c.id))  # fmt: skip
-    flag = postgresql.insert(states).values(
-        msisdn=msisdn, in_service=True, complaint_sensitive=True,
-        last_complaint_at=values["at"], updated_at=now)  # fmt: skip
-    flag = flag.on_conflict_do_update(index_elements=["msisdn"], set_={
-        "complaint_sensitive": True, "last_complaint_at": flag.excluded.last_complaint_at,
-        "updated_at": now})  # fmt: skip
-    inserted = new.cte("new_complaint")
-    there = select(complaints.c.id).where(complaints.c.mo_id == values["mo_id"])
-    query = select(inserted.c.id).union_all(there).add_cte(flag.cte("complaint_flag"))
     with store_errors(f"recording the complaint of MO {values['mo_id']}"), \
             store.autocommit() as connection:  # fmt: skip
-        found = connection.execute(query).scalars().first()
-        if found is None:
+        found = _complaint_frozen().all(connection, **{**values, "msisdn": msisdn},
+                                        now=utc_now())  # fmt: skip
+        if not found:
             # A twin run inserted it after this statement's snapshot was taken: read it now.
-            found = connection.execute(there).scalar_one()
-    return int(found)
+            table = HallComplaint.__table__
+            return int(connection.execute(select(table.c.id).where(  # type: ignore[attr-defined]
+                table.c.mo_id == values["mo_id"])).scalar_one())  # type: ignore[attr-defined]
+    return int(found[0].id)
+
+
+@functools.cache
+def _complaint_frozen() -> Frozen:
+    """:func:`_complaint_statement`'s SQL over the complaint's columns as named parameters
+    and ``now``: ``WITH complaint_flag AS (INSERT INTO subscriber_state ... ON CONFLICT DO
+    UPDATE), new_complaint AS (INSERT INTO hall_complaints ... ON CONFLICT (mo_id) DO
+    NOTHING RETURNING id) SELECT id FROM new_complaint UNION ALL SELECT id FROM
+    hall_complaints WHERE mo_id = :mo_id``."""
+
+    def build() -> Any:
+        complaints, states = HallComplaint.__table__, SubscriberState.__table__
+        columns = ("mo_id", "msisdn", "tenant_id", "category", "text", "state", "at")
+        given = {c: bindparam(c, type_=complaints.c[c].type) for c in columns}  # type: ignore[attr-defined]
+        now = bindparam("now", type_=states.c.updated_at.type)  # type: ignore[attr-defined]
+        new = (postgresql.insert(complaints).values(**given)
+               .on_conflict_do_nothing(index_elements=["mo_id"])
+               .returning(complaints.c.id))  # type: ignore[attr-defined]  # fmt: skip
+        flag = postgresql.insert(states).values(
+            msisdn=given["msisdn"], in_service=True, complaint_sensitive=True,
+            last_complaint_at=given["at"], updated_at=now)  # fmt: skip
+        flag = flag.on_conflict_do_update(index_elements=["msisdn"], set_={
+            "complaint_sensitive": True, "last_complaint_at": flag.excluded.last_complaint_at,
+            "updated_at": now})  # fmt: skip
+        inserted = new.cte("new_complaint")
+        there = select(complaints.c.id).where(complaints.c.mo_id == given["mo_id"])  # type: ignore[attr-defined]
+        return select(inserted.c.id).union_all(there).add_cte(flag.cte("complaint_flag"))
+
+    return Frozen(build)
 
 
 def _insert_once(session: Session, model: type[HallFeedback] | type[HallComplaint],

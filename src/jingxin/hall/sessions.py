@@ -23,6 +23,7 @@ loses a race to a twin (unique msisdn + service number) updates the twin's row i
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from jingxin.data.store.bulk import among_rows, array_values, unnest_arrays
 from jingxin.data.store.engine import store_errors
+from jingxin.data.store.frozen import Frozen
 from jingxin.data.store.models import DEFAULT_TENANT_ID, HallSession, utc_now
 
 PENDING_KINDS = ("order", "cancel", "survey")
@@ -121,6 +123,11 @@ def load_sessions(session: Session, keys: Iterable[Key]) -> dict[Key, SessionSta
     found: dict[Key, SessionState] = {}
     with store_errors(f"reading {len(wanted)} hall session(s)"):
         connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            rows = _sessions_frozen().all(connection, msisdns=[m for m, _ in wanted],
+                                          services=[n for _, n in wanted])  # fmt: skip
+            states = [_state_of(row) for row in rows]
+            return {state.key: state for state in states}
         # SQLite: chunks keep the statement within its parameter limit; PostgreSQL: one
         # array per column (bulk.among_rows), one statement whatever the size.
         step = len(wanted) if connection.dialect.name == "postgresql" else 400
@@ -132,6 +139,25 @@ def load_sessions(session: Session, keys: Iterable[Key]) -> dict[Key, SessionSta
                 state = _state_of(row)
                 found[state.key] = state
     return found
+
+
+@functools.cache
+def _sessions_frozen() -> Frozen:
+    """PostgreSQL: :func:`load_sessions`' read over the array parameters ``msisdns`` and
+    ``services`` (a key a position), built once: building it each batch was 7 % of a
+    small hall batch (py-spy, BENCHMARKS.md)."""
+    from sqlalchemy import Text, bindparam, cast, func, tuple_
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    def build() -> Any:
+        arrays = [cast(bindparam(name, type_=ARRAY(Text())), ARRAY(Text()))
+                  for name in ("msisdns", "services")]  # fmt: skip
+        keys = func.unnest(*arrays).table_valued("k0", "k1").render_derived()
+        table = HallSession.__table__
+        return select(*table.c).where(tuple_(table.c.msisdn, table.c.service_number)  # type: ignore[attr-defined]
+                                      .in_(select(*keys.c)))  # fmt: skip
+
+    return Frozen(build)
 
 
 def _state_of(row: Any) -> SessionState:
