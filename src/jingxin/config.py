@@ -250,6 +250,9 @@ class InboxSettings(Section):
     # SQLite (one writer at a time there: a second process would only wait for the lock,
     # and "process" on SQLite is refused).
     handler_mode: Literal["auto", "process", "thread"] = "auto"
+    # In process mode, how many handler processes a worker runs: a batch of MO is shared
+    # among them by sender (one number's MO always in one, in order).
+    handler_processes: int = Field(default=2, ge=1, le=16)
 
 
 class HallSettings(Section):

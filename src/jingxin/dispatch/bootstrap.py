@@ -109,12 +109,17 @@ def default_handlers(settings: Settings, store: Store) -> Any:
         mode = "process" if store.engine.dialect.name == "postgresql" else "thread"
     if mode == "thread":
         return mo_handlers(settings, store)
-    from jingxin.dispatch.handler_process import HandlerProcess
+    from jingxin.dispatch.handler_process import HandlerProcess, HandlerProcesses
 
     if store.engine.dialect.name != "postgresql":
         raise ConfigError("inbox.handler_mode: 'process' needs PostgreSQL; SQLite allows one "
                           "writer at a time (use 'auto' or 'thread')")  # fmt: skip
-    runner = HandlerProcess(settings, store_url=store.engine.url.render_as_string(hide_password=False))
+    url = store.engine.url.render_as_string(hide_password=False)
+    count = settings.inbox.handler_processes
+    runner: Any = HandlerProcess(settings, store_url=url)
+    if count > 1:
+        runner = HandlerProcesses([runner, *(HandlerProcess(settings, store_url=url)
+                                             for _ in range(count - 1))])  # fmt: skip
     runner.start()
     # The worker still stores the MO (and parses their numbers) itself: warm that here too.
     from jingxin.dispatch import handlers

@@ -162,12 +162,23 @@ class HandlerProcess:
                 process.join()
 
     def _ask(self, call: tuple[str, Any]) -> Any:
+        self._begin(call)
+        return self._end()
+
+    def _begin(self, call: tuple[str, Any]) -> None:
+        """Hand ``call`` to the child (:meth:`_end` waits for its answer)."""
         self.start()
         try:
             self._send(call)
-            kind, answer = self._receive()
         except HandlerProcessError:
             self.close()  # a new child on the next call; the MO stay pending meanwhile
+            raise
+
+    def _end(self) -> Any:
+        try:
+            kind, answer = self._receive()
+        except HandlerProcessError:
+            self.close()
             raise
         if kind == "error":
             raise HandlerProcessError(f"MO handlers failed: {answer}")
@@ -196,3 +207,70 @@ class HandlerProcess:
         except (EOFError, OSError) as exc:
             code = self._process.exitcode if self._process is not None else None
             raise HandlerProcessError(f"the MO handler process died (exit code {code})") from exc
+
+
+class HandlerProcesses:
+    """Several :class:`HandlerProcess` children (``[inbox] handler_processes``), so one
+    worker answers a batch of MO on several cores: a child spends half its time waiting
+    for PostgreSQL (and for a core), and one child was the way back's limit - about 1,000
+    hall MO/s from a backlog, with most of the machine idle (BENCHMARKS.md).
+
+    :meth:`handle_split` answers groups of MO ids at once, a group a child; the handler
+    lane makes the groups by sender (:func:`by_sender`), so one number's MO are answered
+    by one child, in order - its ``KT`` before its ``Y`` - and two children never write
+    one number's rows (its session, its ledger, its opt-out) at the same time. Each
+    batch waits for every child, so the next batch sees what this one wrote. Everything
+    else - whatever is pending (a sweep, a lane that is behind), a small batch - goes to
+    the first child, as with one. Nothing about the guarantees changes: the children are
+    as several workers' handler lanes are to each other (idempotent, at least once, an
+    outcome per MO)."""
+
+    def __init__(self, children: Sequence[HandlerProcess]) -> None:
+        if not children:
+            raise ValueError("HandlerProcesses needs at least one child")
+        self.children = list(children)
+
+    def __call__(self) -> bool:
+        return self.children[0]()
+
+    def handle_ids(self, ids: Sequence[int]) -> None:
+        self.children[0].handle_ids(ids)
+
+    def handle_split(self, groups: Sequence[Sequence[int]]) -> None:
+        """Answer each non-empty group of MO ids in a child of its own, all at once; when
+        every child has answered, raise the first failure (the others' MO are answered)."""
+        asked = []
+        failure: Exception | None = None
+        for child, ids in zip(self.children, groups, strict=False):
+            if ids:
+                try:
+                    child._begin(("ids", list(ids)))
+                    asked.append(child)
+                except HandlerProcessError as exc:
+                    failure = failure or exc
+        for child in asked:
+            try:
+                child._end()
+            except HandlerProcessError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def start(self) -> None:
+        for child in self.children:
+            child.start()
+
+    def close(self) -> None:
+        for child in self.children:
+            child.close()
+
+
+def by_sender(items: Sequence[Any], ways: int) -> list[list[int]]:
+    """The MO ids of ``items`` (each with ``mo_id`` and ``sender``) in ``ways`` groups, a
+    number's MO always in the same group (a stable hash of the number), in their order."""
+    import zlib
+
+    groups: list[list[int]] = [[] for _ in range(ways)]
+    for item in items:
+        groups[zlib.crc32(item.sender.encode()) % ways].append(item.mo_id)
+    return groups

@@ -243,11 +243,12 @@ def _insert_pg(conn: Connection, *, candidates: list[_Candidate], now: datetime,
     senders = iter(msisdns([c.part.source for c in singles]))
     arrays: dict[str, list] = {name: [] for name in _PG_ARRAYS}
     unreadable: dict[str, bool] = {}
+    senders_of: dict[str, str] = {}
     for c in candidates:
         part = c.part
         msisdn = text_ = undecodable = None
         if part.total <= 1:
-            msisdn = next(senders)
+            msisdn = senders_of[c.key] = next(senders)
             text_, undecodable = mo_text(protocol=part.protocol, coding=part.coding, payload=part.payload)
             unreadable[c.key] = undecodable
         row = (*part[1:10], c.smsc_id, c.fingerprint, c.key, part.received_at, c.previous,
@@ -266,7 +267,8 @@ def _insert_pg(conn: Connection, *, candidates: list[_Candidate], now: datetime,
         part = by_key[key]._replace(id=part_id)
         new.append(part)
         if mo_id is not None:
-            assembled.append(Assembled(mo_id, part.channel, True, unreadable[key], part.received_at))
+            assembled.append(Assembled(mo_id, part.channel, True, unreadable[key], part.received_at,
+                                       senders_of[key]))
     return new, assembled, siblings
 
 

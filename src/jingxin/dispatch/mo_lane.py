@@ -20,10 +20,14 @@ import contextlib
 import logging
 
 from jingxin.data.store.engine import store_errors
+from jingxin.dispatch.handler_process import by_sender
 from jingxin.dispatch.mo_inbox import MoTally, one_statement, store_parts
 from jingxin.errors import JingxinError
 
 log = logging.getLogger("jingxin.dispatch.worker")
+# A batch of at least this many MO is shared among the handler processes (by sender);
+# a smaller one is answered by one - each child's batch pays for a dozen statements.
+SPLIT_FROM = 8
 
 
 class MoLane:
@@ -156,8 +160,11 @@ class MoLane:
         if self.on_mo_stored is not None:
             try:
                 own = getattr(self.on_mo_stored, "handle_ids", None)
+                split = getattr(self.on_mo_stored, "handle_split", None)
                 ids = [a.mo_id for a in assembled]
-                if own is not None and ids and not (sweep or self._mo_behind):
+                if split is not None and len(ids) >= SPLIT_FROM and not (sweep or self._mo_behind):
+                    split(by_sender(assembled, len(self.on_mo_stored.children)))
+                elif own is not None and ids and not (sweep or self._mo_behind):
                     own(ids)
                 else:
                     self._mo_behind = bool(self.on_mo_stored())

@@ -31,7 +31,7 @@ import pyarrow as pa
 from sqlalchemy import Connection, and_, bindparam, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 
-from jingxin.data.msisdn import normalise_msisdns
+from jingxin.data.msisdn import e164_of_few
 from jingxin.data.store import bulk
 from jingxin.data.store.models import MoMessage, MoPartRow, utc_now
 from jingxin.dispatch.mo_text import mo_text
@@ -46,6 +46,7 @@ class Assembled:
     complete: bool
     undecodable: bool
     received_at: datetime
+    sender: str = ""  # the number it came from (E.164 where it normalises)
 
 
 class StoredPart(NamedTuple):
@@ -183,7 +184,8 @@ def _write(conn: Connection, *, ready: list, now: datetime) -> list[Assembled]:
              if not (postgresql and key in written)]  # PostgreSQL linked those already
     if links:
         _link(conn, links)
-    return [Assembled(written[key], columns[0][i], columns[7][i], columns[8][i], columns[9][i])
+    return [Assembled(written[key], columns[0][i], columns[7][i], columns[8][i], columns[9][i],
+                      columns[1][i])
             for i, key in enumerate(keys) if key in written]  # fmt: skip
 
 
@@ -206,8 +208,7 @@ def _link(conn: Connection, links: list[tuple[int, int]]) -> None:
 
 
 def msisdns(sources: list[str]) -> list[str]:
-    """E.164 ('+86…') for each sender that normalises, else the source as received (max 20):
-    the warehouse's vectorised normaliser, one call per batch."""
-    column = normalise_msisdns(pa.array(sources, pa.string()))
+    """E.164 ('+86…') for each sender that normalises, else the source as received (max 20),
+    by the warehouse's rules (:func:`~jingxin.data.msisdn.e164_of_few`)."""
     return [e164 if e164 is not None else source[:20]
-            for e164, source in zip(column.e164.to_pylist(), sources, strict=True)]  # fmt: skip
+            for e164, source in zip(e164_of_few(sources), sources, strict=True)]  # fmt: skip

@@ -19,7 +19,12 @@ from jingxin.config import Settings
 from jingxin.data.store import open_store
 from jingxin.data.store.models import Message, MoOutcome, OptOut
 from jingxin.dispatch.bootstrap import MoHandlerRunner, default_handlers
-from jingxin.dispatch.handler_process import HandlerProcess, HandlerProcessError
+from jingxin.dispatch.handler_process import (
+    HandlerProcess,
+    HandlerProcesses,
+    HandlerProcessError,
+    by_sender,
+)
 from jingxin.dispatch.mo_inbox import InboxRules, store_parts
 from jingxin.domain.sms import MoPart
 from jingxin.errors import ConfigError
@@ -63,6 +68,32 @@ def test_the_child_answers_the_mo_the_worker_stored_once(store, runner) -> None:
     assert counts(store) == (2, 2, 3)
     # And nothing is left pending for a sweep
     assert runner() is False
+
+
+def test_two_children_answer_a_batch_shared_by_sender_once(store) -> None:
+    url = store.engine.url.render_as_string(hide_password=False)
+    pool = HandlerProcesses([HandlerProcess(Settings(), store_url=url) for _ in range(2)])
+    pool.start()
+    try:
+        # Given eight unsubscribes and two MO no handler wants, from ten numbers
+        texts = {f"86137000002{i:02d}": "TD" for i in range(8)}
+        texts |= {"8613700000290": "hello", "8613700000291": "hi"}
+        now = datetime.now(UTC)
+        parts = [MoPart(protocol="smpp", source=number, destination="10690001", coding=0,
+                        payload=text.encode(), received_at=now) for number, text in texts.items()]  # fmt: skip
+        with store.engine.begin() as conn:
+            assembled = store_parts(conn, items=[("sim", p) for p in parts], now=now,
+                                    rules=RULES).assembled  # fmt: skip
+        groups = by_sender(assembled, 2)
+        assert all(groups)  # both children get some (the hash spreads ten numbers)
+        # When the two children answer their groups at once, twice (a retry after a crash)
+        pool.handle_split(groups)
+        pool.handle_split(groups)
+        # Then each effect once: eight opt-outs, eight replies, ten outcomes
+        assert counts(store) == (8, 8, 10)
+        assert pool() is False  # nothing left pending
+    finally:
+        pool.close()
 
 
 def test_a_sweep_through_the_child_answers_whatever_is_pending(store, runner) -> None:
@@ -158,10 +189,16 @@ def test_a_handler_set_up_that_fails_in_the_child_reads_as_in_the_worker(store) 
 
 def test_auto_is_a_process_on_postgresql_and_a_thread_on_sqlite(store, tmp_path, migrated_sqlite) -> None:
     on_pg = default_handlers(Settings(), store)
-    try:
-        assert isinstance(on_pg, HandlerProcess)
+    try:  # two handler processes by default; one when asked
+        assert isinstance(on_pg, HandlerProcesses) and len(on_pg.children) == 2
+        assert all(child._process.is_alive() for child in on_pg.children)
     finally:
         on_pg.close()
+    one = default_handlers(Settings(inbox={"handler_processes": 1}), store)
+    try:
+        assert isinstance(one, HandlerProcess)
+    finally:
+        one.close()
     sqlite = open_store(migrated_sqlite(tmp_path / "jx.db"))
     try:
         assert isinstance(default_handlers(Settings(), sqlite), MoHandlerRunner)

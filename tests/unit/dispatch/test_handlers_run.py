@@ -458,3 +458,21 @@ def test_warming_the_handlers_statements_reads_only_and_never_stops_a_start(stor
                     context=context(FakeReplier()), limit=64, most=256)  # fmt: skip
     warm_statements(broken)
     assert "warming the MO handlers' statements failed" in caplog.text
+
+
+def test_a_batch_is_shared_among_handler_processes_by_sender_in_order() -> None:
+    from types import SimpleNamespace
+
+    from jingxin.dispatch.handler_process import by_sender
+
+    # Given MO from five numbers, some sending several (a KT and its Y)
+    items = [SimpleNamespace(mo_id=i, sender=f"+861370000000{i % 5}") for i in range(20)]
+    groups = by_sender(items, 3)
+    # Then every MO is in exactly one group, a number's MO all in one, in their order
+    assert sorted(i for g in groups for i in g) == list(range(20))
+    for number in {item.sender for item in items}:
+        mine = [item.mo_id for item in items if item.sender == number]
+        holding = [g for g in groups if set(mine) & set(g)]
+        assert len(holding) == 1 and [i for i in holding[0] if i in mine] == mine
+    # And the same numbers land in the same groups on another call
+    assert by_sender(items, 3) == groups

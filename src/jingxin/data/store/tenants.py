@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from jingxin.data.store.engine import store_errors
 from jingxin.data.store.models import DEFAULT_TENANT_ID, DEFAULT_TIMEZONE, Tenant
+from jingxin.errors import StoreError
 
 DEFAULT_TENANT_NAME = "本网运营商"
 DEFAULT_SIGNATURE = "【中国移动】"
@@ -60,10 +61,15 @@ def ensure_default_tenant(session: Session) -> Tenant:
     existing = get_tenant(session, tenant_id=DEFAULT_TENANT_ID)
     if existing is not None:
         return existing
-    return create_tenant(
-        session,
-        tenant_id=DEFAULT_TENANT_ID,
-        name=DEFAULT_TENANT_NAME,
-        signature=DEFAULT_SIGNATURE,
-        implied_consent=True,
-    )
+    try:
+        # A savepoint: two processes meeting a new store at once (a worker's handler
+        # processes, two workers) both find no tenant; the one that loses the insert
+        # reads the winner's row instead of failing its batch.
+        with session.begin_nested():
+            return create_tenant(session, tenant_id=DEFAULT_TENANT_ID, name=DEFAULT_TENANT_NAME,
+                                 signature=DEFAULT_SIGNATURE, implied_consent=True)  # fmt: skip
+    except StoreError:
+        winner = get_tenant(session, tenant_id=DEFAULT_TENANT_ID)
+        if winner is None:
+            raise
+        return winner
