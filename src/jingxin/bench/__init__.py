@@ -56,7 +56,22 @@ def machine() -> Figures:
         "memory_gib": mem_gib,
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
+        "reference_loop_ms": reference_loop_ms(),
     }
+
+
+def reference_loop_ms() -> float:
+    """The same pure-Python work on every machine (the best of five runs of a 200,000-step
+    loop), so that figures from two machines can be set side by side. Machines of this
+    project's kind differ: on one that took 23 ms here, ``deliver-one`` ran at a third of
+    the rate it had on the machine of the day before. A benchmark's ratio to its baseline
+    in the same run stays the figure to compare; this says how fast the machine was."""
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        sum(i * i for i in range(200_000))
+        best = min(best, time.perf_counter() - start)
+    return round(best * 1000, 1)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
