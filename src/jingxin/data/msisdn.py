@@ -156,9 +156,12 @@ def carrier_of(e164: str) -> str:
 
 # Shapes of a CN mobile the fast path reads without phonenumbers: (length, leading bytes).
 _FAST_SHAPES = ((14, b"+86"), (11, b""), (13, b"86"), (15, b"0086"))
+_TEXT_SHAPES = tuple((length, lead.decode()) for length, lead in _FAST_SHAPES)
 _NATIONAL_LEN = 11
 _SLOW = -2
-_FEW = 256  # e164_of_few: up to this many values, by hand (measured: even at 256)
+# e164_of_few reads up to this many values by hand: 16 took 0.035 ms so, 0.42 ms as a
+# column; the two meet near 256 (0.56 against 0.48 ms), 1,024 took 2.3 against 0.7 ms.
+_FEW = 128
 _GATHER_ROWS = 1 << 20  # a prefix whose validity depends on more than five digits: ask phonenumbers
 
 
@@ -250,8 +253,8 @@ def _fast_national(value: str | None) -> str | None:
     """The 11 national digits of ``value`` if it has one of :data:`_FAST_SHAPES`."""
     if value is None:
         return None
-    for length, lead in _FAST_SHAPES:
-        if len(value) == length and value.startswith(lead.decode()):
+    for length, lead in _TEXT_SHAPES:
+        if len(value) == length and value.startswith(lead):
             national = value[len(lead):]
             if national[0] == "1" and national.isascii() and national.isdigit():
                 return national

@@ -116,7 +116,7 @@ def test_a_few_numbers_by_hand_give_the_column_answers():
     # Then the hand-read path answers as the column does, row by row
     assert e164_of_few(raws) == column
     assert [e164_of_few([raw])[0] for raw in raws] == column
-    assert e164_of_few(raws * 40) == column * 40  # > 256: the column itself
+    assert e164_of_few(raws * 40) == column * 40  # > 128: the column itself
 
 
 @settings(max_examples=300, deadline=None)
