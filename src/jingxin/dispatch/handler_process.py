@@ -122,9 +122,15 @@ class HandlerProcess:
     def start(self) -> None:
         """Start the child and wait until its runner is built (imports, the number parser's
         data, the hall menu): the first MO must not pay for that."""
+        if self._spawn():
+            self._await_ready()
+
+    def _spawn(self) -> bool:
+        """Start the child unless it is alive; true when it was started (and is not ready
+        yet: :meth:`_await_ready`)."""
         if self._process is not None:
             if self._process.is_alive():
-                return
+                return False
             log.warning("the MO handler process died (exit code %s); starting a new one",
                         self._process.exitcode)  # fmt: skip
         self.close()
@@ -136,6 +142,10 @@ class HandlerProcess:
         process.start()
         child.close()
         self._process, self._conn = process, parent
+        return True
+
+    def _await_ready(self) -> None:
+        parent = self._conn
         if not parent.poll(self.start_timeout):
             self.close()
             raise HandlerProcessError(f"the MO handler process did not start within {self.start_timeout:.0f} s")
@@ -257,8 +267,16 @@ class HandlerProcesses:
             raise failure
 
     def start(self) -> None:
-        for child in self.children:
-            child.start()
+        """Start the children side by side, then wait for each: a restarted worker waits
+        for one child's start-up (imports, the hall menu: seconds on a slow machine), not
+        for the sum of them - a crash test's resends expired while two started in turn."""
+        started = [child for child in self.children if child._spawn()]
+        try:
+            for child in started:
+                child._await_ready()
+        except Exception:
+            self.close()  # none left running beside a child that could not start
+            raise
 
     def close(self) -> None:
         for child in self.children:
