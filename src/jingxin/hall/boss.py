@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -102,13 +102,12 @@ class Account:
     sms_used: int = 0
 
     @classmethod
-    def of(cls, row: BossAccount) -> Account:
-        return cls(msisdn=row.msisdn, plan_id=row.plan_id, plan_name=row.plan_name,
-                   payment=row.payment, status=row.status, star_level=row.star_level,
-                   balance_fen=row.balance_fen, data_quota_mb=row.data_quota_mb,
-                   data_used_mb=row.data_used_mb, voice_quota_min=row.voice_quota_min,
-                   voice_used_min=row.voice_used_min, sms_quota=row.sms_quota,
-                   sms_used=row.sms_used)  # fmt: skip
+    def of(cls, row: Any) -> Account:
+        """From a ``boss_accounts`` row (an ORM object or a Core row alike)."""
+        return cls(**{name: getattr(row, name) for name in _ACCOUNT})
+
+
+_ACCOUNT = tuple(f.name for f in fields(Account))  # the boss_accounts columns it is made of
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +128,12 @@ class Product:
     active: bool = True
 
     @classmethod
-    def of(cls, row: BossProduct) -> Product:
-        return cls(product_id=row.product_id, name=row.name,
-                   monthly_fee_fen=row.monthly_fee_fen, category=row.category, zone=row.zone,
-                   trial_days=row.trial_days, electronic_only=row.electronic_only,
-                   exclusive_group=row.exclusive_group, min_star_level=row.min_star_level,
-                   payment=row.payment, rank=row.rank, active=row.active)  # fmt: skip
+    def of(cls, row: Any) -> Product:
+        """From a ``boss_products`` row (an ORM object or a Core row alike)."""
+        return cls(**{name: getattr(row, name) for name in _PRODUCT})
+
+
+_PRODUCT = tuple(f.name for f in fields(Product))  # the boss_products columns it is made of
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,15 +244,6 @@ class BossFaults:
             self._queue.extend([kind] * n)
 
 
-_ACCOUNT = ("msisdn", "plan_id", "plan_name", "payment", "status", "star_level", "balance_fen",
-            "data_quota_mb", "data_used_mb", "voice_quota_min", "voice_used_min", "sms_quota",
-            "sms_used")  # fmt: skip
-
-
-_PRODUCT = ("product_id", "name", "monthly_fee_fen", "category", "zone", "trial_days",
-            "electronic_only", "exclusive_group", "min_star_level", "payment", "rank", "active")
-
-
 @functools.cache
 def _catalogue_frozen() -> Frozen:
     """PostgreSQL: :meth:`StoreBoss.catalogue`'s read, built once."""
@@ -324,7 +314,7 @@ class StoreBoss:
             # Core rows of a statement built once: the ORM's objects cost 6 % of a small
             # hall batch (py-spy; BENCHMARKS.md, "The way back, a fifth time").
             with self.store.autocommit() as conn, store_errors("reading the BOSS catalogue"):
-                return [Product(**row._asdict()) for row in _catalogue_frozen().all(conn)]
+                return [Product.of(row) for row in _catalogue_frozen().all(conn)]
         query = select(BossProduct).order_by(BossProduct.rank, BossProduct.product_id)
         with self.store.reading() as s, store_errors("reading the BOSS catalogue"):
             return [Product.of(row) for row in s.scalars(query)]
@@ -353,7 +343,7 @@ class StoreBoss:
                     store_errors(f"reading {len(wanted)} BOSS accounts"):  # fmt: skip
                 for row in _snapshot_frozen().all(conn, wanted=wanted):
                     if row.msisdn is not None:
-                        found[row.msisdn] = Account(**{f: getattr(row, f) for f in _ACCOUNT})
+                        found[row.msisdn] = Account.of(row)
                     held[row.wanted].update(row.held or ())
             return found, held
         with self.store.reading() as s, store_errors(f"reading {len(wanted)} BOSS accounts"):

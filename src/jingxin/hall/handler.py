@@ -306,12 +306,16 @@ def _answered(session: Session, mo_ids: list[int]) -> dict[int, _Recorded]:
         if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
             return {row.mo_id: _Recorded(row.command, row.outcome, row.reply)
                     for row in _answered_frozen().all(session.connection(), ids=mo_ids)}  # fmt: skip
-        rows = session.execute(select(
-            HallInteraction.mo_id, HallInteraction.command, HallInteraction.outcome,
-            HallInteraction.reply).where(
-                among(session.connection(), HallInteraction.mo_id, mo_ids)))  # fmt: skip
+        rows = session.execute(_interactions(among(session.connection(), HallInteraction.mo_id,
+                                                   mo_ids)))  # fmt: skip
         return {mo_id: _Recorded(command, outcome, reply)
                 for mo_id, command, outcome, reply in rows}  # fmt: skip
+
+
+def _interactions(wanted: Any) -> Any:
+    """The recorded interactions (id, command, outcome, reply) where ``wanted``."""
+    return select(HallInteraction.mo_id, HallInteraction.command, HallInteraction.outcome,
+                  HallInteraction.reply).where(wanted)
 
 
 @functools.cache
@@ -321,10 +325,8 @@ def _answered_frozen() -> Frozen:
     from sqlalchemy import BigInteger, bindparam
     from sqlalchemy.dialects.postgresql import ARRAY
 
-    return Frozen(lambda: select(
-        HallInteraction.mo_id, HallInteraction.command, HallInteraction.outcome,
-        HallInteraction.reply).where(in_array(HallInteraction.mo_id,
-                                              bindparam("ids", type_=ARRAY(BigInteger())))))
+    return Frozen(lambda: _interactions(in_array(HallInteraction.mo_id,
+                                                 bindparam("ids", type_=ARRAY(BigInteger())))))
 
 
 def _answered_before(recorded: _Recorded, hall: HallMenu) -> HandlerResult:
