@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session
 
 from jingxin.data.store.bulk import among
 from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.frozen import Frozen
+from jingxin.data.store.frozen import Frozen, Read, run_reads
 from jingxin.data.store.models import (
     BossAccount,
     BossHolding,
@@ -310,11 +310,10 @@ class StoreBoss:
     def catalogue(self) -> list[Product]:
         """Every product, active or not, in the order :meth:`products` lists them: what a
         batch of hall MO reads once instead of a zone list and a product at a time."""
-        if self.store.engine.dialect.name == "postgresql":
-            # Core rows of a statement built once: the ORM's objects cost 6 % of a small
-            # hall batch (py-spy; BENCHMARKS.md, "The way back, a fifth time").
+        read = self.catalogue_read()
+        if read is not None:
             with self.store.autocommit() as conn, store_errors("reading the BOSS catalogue"):
-                return [Product.of(row) for row in _catalogue_frozen().all(conn)]
+                return run_reads(conn, [read])[0]
         query = select(BossProduct).order_by(BossProduct.rank, BossProduct.product_id)
         with self.store.reading() as s, store_errors("reading the BOSS catalogue"):
             return [Product.of(row) for row in s.scalars(query)]
@@ -335,17 +334,14 @@ class StoreBoss:
         PostgreSQL each read is its own snapshot - :meth:`Store.reading`: a query answers
         with the figures of its moment; an order checks them again when it is placed.)"""
         wanted = sorted(set(msisdns))
+        read = self.snapshot_read(wanted)
+        if read is not None:
+            with self.store.autocommit() as conn, \
+                    store_errors(f"reading {len(wanted)} BOSS accounts"):  # fmt: skip
+                return run_reads(conn, [read])[0]
         found: dict[str, Account] = {}
         held: dict[str, set[str]] = {m: set() for m in wanted}
         holdings = select(BossHolding.msisdn, BossHolding.product_id)
-        if self.store.engine.dialect.name == "postgresql":
-            with self.store.autocommit() as conn, \
-                    store_errors(f"reading {len(wanted)} BOSS accounts"):  # fmt: skip
-                for row in _snapshot_frozen().all(conn, wanted=wanted):
-                    if row.msisdn is not None:
-                        found[row.msisdn] = Account.of(row)
-                    held[row.wanted].update(row.held or ())
-            return found, held
         with self.store.reading() as s, store_errors(f"reading {len(wanted)} BOSS accounts"):
             conn = s.connection()
             for row in s.scalars(select(BossAccount).where(among(conn, BossAccount.msisdn, wanted))):
@@ -354,6 +350,33 @@ class StoreBoss:
                     among(conn, BossHolding.msisdn, wanted))):  # fmt: skip
                 held[msisdn].add(product_id)
         return found, held
+
+    def snapshot_read(self, msisdns: Sequence[str]) -> Read | None:
+        """PostgreSQL: :meth:`snapshot` as one :class:`~jingxin.data.store.frozen.Read`
+        (:func:`~jingxin.data.store.frozen.run_reads` sends it with a hall batch's other
+        reads); None on another store, where :meth:`snapshot` reads it."""
+        if self.store.engine.dialect.name != "postgresql":
+            return None
+        wanted = sorted(set(msisdns))
+
+        def finish(rows: list[Any]) -> tuple[dict[str, Account], dict[str, set[str]]]:
+            found: dict[str, Account] = {}
+            held: dict[str, set[str]] = {m: set() for m in wanted}
+            for row in rows:
+                if row.msisdn is not None:
+                    found[row.msisdn] = Account.of(row)
+                held[row.wanted].update(row.held or ())
+            return found, held
+
+        return Read(_snapshot_frozen(), {"wanted": wanted}, finish)
+
+    def catalogue_read(self) -> Read | None:
+        """PostgreSQL: :meth:`catalogue` as one :class:`~jingxin.data.store.frozen.Read`
+        (Core rows of a statement built once: the ORM's objects cost 6 % of a small hall
+        batch - py-spy; BENCHMARKS.md, "The way back, a fifth time"); None elsewhere."""
+        if self.store.engine.dialect.name != "postgresql":
+            return None
+        return Read(_catalogue_frozen(), finish=lambda rows: [Product.of(row) for row in rows])
 
     def find_order(self, request_key: str) -> BossResult | None:
         query = select(BossOrder).where(BossOrder.request_key == request_key)

@@ -118,7 +118,7 @@ def _confirm(t: Turn) -> Outcome:
     """``Y``: place the pending order, cancel the pending product - or say why not."""
     from jingxin.hall.orders import Quote, cancel_product, expired_answer, place
 
-    t.ctx.memo.pop(POINTS, None)  # an order may convert a referral: points booked
+    t.ctx.forget(POINTS)  # an order may convert a referral: points booked
     p = t.pending
     if p is not None and p.kind == "survey" and not p.expired:
         return t.answer("hall.survey_pending", HINTS["nps"], command="confirm"), t.state
@@ -171,7 +171,7 @@ def _referral(t: Turn) -> Outcome:
     return refer(t.ctx, t.request, friend=t.args["friend"]), t.state
 
 
-POINTS = ("points",)  # the batch's balances in HallContext.memo
+POINTS = ("points",)  # the batch's balances in HallContext.shared
 
 
 def _points(t: Turn) -> Outcome:
@@ -180,14 +180,14 @@ def _points(t: Turn) -> Outcome:
     from jingxin.hall.points import points_balances, show_points
 
     balances = t.ctx.once(POINTS, lambda: points_balances(
-        t.ctx.store, t.ctx.senders or (t.request.msisdn,)))  # fmt: skip
+        t.ctx.store, t.ctx.senders or (t.request.msisdn,)), shared=True)  # fmt: skip
     return show_points(t.ctx, t.request, balance=balances.get(t.request.msisdn)), t.state
 
 
 def _redeem(t: Turn) -> Outcome:
     from jingxin.hall.points import redeem_points
 
-    t.ctx.memo.pop(POINTS, None)
+    t.ctx.forget(POINTS)
     return redeem_points(t.ctx, t.request, reward_code=t.args["reward"],
                          rewards=t.hall.rewards), t.state  # fmt: skip
 

@@ -60,13 +60,24 @@ class HallContext:
     senders: tuple[str, ...] = ()  # the numbers of the batch: batch reads ask for all
     # What one handler batch reads once for all its MO (a zone's list, the campaigns).
     memo: dict[Any, Any] = field(default_factory=dict)
+    # The same for what does not depend on this hall's texts (the campaigns' names, the
+    # senders' points), shared by every hall of the batch: read before the batch's MO are
+    # answered (jingxin.hall.handler), and dropped for all of them by ``forget``.
+    shared: dict[Any, Any] = field(default_factory=dict)
 
-    def once(self, key: Any, read: Callable[[], Any]) -> Any:
+    def once(self, key: Any, read: Callable[[], Any], *, shared: bool = False) -> Any:
         """``read()`` the first time ``key`` is asked in this context (one batch), then
-        its answer again: every ``43`` of a batch lists the same campaigns."""
-        if key not in self.memo:
-            self.memo[key] = read()
-        return self.memo[key]
+        its answer again: every ``43`` of a batch lists the same campaigns. ``shared``:
+        kept for every hall of the batch (what does not depend on the hall's texts)."""
+        memo = self.shared if shared else self.memo
+        if key not in memo:
+            memo[key] = read()
+        return memo[key]
+
+    def forget(self, key: Any) -> None:
+        """Drop ``key``'s answer (an effect changed what it said): read again when asked."""
+        self.memo.pop(key, None)
+        self.shared.pop(key, None)
 
     @classmethod
     def from_settings(cls, settings: Any, store: Store, *, now: datetime | None = None

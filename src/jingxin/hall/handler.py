@@ -36,7 +36,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 from jingxin.config import HallSettings, Settings
 from jingxin.data.store.bulk import among, array_values, in_array, unnest_arrays
 from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.frozen import Frozen
+from jingxin.data.store.frozen import Frozen, Read, run_reads
 from jingxin.data.store.models import HallInteraction, utc_now
 from jingxin.dispatch.handlers import (
     HandlerContext,
@@ -57,7 +57,7 @@ from jingxin.dispatch.handlers import (
     readable_text,
 )
 from jingxin.errors import StoreError
-from jingxin.hall.commands import COMMANDS, Turn
+from jingxin.hall.commands import COMMANDS, POINTS, Turn
 from jingxin.hall.context import Answer, HallContext, HallRequest
 from jingxin.hall.menu import HallMenu, Menu
 from jingxin.hall.router import parse
@@ -67,10 +67,13 @@ from jingxin.hall.sessions import (
     fresh_session,
     load_sessions,
     save_sessions,
+    sessions_read,
     session_arrays,
     session_rows,
     upsert_sql,
 )
+from jingxin.hall.points import points_read
+from jingxin.hall.queries import campaigns_key, campaigns_read
 from jingxin.hall.text import normalise
 from jingxin.logs import mask
 
@@ -113,12 +116,11 @@ class HallHandler:
         halls = [self.menu.hall_for(mo.service_number) for mo in mos]
         run.senders = tuple(sorted({mo.msisdn for mo, hall in zip(mos, halls, strict=True)
                                     if hall is not None}))  # fmt: skip
-        run.boss.prefetch(run.senders)
-        with store.reading() as session:
-            answered = _answered(session, [mo.id for mo in mos])
-            stored = load_sessions(session, {(mo.msisdn, hall.service_number)
-                                             for mo, hall in zip(mos, halls, strict=True)
-                                             if hall is not None})  # fmt: skip
+        answered, stored = _read(store, run, [mo.id for mo in mos],
+                                 {(mo.msisdn, hall.service_number)
+                                  for mo, hall in zip(mos, halls, strict=True)
+                                  if hall is not None},
+                                 [hall for hall in halls if hall is not None])  # fmt: skip
         current: dict[Key, SessionState] = dict(stored)
         changed: set[Key] = set()
         results: list[HandlerResult] = []
@@ -185,6 +187,7 @@ class _Run:
     home: Path = Path(".")
     senders: tuple[str, ...] = ()
     contexts: dict[str, HallContext] | None = None
+    shared: dict[Any, Any] = field(default_factory=dict)  # HallContext.shared, for all halls
 
     def context(self, hall: HallMenu) -> HallContext:
         contexts = self.contexts = self.contexts or {}
@@ -193,8 +196,42 @@ class _Run:
             ctx = contexts[hall.service_number] = HallContext(
                 store=self.store, settings=self.settings, boss=self.boss,
                 now=self.now or utc_now(), texts=hall.texts, delivery=self.delivery,
-                home=self.home, senders=self.senders)  # fmt: skip
+                home=self.home, senders=self.senders, shared=self.shared)  # fmt: skip
         return ctx
+
+
+def _read(store: Store, run: _Run, ids: list[int], keys: set[Key], halls: list[HallMenu]
+          ) -> tuple[dict[int, _Recorded], dict[Key, SessionState]]:  # fmt: skip
+    """What a batch reads before it answers anything: its MO already answered (a re-run),
+    the senders' sessions, and (:meth:`_BatchBoss.prefetch`) their accounts and holdings.
+    On PostgreSQL, all of it in one round trip (:func:`~jingxin.data.store.frozen.run_reads`),
+    with what the batch's commands would read once each on their own - the senders'
+    points (``JF``), each hall's current campaigns (``43``) and, from the BOSS in the
+    store, the catalogue (``41``, ``42``, ``KT``): read one after the other, each was a
+    wait for PostgreSQL and then for a core again, with SQLAlchemy's statement building
+    around it - a third of a batch in process (pyinstrument; BENCHMARKS.md, "The way
+    back, a sixth time")."""
+    if store.engine.dialect.name == "postgresql":
+        boss = run.boss.reads(run.senders)
+        campaigns = sorted({campaigns_key(hall.tenant, hall.zones["43"].limit)
+                            for hall in halls if "43" in hall.zones})  # fmt: skip
+        with store.reading() as session, \
+                store_errors(f"reading what the hall knows of {len(ids)} MO"):  # fmt: skip
+            answered, stored, points, *more = run_reads(session.connection(), [
+                _answered_read(ids), sessions_read(keys), points_read(run.senders),
+                *(campaigns_read(tenant_id=tenant, limit=limit) for _, tenant, limit in campaigns),
+                *boss])  # fmt: skip
+        run.shared[POINTS] = points
+        run.shared.update(zip(campaigns, more[:len(campaigns)], strict=True))
+        known = more[len(campaigns):]
+        if known:
+            run.boss.primed(run.senders, *known)
+        else:
+            run.boss.prefetch(run.senders)  # a BOSS elsewhere (over its own API)
+        return answered, stored
+    run.boss.prefetch(run.senders)
+    with store.reading() as session:
+        return _answered(session, ids), load_sessions(session, keys)
 
 
 class _BatchBoss:
@@ -223,6 +260,25 @@ class _BatchBoss:
         accounts, holdings = self._boss.snapshot(msisdns)
         self._accounts.update({m: accounts.get(m) for m in msisdns})
         self._holdings.update(holdings)
+
+    def reads(self, msisdns: Sequence[str]) -> list[Read]:
+        """The reads of :meth:`prefetch` and of the catalogue, to be sent with the batch's
+        other reads and handed to :meth:`primed` - from a BOSS that offers them as reads
+        (the BOSS in the store, on PostgreSQL); else none, and :meth:`prefetch` reads."""
+        snapshot = getattr(self._boss, "snapshot_read", None)
+        catalogue = getattr(self._boss, "catalogue_read", None)
+        if not msisdns or not (callable(snapshot) and callable(catalogue)):
+            return []
+        reads = [snapshot(msisdns), catalogue()]
+        return [] if None in reads else reads
+
+    def primed(self, msisdns: Sequence[str], snapshot: Any, catalogue: list[Any]) -> None:
+        """What :meth:`prefetch` and :meth:`_catalogue` would have read, read with the
+        batch's other reads (:meth:`reads`)."""
+        accounts, holdings = snapshot
+        self._accounts.update({m: accounts.get(m) for m in msisdns})
+        self._holdings.update(holdings)
+        self._whole = catalogue
 
     def account(self, msisdn: str) -> Any:
         if msisdn in self._accounts:
@@ -304,12 +360,17 @@ def _answered(session: Session, mo_ids: list[int]) -> dict[int, _Recorded]:
     """The interactions already recorded for ``mo_ids`` (a re-run of a batch)."""
     with store_errors(f"reading the hall interactions of {len(mo_ids)} MO"):
         if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
-            return {row.mo_id: _Recorded(row.command, row.outcome, row.reply)
-                    for row in _answered_frozen().all(session.connection(), ids=mo_ids)}  # fmt: skip
+            return run_reads(session.connection(), [_answered_read(mo_ids)])[0]
         rows = session.execute(_interactions(among(session.connection(), HallInteraction.mo_id,
                                                    mo_ids)))  # fmt: skip
         return {mo_id: _Recorded(command, outcome, reply)
                 for mo_id, command, outcome, reply in rows}  # fmt: skip
+
+
+def _answered_read(mo_ids: list[int]) -> Read:
+    """PostgreSQL: :func:`_answered` as one :class:`~jingxin.data.store.frozen.Read`."""
+    return Read(_answered_frozen(), {"ids": mo_ids}, lambda rows: {
+        row.mo_id: _Recorded(row.command, row.outcome, row.reply) for row in rows})
 
 
 def _interactions(wanted: Any) -> Any:

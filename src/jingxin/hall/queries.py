@@ -11,9 +11,12 @@ is of kind ``query`` (the hall report counts queries against orders).
 
 from __future__ import annotations
 
+import functools
+
 from sqlalchemy import select
 
-from jingxin.data.store.engine import store_errors
+from jingxin.data.store.engine import Store, store_errors
+from jingxin.data.store.frozen import Frozen, Read, run_reads
 from jingxin.data.store.models import Campaign
 from jingxin.hall.context import Answer, HallContext, HallRequest
 from jingxin.hall.menu import HallMenu, Zone
@@ -33,8 +36,9 @@ def show_zone(ctx: HallContext, request: HallRequest, *, hall: HallMenu, zone: s
     """Zone ``zone`` of ``hall``: its products (41, 42) or campaigns (43)."""
     rules = hall.zones[zone]
     if zone == "43":
-        lines = ctx.once(("zone", zone, hall.tenant), lambda: _campaign_lines(
-            ctx, tenant_id=hall.tenant, limit=rules.limit))  # fmt: skip
+        names = ctx.once(campaigns_key(hall.tenant, rules.limit), lambda: current_campaigns(
+            ctx.store, tenant_id=hall.tenant, limit=rules.limit), shared=True)  # fmt: skip
+        lines = _campaign_lines(ctx, names)
     else:
         lines = ctx.once(("zone", zone, hall.tenant), lambda: _product_lines(
             ctx, zone=zone, rules=rules))  # fmt: skip
@@ -89,14 +93,49 @@ def _product_lines(ctx: HallContext, *, zone: str, rules: Zone) -> tuple[str, st
     return "\n".join(lines), products[0].product_id
 
 
-def _campaign_lines(ctx: HallContext, *, tenant_id: str, limit: int) -> tuple[str, str] | None:
-    query = (select(Campaign.name)
-             .where(Campaign.tenant_id == tenant_id,
-                    Campaign.status.in_(CURRENT_CAMPAIGN_STATUSES))
-             .order_by(Campaign.created_at.desc(), Campaign.id.desc())
-             .limit(limit))  # fmt: skip
-    with ctx.store.reading() as session, store_errors("reading the current campaigns"):
-        names = list(session.scalars(query))
+def campaigns_key(tenant_id: str, limit: int) -> tuple[str, str, int]:
+    """Where a batch keeps the current campaigns' names (``HallContext.shared``)."""
+    return ("campaigns", tenant_id, limit)
+
+
+def current_campaigns(store: Store, *, tenant_id: str, limit: int) -> list[str]:
+    """The names of the tenant's current campaigns, newest first, at most ``limit``."""
+    with store.reading() as session, store_errors("reading the current campaigns"):
+        connection = session.connection()
+        if connection.dialect.name == "postgresql":
+            return run_reads(connection, [campaigns_read(tenant_id=tenant_id, limit=limit)])[0]
+        query = (select(Campaign.name)
+                 .where(Campaign.tenant_id == tenant_id,
+                        Campaign.status.in_(CURRENT_CAMPAIGN_STATUSES))
+                 .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+                 .limit(limit))  # fmt: skip
+        return list(session.scalars(query))
+
+
+def campaigns_read(*, tenant_id: str, limit: int) -> Read:
+    """PostgreSQL: :func:`current_campaigns` as one :class:`~jingxin.data.store.frozen.Read`
+    (a hall batch sends it with its other reads)."""
+    return Read(_campaigns_frozen(), {"tenant": tenant_id, "limit": limit},
+                lambda rows: [row.name for row in rows])  # fmt: skip
+
+
+@functools.cache
+def _campaigns_frozen() -> Frozen:
+    """PostgreSQL: :func:`current_campaigns`' read, built once."""
+    from sqlalchemy import Integer, Text, bindparam
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    from jingxin.data.store.bulk import in_array
+
+    statuses = bindparam("statuses", value=list(CURRENT_CAMPAIGN_STATUSES), type_=ARRAY(Text()))
+    return Frozen(lambda: select(Campaign.name)
+                  .where(Campaign.tenant_id == bindparam("tenant", type_=Text()),
+                         in_array(Campaign.status, statuses))
+                  .order_by(Campaign.created_at.desc(), Campaign.id.desc())
+                  .limit(bindparam("limit", type_=Integer())))  # fmt: skip
+
+
+def _campaign_lines(ctx: HallContext, names: list[str]) -> tuple[str, str] | None:
     if not names:
         return None
     lines = [ctx.say("zone.43.item", "{n}. {name}", n=n, name=name)

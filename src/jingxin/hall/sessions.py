@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from jingxin.data.store.bulk import among_rows, array_values, unnest_arrays
 from jingxin.data.store.engine import store_errors
-from jingxin.data.store.frozen import Frozen
+from jingxin.data.store.frozen import Frozen, Read, run_reads
 from jingxin.data.store.models import DEFAULT_TENANT_ID, HallSession, utc_now
 
 PENDING_KINDS = ("order", "cancel", "survey")
@@ -124,13 +124,10 @@ def load_sessions(session: Session, keys: Iterable[Key]) -> dict[Key, SessionSta
     with store_errors(f"reading {len(wanted)} hall session(s)"):
         connection = session.connection()
         if connection.dialect.name == "postgresql":
-            rows = _sessions_frozen().all(connection, msisdns=[m for m, _ in wanted],
-                                          services=[n for _, n in wanted])  # fmt: skip
-            states = [_state_of(row) for row in rows]
-            return {state.key: state for state in states}
-        # SQLite: chunks keep the statement within its parameter limit; PostgreSQL: one
-        # array per column (bulk.among_rows), one statement whatever the size.
-        step = len(wanted) if connection.dialect.name == "postgresql" else 400
+            return run_reads(connection, [sessions_read(wanted)])[0]
+        # SQLite: chunks keep the statement within its parameter limit (PostgreSQL: one
+        # array per column, one statement whatever the size).
+        step = 400
         for start in range(0, len(wanted), step):
             chunk = wanted[start:start + step]
             keyed = among_rows(connection, (HallSession.msisdn, HallSession.service_number), chunk)
@@ -139,6 +136,19 @@ def load_sessions(session: Session, keys: Iterable[Key]) -> dict[Key, SessionSta
                 state = _state_of(row)
                 found[state.key] = state
     return found
+
+
+def sessions_read(keys: Iterable[Key]) -> Read:
+    """PostgreSQL: :func:`load_sessions` as one :class:`~jingxin.data.store.frozen.Read`
+    (a hall batch sends it with its other reads: :func:`~jingxin.data.store.frozen.run_reads`)."""
+    wanted = sorted(set(keys))
+
+    def finish(rows: list[Any]) -> dict[Key, SessionState]:
+        states = [_state_of(row) for row in rows]
+        return {state.key: state for state in states}
+
+    return Read(_sessions_frozen(), {"msisdns": [m for m, _ in wanted],
+                                     "services": [n for _, n in wanted]}, finish)  # fmt: skip
 
 
 @functools.cache

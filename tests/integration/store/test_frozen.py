@@ -7,14 +7,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import BigInteger, bindparam, create_engine, insert, literal, select
+from sqlalchemy import BigInteger, Text, bindparam, cast, create_engine, insert, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from jingxin.data.store import open_store
 from jingxin.data.store.bulk import in_array
-from jingxin.data.store.frozen import Frozen
+from jingxin.data.store.engine import store_errors
+from jingxin.data.store.frozen import Frozen, Read, run_reads
 from jingxin.data.store.models import MoMessage
 from jingxin.data.store.models.base import UtcDateTime
+from jingxin.errors import StoreError
 
 AT = datetime(2026, 12, 7, 3, 0, tzinfo=UTC)
 # PostgreSQL only: frozen statements need a driver with named parameters (psycopg's).
@@ -74,3 +76,52 @@ def test_what_cannot_be_frozen_is_refused(pg_store) -> None:
     positional = create_engine("sqlite://")
     with positional.connect() as conn, pytest.raises(ValueError, match="named parameters"):
         Frozen(_statement).all(conn, ids=[1], since=AT)
+
+
+def test_reads_sent_together_answer_as_each_alone_and_see_their_transaction(pg_store) -> None:
+    frozen = Frozen(_statement)
+    texts = Read(Frozen(lambda: select(MoMessage.text).order_by(MoMessage.id)),
+                 finish=lambda rows: [r.text for r in rows])  # fmt: skip
+    with pg_store.engine.begin() as conn:
+        ids = list(conn.execute(select(MoMessage.id).order_by(MoMessage.id)).scalars())
+        # a row this transaction wrote and has not committed: the reads see it
+        conn.execute(insert(MoMessage), [dict(
+            channel="sim", msisdn="+8613900000009", service_number="10086", text="TD 9",
+            coding=0, parts=1, parts_expected=1, complete=True, undecodable=False,
+            received_at=AT, dedup_key="k9")])  # fmt: skip
+        alone = [frozen.all(conn, ids=ids[:2], since=AT), frozen.all(conn, ids=ids[2:], since=AT)]
+        together = run_reads(conn, [Read(frozen, {"ids": ids[:2], "since": AT}),
+                                    Read(frozen, {"ids": ids[2:], "since": AT}), texts])  # fmt: skip
+        # an empty batch and a single read take the plain way
+        assert run_reads(conn, []) == []
+        assert run_reads(conn, [texts])[0][-1] == "TD 9"
+    assert [[tuple(r) for r in rows] for rows in together[:2]] == [[tuple(r) for r in rows] for rows in alone]
+    assert all(r.received_at.tzinfo is UTC for r in together[0])
+    assert together[2] == ["TD 0", "TD 1", "TD 2", "TD 3", "TD 4", "TD 9"]
+
+
+def test_a_failing_read_among_several_is_a_store_error_and_the_connection_goes_on(pg_store) -> None:
+    frozen = Frozen(_statement)
+    number = Frozen(lambda: select(cast(bindparam("n", type_=Text), BigInteger).label("x")))
+    with pg_store.autocommit() as conn:
+        with pytest.raises(StoreError, match="reading two things failed: invalid input syntax"), \
+                store_errors("reading two things"):  # fmt: skip
+            run_reads(conn, [Read(frozen, {"ids": [1], "since": AT}), Read(number, {"n": "x"})])
+        # the next reads on the same connection answer
+        again = run_reads(conn, [Read(frozen, {"ids": [1, 2], "since": AT}), Read(number, {"n": "7"})])
+    assert [len(again[0]), [tuple(r) for r in again[1]]] == [2, [(7,)]]
+
+
+def test_a_connection_lost_under_reads_is_invalidated_and_the_next_one_answers(pg_store) -> None:
+    frozen = Frozen(_statement)
+    reads = [Read(frozen, {"ids": [1], "since": AT}), Read(frozen, {"ids": [2], "since": AT})]
+    with pg_store.engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with pg_store.autocommit() as admin:
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        with pytest.raises(StoreError, match="reading after a restart failed"), \
+                store_errors("reading after a restart"):  # fmt: skip
+            run_reads(conn, reads)
+        assert conn.invalidated
+    with pg_store.engine.connect() as conn:
+        assert [len(rows) for rows in run_reads(conn, reads)] == [1, 1]

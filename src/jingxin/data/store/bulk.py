@@ -206,7 +206,10 @@ def in_array(column: Any, parameter: Any) -> Any:
     runs, and under the generic plan PostgreSQL filtered a young table whole with ``= ANY``
     (a table the planner has no statistics for yet - the first minute of a new store),
     comparing every row with every value: 21 ms for 200 ids among 8,000 MO, growing with
-    the table. The unnest join probes the index whatever the statistics say."""
+    the table. The unnest join probes the index once the table has statistics, and most
+    plans without them; a generic plan made while the table was all but empty can still
+    hash it whole (``hall_interactions`` in an unanalysed bench store: 2 ms a call after
+    20,000 MO) until the table is analysed (:mod:`jingxin.bench.statistics`)."""
     return column.in_(select(func.unnest(cast(parameter, parameter.type))))
 
 

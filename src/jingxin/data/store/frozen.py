@@ -22,12 +22,20 @@ window, the channels' default senders) that it would have to see through.
 
 A statement whose SQL depends on its values (``IN`` lists expanded at execution,
 ``literal_execute``) cannot be frozen: :class:`Frozen` refuses it when it compiles.
+
+Several independent reads can go in one round trip (:func:`run_reads`): on PostgreSQL
+they are sent together in the driver's pipeline mode and their answers read after, where
+one after the other each waited for its answer before the next was sent. A hall batch
+reads its earlier answers, its sessions, its senders' accounts and the catalogue before
+it answers anything; under load each of those round trips was a wait for PostgreSQL and
+then for a core again (BENCHMARKS.md, "The way back, a sixth time").
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection
@@ -54,6 +62,48 @@ class Frozen:
         if compiled is None:
             compiled = self._by_dialect[dialect.name] = _Compiled(self._build(), dialect)
         return compiled
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """One read for :func:`run_reads`: a frozen statement, its parameters, and what to
+    make of its rows (``finish(rows)``: by default the rows themselves)."""
+
+    frozen: Frozen
+    params: dict[str, Any] = field(default_factory=dict)
+    finish: Callable[[list[Any]], Any] = list
+
+
+def run_reads(connection: Connection, reads: Sequence[Read]) -> list[Any]:
+    """The answers of ``reads`` (``finish`` of each one's rows), in their order. On
+    PostgreSQL, two or more go to the server together (psycopg's pipeline mode: one round
+    trip) on ``connection``, in its transaction if it is in one; elsewhere one by one. A
+    failure is SQLAlchemy's error, as from ``Connection.execute`` (``store_errors`` reads
+    it), and a connection the failure broke is invalidated."""
+    if connection.dialect.name != "postgresql" or len(reads) < 2:
+        return [read.finish(read.frozen.all(connection, **read.params)) for read in reads]
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    compiled = [(read.frozen._compiled(connection.dialect), read) for read in reads]
+    bound = [(c.sql, c.bind(read.params)) for c, read in compiled]
+    raw = connection.connection.driver_connection  # psycopg's, in SQLAlchemy's transaction
+    try:
+        with raw.pipeline():
+            cursors = []
+            for sql, params in bound:
+                cursor = raw.cursor()
+                cursor.execute(sql, params)
+                cursors.append(cursor)
+        fetched = [cursor.fetchall() for cursor in cursors]
+    except psycopg.Error as exc:
+        broken = bool(raw.broken or raw.closed)
+        if broken:
+            connection.invalidate(exc)
+        sql, params = bound[0]
+        raise DBAPIError.instance(sql, params, exc, psycopg.Error,
+                                  connection_invalidated=broken) from exc  # fmt: skip
+    return [read.finish(c.rows(rows)) for (c, read), rows in zip(compiled, fetched, strict=True)]
 
 
 class _Compiled:
