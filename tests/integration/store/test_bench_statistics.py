@@ -1,0 +1,55 @@
+"""The way-back benchmarks' statistics (jingxin.bench.statistics): on a server without
+autovacuum the store is analysed once, when the MO asked for are stored, and the report
+says when; on a server with it, nothing is done and the report says so."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import insert, text
+
+from jingxin.bench.mo import analyse_at
+from jingxin.bench.statistics import analysed_once
+from jingxin.data.store.models import MoMessage
+
+AT = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+def _store_mo(store, first: int, count: int) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(insert(MoMessage), [
+            dict(channel="sim", msisdn=f"+8613900{i:06d}", service_number="10086", text="0",
+                 coding=0, parts=1, parts_expected=1, complete=True, undecodable=False,
+                 received_at=AT, dedup_key=f"k{i}") for i in range(first, first + count)])  # fmt: skip
+
+
+def _analysed(store) -> bool:
+    with store.engine.connect() as conn:
+        return conn.execute(text("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                                 "WHERE relname = 'mo_messages'")).scalar_one()  # fmt: skip
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+def test_the_store_is_analysed_once_when_the_mo_are_in_unless_autovacuum_does_it(store, store_url) -> None:
+    with store.engine.connect() as conn:
+        autovacuum = conn.execute(text("SHOW autovacuum")).scalar_one()
+    with analysed_once(store_url, mo=50, every=0.02) as report:
+        _store_mo(store, 0, 20)
+        time.sleep(0.3)
+        assert "analysed_at_mo" not in report  # not yet: 20 of 50
+        _store_mo(store, 20, 40)
+        deadline = time.monotonic() + 10
+        while autovacuum == "off" and "analysed_at_mo" not in report and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert report["autovacuum"] == autovacuum
+    if autovacuum == "off":
+        assert report["analysed_at_mo"] == 60 and report["analyse_ms"] >= 0
+        assert _analysed(store)
+    else:  # the server's own autovacuum keeps the statistics: the bench does nothing
+        assert set(report) == {"autovacuum"}
+
+
+def test_a_run_analyses_at_a_thousand_mo_or_a_quarter_of_a_small_run() -> None:
+    assert [analyse_at(n) for n in (1, 8, 400, 4000, 20_000)] == [1, 2, 100, 1000, 1000]
