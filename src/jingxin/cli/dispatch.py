@@ -4,6 +4,7 @@ run|status|promote|pause|resume|cancel``."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from rich.console import Console
 from jingxin.cli.arguments import settings_and_store
 
 console = Console(highlight=False, soft_wrap=True)
+log = logging.getLogger("jingxin.dispatch.worker")
 
 
 def worker(
@@ -33,11 +35,14 @@ def worker(
 
     from jingxin.dispatch.bootstrap import (build_worker, close_channels, freeze_heap,
                                             start_channels)  # fmt: skip
+    from jingxin.data.store.engine import server_advice
     from jingxin.dispatch.claim import lanes_of
 
     # Logging ([log]: text or JSON, numbers masked) is set up by the console script.
     settings, store = settings_and_store()
     wanted = lanes_of(lanes.split(",") if lanes else None)
+    for advice in server_advice(store):
+        log.warning("%s", advice)
 
     async def main():
         w = build_worker(settings, store, lanes=wanted)

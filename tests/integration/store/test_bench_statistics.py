@@ -53,3 +53,18 @@ def test_the_store_is_analysed_once_when_the_mo_are_in_unless_autovacuum_does_it
 
 def test_a_run_analyses_at_a_thousand_mo_or_a_quarter_of_a_small_run() -> None:
     assert [analyse_at(n) for n in (1, 8, 400, 4000, 20_000)] == [1, 2, 100, 1000, 1000]
+
+
+def test_the_worker_is_told_when_nothing_keeps_the_statistics(store, store_url) -> None:
+    from jingxin.data.store.engine import server_advice
+
+    advice = server_advice(store)
+    if store.engine.dialect.name == "sqlite":
+        assert advice == []
+        return
+    with store.engine.connect() as conn:
+        autovacuum = conn.execute(text("SHOW autovacuum")).scalar_one()
+    if autovacuum == "on":
+        assert advice == []
+    else:
+        assert len(advice) == 1 and "autovacuum is off" in advice[0] and "ANALYZE" in advice[0]

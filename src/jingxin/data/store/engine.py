@@ -208,6 +208,27 @@ def open_store(url: str | URL, *, echo: bool = False, upgrade: bool = False) -> 
     return Store(engine=engine, sessions=make_sessionmaker(engine))
 
 
+def server_advice(store: Store) -> list[str]:
+    """What an operator should change on the store's server for the worker's speed (one
+    line each; none on SQLite, or when the server cannot be asked). PostgreSQL with
+    autovacuum off: nothing analyses the tables, and the plans psycopg's prepared
+    statements are given while a table is young (a new store, a new month's rows) keep
+    reading it whole as it grows - the hall's reads took 2 ms a call instead of 0.05 after
+    20,000 MO (BENCHMARKS.md, "The way back, a sixth time")."""
+    if store.engine.dialect.name != "postgresql":
+        return []
+    try:
+        with store.engine.connect() as conn:
+            autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar()
+    except SQLAlchemyError:
+        return []  # the worker's own start says what is wrong with the store
+    if autovacuum != "on":
+        return ["PostgreSQL's autovacuum is off: nothing keeps the planner's statistics, and "
+                "the worker's statements slow down as the tables grow; turn it on, or run "
+                "ANALYZE after large loads and regularly while the worker runs"]
+    return []
+
+
 @contextmanager
 def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on error, database errors as StoreError."""
