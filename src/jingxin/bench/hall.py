@@ -23,7 +23,8 @@ from typing import Any
 import typer
 
 from jingxin.bench.harness import Fleet, run_scenario, sim_channel, wait_until, worker_env
-from jingxin.bench.mo import analyse_at, counts, figures, invariants, mo_script, settled
+from jingxin.bench.mo import (analyse_at, counts, figures, invariants, mo_script, settled,
+                              started)
 
 Report = dict[str, Any]
 HALL = "10086"
@@ -92,6 +93,7 @@ def interactions_per_mo(store) -> dict[str, int]:
 def hall_bench(*, store_url: str, workdir: Path, plan: HallPlan = HallPlan()) -> Report:
     """MO through the hall per second by one worker at an offered rate; PDU → reply."""
     from jingxin.bench.crash import CrashPlan, enqueue_campaign, open_empty_store
+    from jingxin.bench.cpu import cpu_per_mo
     from jingxin.bench.statistics import analysed_once
 
     store = open_empty_store(store_url)
@@ -107,13 +109,18 @@ def hall_bench(*, store_url: str, workdir: Path, plan: HallPlan = HallPlan()) ->
                                                channels=[sim_channel(smsc.port)],
                                                worker_name=f"hall-worker-{n}"), f"worker-{n}")
                        for n in range(1, plan.workers + 1)]  # fmt: skip
-            with analysed_once(store_url, mo=analyse_at(plan.messages)) as statistics:
+            before = started(store, workers)
+            with analysed_once(store_url, mo=analyse_at(plan.messages)) as statistics, \
+                    cpu_per_mo(workers=[w.pid for w in workers], smsc=smsc.process.pid,
+                               store_url=store_url) as cpu:  # fmt: skip
                 wait_until("every MO answered by the hall",
                            settled(store, items=items, source="hall"),
                            timeout=plan.timeout, processes=workers, every=0.5)  # fmt: skip
+                cpu["mo"] = len(items) - before
             report = {"scenario": "hall", "plan": asdict(plan), **figures(store, source="hall"),
                       **counts(store, items=items, smsc=smsc, source="hall"),
-                      **interactions_per_mo(store), "statistics": statistics}  # fmt: skip
+                      **interactions_per_mo(store), "statistics": statistics,
+                      "cpu_ms_per_mo": cpu}  # fmt: skip
     finally:
         store.dispose()
     report["failures"] = invariants(report) + [

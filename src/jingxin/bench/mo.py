@@ -142,6 +142,24 @@ def _outcome_query():
     return select(outcomes.c.outcome, func.count()).group_by(outcomes.c.outcome)
 
 
+def stored_mo(store) -> int:
+    """How many MO the store holds."""
+    from sqlalchemy import func, select
+
+    from jingxin.data.store.models import MoMessage
+
+    with store.sessions() as s:
+        return s.execute(select(func.count()).select_from(MoMessage)).scalar_one()
+
+
+def started(store, processes: list) -> int:
+    """Wait until the worker stores its first MO (its start-up and its handler processes'
+    are then behind it: not in the CPU per MO); the MO stored by then."""
+    wait_until("the worker storing MO", lambda: stored_mo(store) > 0, timeout=120,
+               processes=processes, every=0.02)  # fmt: skip
+    return stored_mo(store)
+
+
 def settled(store, *, items: list[tuple[str, str]], source: str = "inbox") -> Callable[[], bool]:
     """Every MO stored, each with an outcome, every reply final."""
     from sqlalchemy import func, select
@@ -239,6 +257,7 @@ def mo_inbox(*, store_url: str, workdir: Path, plan: MoPlan = MoPlan()) -> Repor
     """MO stored and handled per second by one worker at an offered rate while a campaign
     drains; PDU → stored and PDU → reply enqueued latency."""
     from jingxin.bench.crash import CrashPlan, open_empty_store, enqueue_campaign
+    from jingxin.bench.cpu import cpu_per_mo
     from jingxin.bench.statistics import analysed_once
 
     store = open_empty_store(store_url)
@@ -252,11 +271,16 @@ def mo_inbox(*, store_url: str, workdir: Path, plan: MoPlan = MoPlan()) -> Repor
             smsc = fleet.smsc(latency=0.001, receipt_delay=0.01, flags=["--script", str(script)])
             env = worker_env(store_url=store_url, channels=[sim_channel(smsc.port)], worker_name="mo-worker")
             worker = fleet.worker(env, "worker-1")
-            with analysed_once(store_url, mo=analyse_at(plan.messages)) as statistics:
+            before = started(store, [worker])
+            with analysed_once(store_url, mo=analyse_at(plan.messages)) as statistics, \
+                    cpu_per_mo(workers=[worker.pid], smsc=smsc.process.pid,
+                               store_url=store_url) as cpu:  # fmt: skip
                 wait_until("every MO stored and handled", settled(store, items=items),
                            timeout=plan.timeout, processes=[worker], every=0.5)  # fmt: skip
+                cpu["mo"] = len(items) - before
             report = {"scenario": "mo-inbox", "plan": asdict(plan), **figures(store),
-                      **counts(store, items=items, smsc=smsc), "statistics": statistics}  # fmt: skip
+                      **counts(store, items=items, smsc=smsc), "statistics": statistics,
+                      "cpu_ms_per_mo": cpu}  # fmt: skip
     finally:
         store.dispose()
     report["failures"] = invariants(report)
@@ -298,6 +322,9 @@ def figures(store, *, source: str = "inbox") -> Report:
         else:
             replies = s.execute(select(MoMessage.received_at, reply.created_at).join(reply, answered)).all()
         last_done = max(handled.values(), default=None)
+        # When the last reply was final (its receipts in): the way out keeping up or not.
+        last_final = s.execute(select(func.max(Message.finished_at))
+                               .where(Message.source == source)).scalar_one()  # fmt: skip
         campaign = s.execute(select(func.count()).where(
             Message.source != source, Message.submitted_at >= first, Message.submitted_at <= last_done)
         ).scalar_one() if first and last_done else 0  # fmt: skip
@@ -313,6 +340,8 @@ def figures(store, *, source: str = "inbox") -> Report:
         "store_latency_p50_ms": percentile([(at - got).total_seconds() for _, got, at in stored], 0.5),
         "store_latency_p99_ms": percentile([(at - got).total_seconds() for _, got, at in stored], 0.99),
         "mo_handled_per_s": per_s(last_done),
+        # Replies delivered (receipts in) per second, first MO in → last reply final.
+        "replies_final_per_s": per_s(last_final),
         "handled_latency_p99_ms": percentile(
             [(handled[i] - got).total_seconds() for i, got, _ in stored if i in handled], 0.99),
         "reply_latency_p50_ms": percentile([(made - got).total_seconds() for got, made in replies], 0.5),

@@ -4,6 +4,7 @@ says when; on a server with it, nothing is done and the report says so."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 
@@ -68,3 +69,33 @@ def test_the_worker_is_told_when_nothing_keeps_the_statistics(store, store_url) 
         assert advice == []
     else:
         assert len(advice) == 1 and "autovacuum is off" in advice[0] and "ANALYZE" in advice[0]
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+def test_cpu_per_mo_counts_the_worker_its_children_and_the_store_backends(store, store_url) -> None:
+    import subprocess
+    import sys
+
+    from jingxin.bench.cpu import children, cpu_per_mo, cpu_seconds
+
+    # Given a "worker" (this process) with a child that burns 0.3 s of CPU once started
+    code = "import sys, time\nsys.stdin.readline()\nend = time.process_time() + 0.3\n" \
+           "while time.process_time() < end: pass\ntime.sleep(30)\n"
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, text=True)
+    try:
+        with store.engine.connect() as conn, \
+                cpu_per_mo(workers=[os.getpid()], smsc=None, store_url=store_url) as cpu:  # fmt: skip
+            assert child.pid in children(os.getpid())
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            deadline = time.monotonic() + 20
+            while (cpu_seconds(child.pid) or 0) < 0.3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            conn.execute(text("SELECT count(*) FROM generate_series(1, 300000)")).scalar_one()
+            cpu["mo"] = 100
+    finally:
+        child.kill()
+        child.wait()
+    # Then each part is there, per MO, in ms: the child's 0.3 s is 3 ms a MO
+    assert cpu["handlers_ms"] >= 2.9 and cpu["postgres_ms"] > 0 and cpu["smsc_ms"] == 0
+    assert cpu["total_ms"] >= cpu["handlers_ms"] + cpu["postgres_ms"]
