@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from jingxin.access.principal import Principal
 from jingxin.api.auth import allow
 from jingxin.config import Settings
-from jingxin.data.store.models import LANES, LinkClick, Message, MoOutcome, Tenant
+from jingxin.data.store.models import CLAIM_ORDER, LANE_NAMES, LinkClick, Message, MoOutcome, Tenant
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 
@@ -120,8 +120,8 @@ def queue_depths(session: Session, *, tenant_id: str) -> list[dict[str, Any]]:
         select(Message.lane, func.count()).where(Message.state == "queued",
                                                  Message.tenant_id == tenant_id)
         .group_by(Message.lane)).all())  # fmt: skip
-    return [{"lane": name, "depth": int(counts.get(lane, 0))}
-            for name, lane in sorted(LANES.items(), key=lambda item: item[1])]  # fmt: skip
+    return [{"lane": LANE_NAMES[lane], "depth": int(counts.get(lane, 0))}
+            for lane in CLAIM_ORDER]  # fmt: skip
 
 
 class ChannelHealth:

@@ -23,7 +23,8 @@ def worker(
     ] = False,
     lanes: Annotated[
         str | None,
-        typer.Option(help="Comma-separated lanes: otp,notification,marketing."),
+        typer.Option(help="Comma-separated lanes: otp,notification,marketing "
+                          "(otp carries the way back's replies too)."),
     ] = None,
     linger: Annotated[
         float, typer.Option(help="With --once: seconds to wait without progress.")

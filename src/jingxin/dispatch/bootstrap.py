@@ -21,6 +21,7 @@ from datetime import timedelta
 from jingxin.channels.base import Channel
 from jingxin.config import ChannelSettings, Settings
 from jingxin.data.store.engine import Store
+from jingxin.data.store.models import CLAIM_ORDER
 from jingxin.dispatch.inbox import MoInbox
 from jingxin.dispatch.metrics import DispatchMetrics
 from jingxin.dispatch.mo_inbox import InboxRules
@@ -40,7 +41,7 @@ def worker_config(
     return WorkerConfig(
         name=d.worker_name or socket.gethostname(),
         max_in_flight=d.max_in_flight,
-        lanes=tuple(lanes) if lanes else (0, 1, 2),
+        lanes=tuple(lanes) if lanes else CLAIM_ORDER,
         flush_interval=d.flush_interval,
         stale_after=timedelta(seconds=d.stale_after),
         no_receipt_grace=timedelta(seconds=d.receipt_grace),

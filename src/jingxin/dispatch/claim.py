@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import TextualSelect, or_, select, text, update
 
 from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.models import LANES, Campaign, Message
+from jingxin.data.store.models import CLAIM_ORDER, LANE_NUMBERS, URGENT_LANES, Campaign, Message
 from jingxin.dispatch.recheck import Refusal, cancel_refused
 
 HELD_CAMPAIGN_STATUSES = ("paused", "cancelled")
@@ -67,17 +67,25 @@ _RETURNED = (
 
 
 def lanes_of(names: Sequence[str] | None) -> tuple[int, ...]:
-    """Lane numbers for category names (None: every lane), highest priority first."""
+    """Lane numbers for lane names (None: every lane), in claim order: ``otp``, ``reply``
+    (the way back's answers), ``notification``, ``marketing``."""
     if not names:
-        return tuple(sorted(LANES.values()))
-    unknown = [n for n in names if n not in LANES]
+        return CLAIM_ORDER
+    unknown = [n for n in names if n not in LANE_NUMBERS]
     if unknown:
         from jingxin.errors import InputError
 
         raise InputError(
-            f"unknown lane(s) {', '.join(unknown)}: use {', '.join(LANES)}"
+            f"unknown lane(s) {', '.join(unknown)}: use {', '.join(LANE_NUMBERS)}"
         )
-    return tuple(sorted(LANES[n] for n in names))
+    wanted = {LANE_NUMBERS[n] for n in names}
+    return tuple(lane for lane in CLAIM_ORDER if lane in wanted)
+
+
+def _reserved(rank: int, lane: int) -> bool:
+    """Whether a lane's claim leaves the reserved slots alone: all but the first lane a
+    worker claims and the urgent ones (OTPs, replies: ``URGENT_LANES``)."""
+    return rank > 0 and lane not in URGENT_LANES
 
 
 def claim(
@@ -86,7 +94,7 @@ def claim(
     worker: str,
     limit: int,
     now: datetime,
-    lanes: Sequence[int] = (0, 1, 2),
+    lanes: Sequence[int] = CLAIM_ORDER,
     reserve: int = 0,
 ) -> list[Claimed]:
     """Claim up to ``limit`` due messages, higher-priority lanes first (those the re-check
@@ -105,7 +113,7 @@ def claim_batch(
     worker: str,
     limit: int,
     now: datetime,
-    lanes: Sequence[int] = (0, 1, 2),
+    lanes: Sequence[int] = CLAIM_ORDER,
     reserve: int = 0,
     recheck: bool = True,
 ) -> ClaimBatch:
@@ -121,7 +129,7 @@ def claim_batch(
         store.engine.begin() as conn,
     ):
         for rank, lane in enumerate(lanes):
-            room = limit - len(out) - (reserve if rank else 0)
+            room = limit - len(out) - (reserve if _reserved(rank, lane) else 0)
             if room <= 0:
                 break
             due = (
@@ -185,7 +193,7 @@ def _claim_pg(
 def _pg_claim_statement(lanes: tuple[int, ...]) -> TextualSelect:
     ctes, taken = [], []
     for i, lane in enumerate(lanes):
-        room = "CAST(:limit AS int)" + (" - CAST(:reserve AS int)" if i else "")
+        room = "CAST(:limit AS int)" + (" - CAST(:reserve AS int)" if _reserved(i, lane) else "")
         room += "".join(f" - (SELECT count(*) FROM l{j})" for j in range(i))
         ctes.append(
             f"l{i} AS (SELECT id FROM messages WHERE state = 'queued' AND lane = {int(lane)}"

@@ -31,7 +31,7 @@ import pyarrow as pa
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
 
 from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.models import LANES, Message, MessagePart, utc_now
+from jingxin.data.store.models import LANE_NAMES, Message, MessagePart, utc_now
 from jingxin.dispatch.outbox_rows import insert_table
 from jingxin.errors import InputError
 
@@ -165,7 +165,7 @@ class LaneStats:
 
 def stats(store: Store) -> list[LaneStats]:
     """Messages per lane and state, with the oldest ``scheduled_at`` of each group."""
-    names = {v: k for k, v in LANES.items()}
+    names = LANE_NAMES
     query = (
         select(
             Message.lane, Message.state, func.count(), func.min(Message.scheduled_at)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from jingxin.data.store.models import LANES, Message
+from jingxin.data.store.models import LANES, REPLY_LANE, REPLY_SOURCES, Message, lane_of
 from jingxin.errors import InputError
 
 DEFAULT_VALIDITY = timedelta(hours=24)
@@ -97,7 +97,7 @@ def row_values(row: Mapping[str, Any], *, now: datetime, number: int = 1) -> dic
     parts = row.get("parts")
     return {
         "tenant_id": row["tenant_id"], "campaign_id": row.get("campaign_id"),
-        "msisdn": row["msisdn"], "category": category, "lane": LANES[category],
+        "msisdn": row["msisdn"], "category": category, "lane": lane_of(category, row.get("source")),
         "text": row["text"], "parts": 1 if parts is None else parts,
         "channel": row.get("channel"), "idempotency_key": key, "state": "queued",
         "scheduled_at": scheduled, "created_at": now, "updated_at": now,
@@ -161,6 +161,10 @@ def _table_columns(table: pa.Table, *, now: datetime, first: int = 0) -> pa.Tabl
     category = table.column("category")
     lane = pc.take(pa.array(list(LANES.values()), pa.int32()),
                    pc.index_in(category, pa.array(list(LANES))))  # fmt: skip
+    if "source" in table.column_names:  # the way back's replies: their own lane (lane_of)
+        replies = pc.fill_null(pc.is_in(table.column("source").cast(pa.string()),
+                                        pa.array(list(REPLY_SOURCES))), False)  # fmt: skip
+        lane = pc.if_else(replies, pa.scalar(REPLY_LANE, pa.int32()), lane)
 
     def given(name: str, kind: pa.DataType, default: object = None) -> pa.Array:
         if name in table.column_names:

@@ -45,7 +45,7 @@ from typing import Any
 
 from jingxin.channels.base import Channel
 from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.models import utc_now
+from jingxin.data.store.models import CLAIM_ORDER, utc_now
 from jingxin.dispatch import claim as claims
 from jingxin.dispatch import outbox
 from jingxin.dispatch.inbox import MoInbox, ReceiptInbox
@@ -71,7 +71,7 @@ CLAIM_RETRY_S = 0.5  # pause between claims while the database cannot be reached
 class WorkerConfig:
     name: str = field(default_factory=socket.gethostname)
     max_in_flight: int = 200
-    lanes: tuple[int, ...] = (0, 1, 2)
+    lanes: tuple[int, ...] = CLAIM_ORDER
     flush_interval: float = 0.05
     idle_sleep: float = 0.05
     stale_after: timedelta = timedelta(seconds=120)
@@ -233,9 +233,21 @@ class Worker(MoLane):
             + len(self._moved)
             + self._writing
         )
-        if self._mo_pressed():
-            return int(self.config.max_in_flight * self.config.mo_first_share) - used
         return self.config.max_in_flight - used
+
+    def _claim_reserve(self, free: int) -> int:
+        """Of ``free`` slots, those only the urgent lanes (OTPs and the way back's replies,
+        ``models.URGENT_LANES``) and the first lane claimed may take: ``reserve``; while MO
+        wait to be stored or handled, all but what keeps the other lanes within
+        ``mo_first_share`` of max_in_flight - a subscriber waiting for an answer gets the
+        worker before a campaign does, and the answer itself is not held back with the
+        campaign (it was: a hall reply submitted 12.5 s after its MO at 1,000 MO/s;
+        BENCHMARKS.md, "The way back, a sixth time")."""
+        if not self._mo_pressed():
+            return self._reserve
+        used = self.config.max_in_flight - free
+        others = int(self.config.max_in_flight * self.config.mo_first_share) - used
+        return max(self._reserve, free - max(others, 0))
 
     def _mo_pressed(self) -> bool:
         """MO wait to be stored, or stored MO wait for their handlers."""
@@ -250,7 +262,7 @@ class Worker(MoLane):
             batch = await self._call(
                 claims.claim_batch, _pool=self._claim_db, store=self.store,
                 worker=self.config.name, limit=free, now=self.clock(), lanes=self.config.lanes,
-                reserve=self._reserve,
+                reserve=self._claim_reserve(free),
             )  # fmt: skip
         except JingxinError as exc:
             # The database went away (a restart, a failover): what is in flight goes on,

@@ -168,7 +168,8 @@ def test_the_dashboard_shows_the_callers_tenant_only(api):
     assert acme["today"]["timezone"] == "Asia/Shanghai"
     assert {k: acme["today"][k] for k in ("sent", "delivered", "failed", "clicks", "replies")} == {
         "sent": 3, "delivered": 2, "failed": 0, "clicks": 1, "replies": 1}
-    assert acme["queues"] == [{"lane": "otp", "depth": 0}, {"lane": "notification", "depth": 1},
+    assert acme["queues"] == [{"lane": "otp", "depth": 0}, {"lane": "reply", "depth": 0},
+                              {"lane": "notification", "depth": 1},
                               {"lane": "marketing", "depth": 0}]  # fmt: skip
     operator = api.as_user("analyst").get("/api/v1/dashboard").json()
     assert {k: operator["today"][k] for k in ("sent", "delivered", "failed", "clicks",

@@ -63,3 +63,29 @@ def test_concurrent_claims_never_share_a_message(pg_url) -> None:
         assert len(everything) == len(set(everything)) == 2000
     finally:
         store.dispose()
+
+
+@pytest.mark.postgres
+def test_the_way_backs_replies_have_their_lane_and_are_not_held_with_a_campaign(pg_url) -> None:
+    from dataclasses import replace
+
+    store = open_store(pg_url, upgrade=True)
+    try:
+        # Given a campaign of 300 notifications queued first, then 30 hall and inbox replies
+        # (notifications by category), one notification from the send API, and 5 OTPs last
+        enqueue(store, entries=_entries(300, "notification", "c"))
+        replies = [replace(e, source="hall" if i % 2 else "inbox", source_id=str(i))
+                   for i, e in enumerate(_entries(30, "notification", "r"))]  # fmt: skip
+        enqueue(store, entries=replies + [replace(_entries(1, "notification", "a")[0], source="api")])
+        enqueue(store, entries=_entries(5, "otp", "o"))
+        now = utc_now() + timedelta(seconds=1)
+        # When a worker whose MO wait claims as it does then: 200 slots, the other lanes
+        # within a quarter of them (Worker._claim_reserve: 150 reserved)
+        got = claim(store, worker="w", limit=200, now=now, reserve=150)
+        # Then the OTPs first, then every reply (their own lane), and the campaign only in
+        # what is left of the quarter (50 - 35), oldest first
+        assert [c.lane for c in got] == [0] * 5 + [3] * 30 + [1] * 15
+        assert {c.idempotency_key[0] for c in got if c.lane == 1} == {"c"}
+        assert {c.category for c in got if c.lane == 3} == {"notification"}
+    finally:
+        store.dispose()

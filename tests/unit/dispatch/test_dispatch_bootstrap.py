@@ -61,8 +61,9 @@ def test_a_route_to_an_unknown_channel_is_refused(store) -> None:
 
 
 @pytest.mark.parametrize(("names", "lanes"), [
-    (None, (0, 1, 2)),
+    (None, (0, 3, 1, 2)),  # OTPs, the way back's replies, notifications, marketing
     (["marketing", "otp"], (0, 2)),
+    (["notification", "reply"], (3, 1)),
 ])  # fmt: skip
 def test_lanes_by_name(names, lanes) -> None:
     assert lanes_of(names) == lanes

@@ -89,16 +89,21 @@ async def test_an_mo_wakes_the_flusher_before_the_flush_interval(store) -> None:
 
 
 def test_new_claims_yield_to_the_way_back_while_mo_wait(store) -> None:
-    # Given a worker with 200 slots, nothing in flight
+    # Given a worker with 200 slots, nothing in flight (reserve: 20 for the first lane)
     worker, _ = make_worker(store, {"a": (HappyChannel, {})}, max_in_flight=200)
-    assert worker._free() == 200
-    # When MO parts wait to be stored, Then new claims may fill only a quarter of the slots
+    assert (worker._free(), worker._claim_reserve(200)) == (200, 20)
+    # When MO parts wait to be stored, Then the lanes after the first (notifications,
+    # marketing) may fill only a quarter of the slots, the first (OTPs and the way back's
+    # replies) all of them
     worker.mo_inbox.items.append(("a", object()))
-    assert worker._free() == 50
-    # And the same while stored MO wait for their handlers
+    assert (worker._free(), worker._claim_reserve(200)) == (200, 150)
+    # And the same while stored MO wait for their handlers; with 30 slots in use the
+    # other lanes get 20 more
     worker.mo_inbox.items.clear()
     worker._handlers_due = True
-    assert worker._free() == 50
+    assert worker._claim_reserve(200) == 150 and worker._claim_reserve(170) == 150
+    # And past the quarter, the first lane's own reserve still stands
+    assert worker._claim_reserve(100) == 100 and worker._claim_reserve(10) == 20
     # And all of them once the way back has caught up
     worker._handlers_due = False
-    assert worker._free() == 200
+    assert (worker._free(), worker._claim_reserve(200)) == (200, 20)

@@ -75,7 +75,9 @@ from jingxin.data.store.models.journeys import (
     WorkOrderEvent,
 )
 from jingxin.data.store.models.inbox import MoMessage, MoPartRow
-from jingxin.data.store.models.messages import LANES, MESSAGE_STATES, Message, Receipt
+from jingxin.data.store.models.messages import (CLAIM_ORDER, LANE_NAMES, LANE_NUMBERS, LANES,
+                                                 MESSAGE_STATES, REPLY_LANE, REPLY_SOURCES,
+                                                 URGENT_LANES, Message, Receipt, lane_of)
 from jingxin.data.store.models.tenants import DEFAULT_TENANT_ID, DEFAULT_TIMEZONE, Tenant
 
 __all__ = [
@@ -98,7 +100,14 @@ __all__ = [
     "CONSENT_CHANNELS",
     "DEFAULT_TENANT_ID",
     "DEFAULT_TIMEZONE",
+    "CLAIM_ORDER",
     "LANES",
+    "LANE_NAMES",
+    "LANE_NUMBERS",
+    "REPLY_LANE",
+    "REPLY_SOURCES",
+    "URGENT_LANES",
+    "lane_of",
     "MESSAGE_STATES",
     "MO_OUTCOMES",
     "OPT_OUT_SOURCES",

@@ -22,6 +22,29 @@ MESSAGE_STATES = (
 )
 # Lower lane, higher priority: an OTP never waits behind a campaign.
 LANES = {"otp": 0, "notification": 1, "marketing": 2}
+# The way back's answers to a subscriber who has just texted (the hall's replies, the
+# inbox's confirmations and auto-replies) have a lane of their own, whatever their
+# category (which still decides their policy): a person waits for them as for an OTP. In
+# the notification lane they queued behind a campaign's backlog and, while MO flowed,
+# behind the worker's yielding to the way back itself: at 1,000 hall MO/s a reply was
+# enqueued in 36 ms and submitted 12.5 s later; an unsubscribe confirmation during a
+# 40,000-notification campaign, 40.8 s later (BENCHMARKS.md, "The way back, a sixth time").
+REPLY_SOURCES = ("hall", "inbox")
+REPLY_LANE = 3
+LANE_NUMBERS = {**LANES, "reply": REPLY_LANE}  # every lane by name (--lanes, stats)
+LANE_NAMES = {number: name for name, number in LANE_NUMBERS.items()}
+# The order workers claim in: OTPs, then replies, then notifications, then marketing.
+CLAIM_ORDER = (LANES["otp"], REPLY_LANE, LANES["notification"], LANES["marketing"])
+# Lanes a worker does not hold back: they may claim its reserved slots, and while MO wait
+# to be stored or handled they keep claiming in full (the other lanes yield).
+URGENT_LANES = frozenset({LANES["otp"], REPLY_LANE})
+
+
+def lane_of(category: str, source: str | None) -> int:
+    """The lane of a message of ``category`` from ``source`` (:data:`REPLY_SOURCES`: the
+    reply lane)."""
+    return REPLY_LANE if source in REPLY_SOURCES else LANES[category]
+
 # Who may ask the delivery entry for a message (messages.source).
 SOURCES = tuple(source.value for source in Source)  # one list: the domain's
 
