@@ -23,8 +23,8 @@ def worker(
     ] = False,
     lanes: Annotated[
         str | None,
-        typer.Option(help="Comma-separated lanes: otp,notification,marketing "
-                          "(otp carries the way back's replies too)."),
+        typer.Option(help="Comma-separated lanes: otp,reply,notification,marketing "
+                          "(reply: the way back's answers to MO)."),
     ] = None,
     linger: Annotated[
         float, typer.Option(help="With --once: seconds to wait without progress.")
