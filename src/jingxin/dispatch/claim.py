@@ -26,7 +26,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import TextualSelect, or_, select, text, update
 
 from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.models import CLAIM_ORDER, LANE_NUMBERS, URGENT_LANES, Campaign, Message
+from jingxin.data.store.models import (CLAIM_ORDER, LANE_NAMES, LANE_NUMBERS, URGENT_LANES,
+                                      Campaign, Message)
 from jingxin.dispatch.recheck import Refusal, cancel_refused
 
 HELD_CAMPAIGN_STATUSES = ("paused", "cancelled")
@@ -76,7 +77,8 @@ def lanes_of(names: Sequence[str] | None) -> tuple[int, ...]:
         from jingxin.errors import InputError
 
         raise InputError(
-            f"unknown lane(s) {', '.join(unknown)}: use {', '.join(LANE_NUMBERS)}"
+            f"unknown lane(s) {', '.join(unknown)}: use "
+            f"{', '.join(LANE_NAMES[lane] for lane in CLAIM_ORDER)}"
         )
     wanted = {LANE_NUMBERS[n] for n in names}
     return tuple(lane for lane in CLAIM_ORDER if lane in wanted)

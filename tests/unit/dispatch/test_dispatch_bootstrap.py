@@ -70,5 +70,5 @@ def test_lanes_by_name(names, lanes) -> None:
 
 
 def test_an_unknown_lane_is_named() -> None:
-    with pytest.raises(InputError, match="unknown lane"):
+    with pytest.raises(InputError, match=r"unknown lane\(s\) sms: use otp, reply, notification, marketing"):
         lanes_of(["sms"])
