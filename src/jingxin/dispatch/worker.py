@@ -45,7 +45,7 @@ from typing import Any
 
 from jingxin.channels.base import Channel
 from jingxin.data.store.engine import Store, store_errors
-from jingxin.data.store.models import CLAIM_ORDER, utc_now
+from jingxin.data.store.models import CLAIM_ORDER, URGENT_LANES, utc_now
 from jingxin.dispatch import claim as claims
 from jingxin.dispatch import outbox
 from jingxin.dispatch.inbox import MoInbox, ReceiptInbox
@@ -249,6 +249,17 @@ class Worker(MoLane):
         others = int(self.config.max_in_flight * self.config.mo_first_share) - used
         return max(self._reserve, free - max(others, 0))
 
+    def _claim_limit(self, free: int) -> int:
+        """How many to claim of ``free``: all of them - unless MO wait and the worker
+        claims no urgent lane (``--lanes notification,marketing``). The first lane it
+        claims may take the reserved slots (``claim``), so :meth:`_claim_reserve` cannot
+        hold it back: the whole claim keeps within ``mo_first_share`` instead."""
+        lanes = self.config.lanes
+        if not self._mo_pressed() or (lanes and lanes[0] in URGENT_LANES):
+            return free
+        used = self.config.max_in_flight - free
+        return max(0, min(free, int(self.config.max_in_flight * self.config.mo_first_share) - used))
+
     def _mo_pressed(self) -> bool:
         """MO wait to be stored, or stored MO wait for their handlers."""
         return bool(self.mo_inbox.items or self._mo_unhandled or self._handlers_due
@@ -256,13 +267,14 @@ class Worker(MoLane):
 
     async def _fill(self) -> int:
         free = self._free()
-        if free <= 0 or not self._any_bound():
+        limit = self._claim_limit(free)
+        if limit <= 0 or not self._any_bound():
             return 0
         try:
             batch = await self._call(
                 claims.claim_batch, _pool=self._claim_db, store=self.store,
-                worker=self.config.name, limit=free, now=self.clock(), lanes=self.config.lanes,
-                reserve=self._claim_reserve(free),
+                worker=self.config.name, limit=limit, now=self.clock(), lanes=self.config.lanes,
+                reserve=self._claim_reserve(free) if limit == free else self._reserve,
             )  # fmt: skip
         except JingxinError as exc:
             # The database went away (a restart, a failover): what is in flight goes on,

@@ -107,3 +107,14 @@ def test_new_claims_yield_to_the_way_back_while_mo_wait(store) -> None:
     # And all of them once the way back has caught up
     worker._handlers_due = False
     assert (worker._free(), worker._claim_reserve(200)) == (200, 20)
+    assert worker._claim_limit(200) == 200  # its first lane (OTPs) is urgent: it claims in full
+
+
+def test_a_worker_without_an_urgent_lane_keeps_its_whole_claim_within_the_share(store) -> None:
+    # Given a worker for notifications and marketing only (its first lane may take the
+    # reserved slots, so the reserve cannot hold it back)
+    worker, _ = make_worker(store, {"a": (HappyChannel, {})}, max_in_flight=200, lanes=(1, 2))
+    assert worker._claim_limit(200) == 200
+    # When MO wait, Then it claims at most a quarter of its slots, less what is in use
+    worker._handlers_due = True
+    assert [worker._claim_limit(free) for free in (200, 170, 100)] == [50, 20, 0]
