@@ -116,6 +116,12 @@ def run_batch(store: Store, *, registry: HandlerRegistry, context: HandlerContex
     """Handle up to ``limit`` pending MO with ``context`` bound to the run's store and now
     (with ``ids``: only those; the pending cursor then stays where it is, since MO below
     them may still wait for another worker)."""
+    with store.pinned():  # one pooled connection for the batch's statements
+        return _run_batch(store, registry=registry, context=context, limit=limit, ids=ids)
+
+
+def _run_batch(store: Store, *, registry: HandlerRegistry, context: HandlerContext,
+               limit: int, ids: Sequence[int] | None) -> RunTally:  # fmt: skip
     began = time.perf_counter()
     tally = RunTally()
     mos = _pending(store, context=context, limit=limit, ids=ids)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 import select
+import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,8 @@ class Store:
 
     engine: Engine
     sessions: sessionmaker[Session]
+    # This thread's connection while :meth:`pinned` holds one (see there).
+    _pinned: threading.local = field(default_factory=threading.local, compare=False, repr=False)
 
     def transaction(self) -> AbstractContextManager[Session]:
         """A unit of work (see :func:`transaction`)."""
@@ -191,7 +194,35 @@ class Store:
         SQLite. Errors as :class:`StoreError` are the caller's ``store_errors``."""
         if self.engine.dialect.name != "postgresql":
             return self.engine.begin()
+        pinned = getattr(self._pinned, "connection", None)
+        if pinned is not None:
+            if pinned.in_transaction():  # SQLAlchemy's own autobegin: nothing on the server
+                pinned.rollback()
+            return nullcontext(pinned)
         return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within the block, this thread's :meth:`autocommit` connections (and so
+        :meth:`reading`'s) are one connection, taken from the pool once: for a run of
+        single statements such as a handler batch's six, each of which would otherwise
+        check a connection out and in again (the pool's bookkeeping and a liveness check
+        each time: about a tenth of the hall batch's fixed cost, BENCHMARKS.md). Nothing
+        else changes: every statement is still its own transaction. A broken connection
+        fails the statements after it in the block, as a new one would have been tried
+        instead; the pool drops it at the end. Nested blocks keep the outer connection;
+        SQLite: nothing to do (a transaction per use, as before)."""
+        if self.engine.dialect.name != "postgresql" or getattr(self._pinned, "connection", None):
+            yield
+            return
+        with store_errors("opening a store connection"):
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self._pinned.connection = connection
+        try:
+            yield
+        finally:
+            self._pinned.connection = None
+            connection.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -250,8 +281,8 @@ def reading(store: Store) -> Iterator[Session]:
             yield session
         return
     with store_errors("opening a store connection"):
-        connection = store.autocommit()
-    with connection, Session(bind=connection, expire_on_commit=False) as session:
+        opened = store.autocommit()
+    with opened as connection, Session(bind=connection, expire_on_commit=False) as session:
         yield session
 
 
