@@ -138,14 +138,15 @@ def open_empty_store(store_url: str):
 
     if not store_url.startswith("postgresql"):
         scheme = store_url.split(":")[0]
-        raise InputError(f"--store-url: the crash runs need PostgreSQL, got {scheme!r}")
+        raise InputError(f"--store-url: this benchmark needs PostgreSQL, got {scheme!r}")
     store = open_store(store_url, upgrade=True)
     with store.sessions() as s:
         queued = s.execute(select(func.count()).select_from(Message)).scalar_one()
     if queued:
         store.dispose()
-        raise InputError(f"--store-url: the outbox already holds {queued} messages; "
-                         "a crash run needs an empty database")  # fmt: skip
+        raise InputError(f"--store-url: the outbox already holds {queued} messages; this "
+                         "benchmark needs an empty database (leave --store-url out for a "
+                         "throwaway one)")  # fmt: skip
     return store
 
 
