@@ -91,7 +91,7 @@ def hall_batch_bench(*, store_url: str, workdir: Path, plan: HallBatchPlan = Hal
         warm_statements(runner)
         for at in range(0, WARM, 20):
             runner.handle_ids(ids[at:at + 20])
-        analyse(store_url)  # as autovacuum would have, long before a served store got here
+        analyse(store_url)
         rest = ids[WARM:]
         # The sizes take turns, batch by batch, so that a drift of the machine or of the
         # store's size over the run weighs on each size alike.
@@ -143,6 +143,8 @@ def answered(store, *, expected: int) -> dict[str, int]:
 
 
 def analyse(store_url: str) -> None:
+    """``ANALYZE`` the store, whatever the server's autovacuum: a store in service has been
+    analysed long before it holds what this bench puts in it in seconds."""
     import psycopg
 
     with psycopg.connect(store_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:

@@ -207,7 +207,7 @@ class Store:
         :meth:`reading`'s) are one connection, taken from the pool once: for a run of
         single statements such as a handler batch's six, each of which would otherwise
         check a connection out and in again (the pool's bookkeeping and a liveness check
-        each time: about a tenth of the hall batch's fixed cost, BENCHMARKS.md). Nothing
+        each time: a tenth to a fifth of a hall batch's fixed cost, BENCHMARKS.md). Nothing
         else changes: every statement is still its own transaction. A broken connection
         fails the statements after it in the block, as a new one would have been tried
         instead; the pool drops it at the end. Nested blocks keep the outer connection;
