@@ -47,7 +47,9 @@ def backends(store_url: str) -> list[int]:
     """The server processes of the store's database (all its connections)."""
     import psycopg
 
-    plain = store_url.replace("postgresql+psycopg://", "postgresql://")
+    from jingxin.bench.harness import libpq_url
+
+    plain = libpq_url(store_url)
     with psycopg.connect(plain, autocommit=True) as conn:
         rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                             "AND pid <> pg_backend_pid()").fetchall()  # fmt: skip

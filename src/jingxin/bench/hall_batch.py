@@ -147,7 +147,9 @@ def analyse(store_url: str) -> None:
     analysed long before it holds what this bench puts in it in seconds."""
     import psycopg
 
-    with psycopg.connect(store_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+    from jingxin.bench.harness import libpq_url
+
+    with psycopg.connect(libpq_url(store_url), autocommit=True) as conn:
         conn.execute("ANALYZE")
 
 

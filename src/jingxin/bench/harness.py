@@ -298,6 +298,11 @@ def scan_log(path: Path) -> LogScan:
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 
 
+def libpq_url(url: str) -> str:
+    """A store URL (``postgresql+psycopg://...``) as psycopg itself takes it."""
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
 @contextmanager
 def throwaway_database(*, prefix: str, server: str | None = None) -> Iterator[str]:
     """A fresh database ``<prefix>_<pid>`` on ``server`` (default ``JINGXIN_BENCH_PG``, else
@@ -306,7 +311,7 @@ def throwaway_database(*, prefix: str, server: str | None = None) -> Iterator[st
 
     server = server or os.environ.get("JINGXIN_BENCH_PG", PG_SERVER)
     name = f"{prefix}_{os.getpid()}"
-    plain = server.replace("postgresql+psycopg://", "postgresql://")
+    plain = libpq_url(server)
     try:
         admin = psycopg.connect(f"{plain}/postgres", autocommit=True)
     except psycopg.Error as exc:

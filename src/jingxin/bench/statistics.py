@@ -34,7 +34,9 @@ def analysed_once(store_url: str, *, mo: int, every: float = 0.1) -> Iterator[di
     ``analyse_ms`` (filled in as it happens)."""
     import psycopg
 
-    plain = store_url.replace("postgresql+psycopg://", "postgresql://")
+    from jingxin.bench.harness import libpq_url
+
+    plain = libpq_url(store_url)
     with psycopg.connect(plain, autocommit=True) as conn:
         autovacuum = conn.execute("SHOW autovacuum").fetchone()[0]
     report: dict[str, Any] = {"autovacuum": autovacuum}

@@ -245,9 +245,7 @@ class Worker(MoLane):
         BENCHMARKS.md, "The way back, a sixth time")."""
         if not self._mo_pressed():
             return self._reserve
-        used = self.config.max_in_flight - free
-        others = int(self.config.max_in_flight * self.config.mo_first_share) - used
-        return max(self._reserve, free - max(others, 0))
+        return max(self._reserve, free - max(self._share_room(free), 0))
 
     def _claim_limit(self, free: int) -> int:
         """How many to claim of ``free``: all of them - unless MO wait and the worker
@@ -257,8 +255,13 @@ class Worker(MoLane):
         lanes = self.config.lanes
         if not self._mo_pressed() or (lanes and lanes[0] in URGENT_LANES):
             return free
+        return max(0, min(free, self._share_room(free)))
+
+    def _share_room(self, free: int) -> int:
+        """Slots the non-urgent lanes may still fill while MO wait: ``mo_first_share`` of
+        max_in_flight less what is in flight (negative when over it)."""
         used = self.config.max_in_flight - free
-        return max(0, min(free, int(self.config.max_in_flight * self.config.mo_first_share) - used))
+        return int(self.config.max_in_flight * self.config.mo_first_share) - used
 
     def _mo_pressed(self) -> bool:
         """MO wait to be stored, or stored MO wait for their handlers."""
