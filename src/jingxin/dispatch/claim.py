@@ -173,6 +173,12 @@ def _claim_pg(
     yields as it is: without ``id`` in the index, PostgreSQL read and sorted every queued
     row of the lane on each claim (all of a million-message campaign); without ``id`` in
     the order, a message resent after a crash went behind the rest of its campaign.
+
+    The update finds the claimed rows by ``id = ANY(ARRAY(...))``: an index probe per row.
+    Joined to the lanes' union instead (``FROM (...) AS c WHERE m.id = c.id``), the planner
+    could not know how many rows ``LIMIT GREATEST(...)`` lets through, guessed a tenth of
+    the lane and hashed the whole table for every claim: 23-34 ms a claim at 54,000
+    messages, and more as the table grew (BENCHMARKS.md, "The way back, an eighth time").
     """
     if not lanes:
         return ClaimBatch([], [])
@@ -208,8 +214,8 @@ def _pg_claim_statement(lanes: tuple[int, ...]) -> TextualSelect:
     return text(
         f"WITH {', '.join(ctes)} UPDATE messages AS m SET state = 'submitting',"
         " submitting_at = :now, updated_at = :now, worker = :worker,"
-        f" attempts = m.attempts + 1 FROM ({' UNION ALL '.join(taken)}) AS c"
-        f" WHERE m.id = c.id RETURNING {returned}"
+        f" attempts = m.attempts + 1 WHERE m.id = ANY(ARRAY({' UNION ALL '.join(taken)}))"
+        f" RETURNING {returned}"
     ).columns(*_RETURNED)
 
 

@@ -89,3 +89,48 @@ def test_the_way_backs_replies_have_their_lane_and_are_not_held_with_a_campaign(
         assert {c.category for c in got if c.lane == 3} == {"notification"}
     finally:
         store.dispose()
+
+
+def _plan_nodes(plan: dict) -> list[dict]:
+    nodes = [plan]
+    for child in plan.get("Plans", []):
+        nodes += _plan_nodes(child)
+    return nodes
+
+
+@pytest.mark.postgres
+def test_the_claim_finds_its_rows_by_key_not_by_hashing_the_table(pg_url) -> None:
+    import json
+
+    from sqlalchemy import text
+
+    from jingxin.dispatch.claim import HELD_CAMPAIGN_STATUSES, _pg_claim_statement
+    from jingxin.data.store.models.messages import CLAIM_ORDER
+
+    store = open_store(pg_url, upgrade=True)
+    try:
+        # Given a campaign's 5,000 queued messages, the table analysed
+        enqueue(store, entries=_entries(5000, "notification", "m"))
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE messages"))
+        # When the claim of 10 is planned (and run: the plan is what it did)
+        statement = _pg_claim_statement(CLAIM_ORDER)
+        with store.engine.begin() as conn:
+            explained = conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + str(statement)), {
+                "now": utc_now() + timedelta(seconds=1), "worker": "w", "limit": 10,
+                "reserve": 0, "held": list(HELD_CAMPAIGN_STATUSES),
+            }).scalar_one()  # fmt: skip
+            conn.rollback()
+        explained = json.loads(explained) if isinstance(explained, str) else explained
+        nodes = _plan_nodes(explained[0]["Plan"])
+        # Then the update reads the claimed rows through the primary key: the planner
+        # cannot know how many rows LIMIT GREATEST(...) lets through, and a join to the
+        # lanes' union hashed the whole table on every claim
+        target = [n for n in nodes if n.get("Relation Name") == "messages" and n.get("Alias") == "m"
+                  and n["Node Type"] != "ModifyTable"]  # fmt: skip
+        assert [n["Node Type"] for n in target] == ["Index Scan"], target
+        assert target[0]["Index Name"] == "pk_messages"
+        assert not [n for n in nodes if n["Node Type"] == "Hash Join"]
+        assert nodes[0]["Actual Rows"] == 10  # and the claim was the claim: ten rows
+    finally:
+        store.dispose()
