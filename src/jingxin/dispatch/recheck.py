@@ -35,13 +35,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, String, bindparam, cast, insert, literal, null, select
-from sqlalchemy import BigInteger, CompoundSelect, func, union_all, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, String, bindparam, cast, insert, literal, null, select, text
+from sqlalchemy import BigInteger, func, union_all, update
 from sqlalchemy.orm import Session
 
-from jingxin.data.store.bulk import in_array
 from jingxin.data.store.models import BlacklistEntry, Consent, DecisionRecord, Message, OptOut
 from jingxin.data.store.models.base import UtcDateTime
 from jingxin.domain.candidate import Candidate, Reason
@@ -209,14 +208,57 @@ def _facts(
     return messages, states
 
 
+# PostgreSQL: every read an index probe per claimed row whatever the planner's statistics
+# say. The claimed messages are probed by id, and each kind of fact by the claimed row's
+# number, through laterals that OFFSET 0 keeps from being flattened into joins. As joins
+# (the union below), a plan made while the tables were young stayed cached as they grew:
+# it walked messages whole in msisdn order to merge them with opt_outs, 6.5-15 ms a claim
+# at 54,000 messages and 13,000 opt-outs in `bench mo-inbox`, for no refusal at all.
+_FACTS_PG = text("""
+    WITH c AS MATERIALIZED (
+        SELECT m.id, m.msisdn, m.tenant_id, m.category, m.idempotency_key, m.source,
+               m.created_at
+        FROM unnest(CAST(:ids AS BIGINT[])) AS k(id)
+        JOIN LATERAL (SELECT * FROM messages WHERE messages.id = k.id OFFSET 0) m ON true
+    )
+    SELECT c.*, 'opt_out' AS kind, o.tenant_id AS f_tenant, o.category AS f_category,
+           o.recorded_at AS f_at, CAST(NULL AS TIMESTAMPTZ) AS f_revoked
+    FROM c JOIN LATERAL (
+        SELECT tenant_id, category, recorded_at FROM opt_outs
+        WHERE msisdn = c.msisdn AND recorded_at > c.created_at AND recorded_at <= :now
+        OFFSET 0) o ON true
+    UNION ALL
+    SELECT c.*, 'blacklist', b.tenant_id, NULL, b.added_at, NULL
+    FROM c JOIN LATERAL (
+        SELECT tenant_id, added_at FROM blacklist
+        WHERE msisdn = c.msisdn AND added_at > c.created_at AND added_at <= :now
+        OFFSET 0) b ON true
+    UNION ALL
+    SELECT c.*, 'consent', s.tenant_id, s.category, s.given_at, s.revoked_at
+    FROM c JOIN LATERAL (
+        SELECT tenant_id, category, given_at, revoked_at FROM consents
+        WHERE tenant_id = c.tenant_id AND msisdn = c.msisdn
+        OFFSET 0) s ON true
+    WHERE EXISTS (SELECT 1 FROM consents r WHERE r.tenant_id = c.tenant_id
+                  AND r.msisdn = c.msisdn AND r.revoked_at > c.created_at
+                  AND r.revoked_at <= :now)
+""").bindparams(bindparam("now", type_=UtcDateTime())).columns(
+    id=BigInteger(), msisdn=String(), tenant_id=String(), category=String(),
+    idempotency_key=String(), source=String(), created_at=UtcDateTime(), kind=String(),
+    f_tenant=String(), f_category=String(), f_at=UtcDateTime(), f_revoked=UtcDateTime(),
+)  # fmt: skip
+
+
 @functools.cache
-def _facts_query(dialect: str) -> CompoundSelect:
+def _facts_query(dialect: str) -> Any:
     """Opt-outs and blacklist entries recorded in (decision, now] for the claimed numbers,
     and - where one of the tenant's consents was revoked in that span - all that tenant's
     consents of the number (whether another one still holds is policy's question).
     Each branch is an index lookup per claimed row: opt_outs(msisdn),
-    blacklist(msisdn, tenant_id), consents(tenant_id, msisdn). Built once: building it
-    cost more than running it."""
+    blacklist(msisdn, tenant_id), consents(tenant_id, msisdn) - on PostgreSQL forced so
+    (:data:`_FACTS_PG`). Built once: building it cost more than running it."""
+    if dialect == "postgresql":
+        return _FACTS_PG
     m = Message.__table__
     o, b, c = OptOut.__table__, BlacklistEntry.__table__, Consent.__table__
     r = Consent.__table__.alias("revoked")
@@ -256,12 +298,10 @@ def _facts_query(dialect: str) -> CompoundSelect:
 
 def _among(column, dialect: str):
     """``column`` is one of the ``:ids`` parameter: a JSON array unpacked by SQLite, an
-    array on PostgreSQL (unnested), an expanding IN list elsewhere."""
+    expanding IN list elsewhere (PostgreSQL has :data:`_FACTS_PG`)."""
     if dialect == "sqlite":
         ids = func.json_each(bindparam("ids", type_=String())).table_valued("value")
         return column.in_(select(ids.c.value))
-    if dialect == "postgresql":
-        return in_array(column, bindparam("ids", type_=ARRAY(BigInteger())))
     return column.in_(bindparam("ids", expanding=True))
 
 

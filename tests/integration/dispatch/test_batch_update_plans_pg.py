@@ -1,0 +1,144 @@
+"""The worker's batch updates by id read their rows through the primary key, whatever the
+planner's statistics say: after an ANALYZE of a quiet store (no message awaiting its
+receipt), a campaign's burst must not turn each receipt batch into a read of every message
+in the state (outbox._SUBMITTED_PG, receipts._PARTS_PG, receipts._FINISH_PG)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from jingxin.data.store import open_store
+from jingxin.data.store.models import utc_now
+from jingxin.dispatch.outbox import _SUBMITTED_PG, OutboxEntry, enqueue, json_rows
+from jingxin.dispatch.receipts import _FINISH_PG, _PARTS_PG
+
+
+def _nodes(plan: dict) -> list[dict]:
+    found = [plan]
+    for child in plan.get("Plans", []):
+        found += _nodes(child)
+    return found
+
+
+def _generic_plan(conn, statement, params: dict) -> list[dict]:
+    """The plan PostgreSQL keeps for a prepared statement (its generic plan), as nodes."""
+    conn.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+    compiled = statement.compile(dialect=conn.dialect)
+    bound = {**compiled.params, **compiled.construct_params(params)}
+    explained = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + str(compiled), bound).scalar_one()
+    explained = json.loads(explained) if isinstance(explained, str) else explained
+    return _nodes(explained[0]["Plan"])
+
+
+@pytest.mark.postgres
+def test_batch_updates_probe_the_primary_key_after_a_quiet_analyse(pg_url) -> None:
+    store = open_store(pg_url, upgrade=True)
+    try:
+        # Given a store in service: 4,000 delivered messages with their parts, analysed
+        # while nothing awaited a receipt
+        enqueue(store, entries=[OutboxEntry(tenant_id="default", msisdn=f"+86139{i:08d}",
+                                            category="notification", text="x",
+                                            idempotency_key=f"k{i}") for i in range(4000)])  # fmt: skip
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE messages SET state = 'delivered', submitted_at = now(), "
+                              "finished_at = now()"))
+            conn.execute(text("INSERT INTO message_parts (message_id, part_no, channel, smsc_id, "
+                              "state, submitted_at) SELECT id, 1, 'sim', 'S' || id, 'delivered', "
+                              "now() FROM messages"))
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                text("ANALYZE messages; ANALYZE message_parts"))
+        # ... and then a burst: 2,000 messages submitted, awaiting their receipts
+        with store.engine.begin() as conn:
+            conn.execute(text("UPDATE messages SET state = 'submitted' WHERE id % 2 = 0"))
+            conn.execute(text("UPDATE message_parts SET state = 'submitted' WHERE message_id % 2 = 0"))
+        now = utc_now() + timedelta(seconds=1)
+        rows = json_rows([{"mid": 2, "st": "delivered", "err": None, "pid": 2, "at": now}])
+        cases = {
+            "messages": (_FINISH_PG, {"now": now, "ids": [2], "rows": rows}),
+            "message_parts": (_PARTS_PG, {"ids": [2], "rows": rows}),
+        }
+        for table, (statement, params) in cases.items():
+            # When a receipt batch's update is planned as a prepared statement keeps it
+            with store.engine.begin() as conn:
+                nodes = _generic_plan(conn, statement, params)
+                conn.rollback()
+            # Then it reads the table through its primary key: no scan of the table, no
+            # read of every row in the state through the claim's index
+            reads = [n for n in nodes if n.get("Relation Name") == table and n["Node Type"] != "ModifyTable"]
+            assert [(n["Node Type"], n.get("Index Name")) for n in reads] == [
+                ("Index Scan", f"pk_{table}")], (table, reads)
+        # ... and so does the submit write-back (its rows in 'submitting')
+        with store.engine.begin() as conn:
+            nodes = _generic_plan(conn, _SUBMITTED_PG, {"now": now, "ids": [2], "rows": json_rows(
+                [{"mid": 2, "at": now, "ids": ["S2"], "n": 1, "ch": "sim", "cost": None}])})  # fmt: skip
+            conn.rollback()
+        reads = [n for n in nodes if n.get("Relation Name") == "messages" and n["Node Type"] != "ModifyTable"]
+        assert [(n["Node Type"], n.get("Index Name")) for n in reads] == [("Index Scan", "pk_messages")]
+    finally:
+        store.dispose()
+
+
+@pytest.mark.postgres
+def test_batch_updates_change_only_rows_still_in_their_state(pg_url) -> None:
+    store = open_store(pg_url, upgrade=True)
+    try:
+        # Given two messages awaiting receipts and one already resolved
+        enqueue(store, entries=[OutboxEntry(tenant_id="default", msisdn=f"+86139{i:08d}",
+                                            category="notification", text="x",
+                                            idempotency_key=f"k{i}") for i in range(3)])  # fmt: skip
+        with store.engine.begin() as conn:
+            ids = [r[0] for r in conn.execute(text("SELECT id FROM messages ORDER BY id"))]
+            conn.execute(text("UPDATE messages SET state = 'submitted'"))
+            conn.execute(text("UPDATE messages SET state = 'expired' WHERE id = :id"), {"id": ids[2]})
+        now = utc_now()
+        # When a receipt batch finishes all three
+        with store.engine.begin() as conn:
+            conn.execute(_FINISH_PG, {"now": now, "ids": ids, "rows": json_rows(
+                [{"mid": i, "st": "delivered", "err": None} for i in ids])})  # fmt: skip
+            states = dict(conn.execute(text("SELECT id, state FROM messages")).all())
+        # Then the two awaiting ones are delivered and the resolved one keeps its state
+        assert states == {ids[0]: "delivered", ids[1]: "delivered", ids[2]: "expired"}
+    finally:
+        store.dispose()
+
+
+@pytest.mark.postgres
+def test_the_claims_recheck_probes_each_claimed_row(pg_url) -> None:
+    from jingxin.dispatch.recheck import _facts_query
+
+    store = open_store(pg_url, upgrade=True)
+    try:
+        # Given 4,000 messages and 2,000 opt-outs of their numbers, analysed while there
+        # were 40 opt-outs
+        enqueue(store, entries=[OutboxEntry(tenant_id="default", msisdn=f"+86139{i:08d}",
+                                            category="notification", text="x",
+                                            idempotency_key=f"k{i}") for i in range(4000)])  # fmt: skip
+        insert = text("INSERT INTO opt_outs (msisdn, tenant_id, category, source, recorded_at) "
+                      "SELECT '+86139' || lpad(i::text, 8, '0'), 'default', NULL, 'sms_reply', now() "
+                      "FROM generate_series(CAST(:a AS int), CAST(:b AS int)) AS i")
+        with store.engine.begin() as conn:
+            conn.execute(insert, {"a": 0, "b": 39})
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+        with store.engine.begin() as conn:
+            conn.execute(insert, {"a": 40, "b": 1999})
+        # When the claim's recheck of 100 claimed messages is planned as it is kept
+        with store.engine.begin() as conn:
+            nodes = _generic_plan(conn, _facts_query("postgresql"),
+                                  {"ids": list(range(1, 101)), "now": utc_now()})
+            conn.rollback()
+        # Then messages and opt_outs are read by index probes only, never whole
+        reads = [(n["Node Type"], n.get("Relation Name")) for n in nodes
+                 if n.get("Relation Name") in ("messages", "opt_outs")]  # fmt: skip
+        assert reads and all(kind in ("Index Scan", "Index Only Scan", "Bitmap Heap Scan")
+                             for kind, _ in reads), reads  # fmt: skip
+        assert not [n for n in nodes if n["Node Type"] in ("Merge Join", "Hash Join")
+                    and any(c.get("Relation Name") in ("messages", "opt_outs")
+                            for c in _nodes(n))]  # fmt: skip
+    finally:
+        store.dispose()
