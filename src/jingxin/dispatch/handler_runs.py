@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, bindparam, delete, select, text
+from sqlalchemy import BigInteger, Integer, bindparam, delete, literal_column, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from jingxin.data.store.bulk import in_array
+from jingxin.data.store.bulk import probe
 from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.frozen import Frozen
 from jingxin.data.store.models import (
@@ -250,6 +250,25 @@ def _pending_query(wanted: Any, *, limit: Any, window: timedelta, default_sender
                               default_senders=default_senders), pending  # fmt: skip
 
 
+def _pending_probed(*, limit: Any, window: timedelta,
+                    default_senders: Mapping[str, str]) -> tuple[Any, Any]:  # fmt: skip
+    """PostgreSQL's pending read of the MO ``:ids`` (the worker's own, after each commit):
+    each id one probe of ``mo_messages`` and one of ``mo_outcomes`` whatever the planner's
+    statistics say (:func:`~jingxin.data.store.bulk.probe`; the outcome's ``NOT EXISTS``
+    kept from becoming a join by ``OFFSET 0``). As a semi-join on the array with an outer
+    join to the outcomes, the plan PostgreSQL kept was made when ``mo_messages`` held 1,600
+    rows and scanned it whole on every batch: 2.4 ms a call, 3 s of a 20-s run at 1,000
+    MO/s (``bench mo-inbox --rate 1000``), growing with the inbox."""
+    rows, keys = probe(MoMessage.__table__, {"id": bindparam("ids", type_=ARRAY(BigInteger))},
+                       name="mo")  # fmt: skip
+    handled = (select(MoOutcome.id).where(MoOutcome.mo_id == rows.c.id)
+               .offset(literal_column("0")).exists())  # fmt: skip
+    pending = (select(*rows.c).select_from(keys).where(~handled)
+               .order_by(rows.c.id).limit(limit)).cte("pending")  # fmt: skip
+    return pending_attributed(pending, window=window, dialect="postgresql",
+                              default_senders=default_senders), pending  # fmt: skip
+
+
 @functools.lru_cache(maxsize=32)
 def _pending_frozen(*, window: timedelta, by_ids: bool,
                     default_senders: tuple[tuple[str, str], ...]) -> Frozen:  # fmt: skip
@@ -260,12 +279,15 @@ def _pending_frozen(*, window: timedelta, by_ids: bool,
     this read as data-modifying WITH parts (SQLite: in the read's transaction)."""
 
     def build() -> Any:
-        # one array parameter: one statement text whatever the number of ids
-        wanted = (in_array(MoMessage.id, bindparam("ids", type_=ARRAY(BigInteger))) if by_ids
-                  else MoMessage.id > bindparam("start", type_=BigInteger()))  # fmt: skip
-        query, pending = _pending_query(wanted, limit=bindparam("limit", type_=Integer()),
-                                        window=window, default_senders=dict(default_senders),
-                                        dialect="postgresql")  # fmt: skip
+        limit = bindparam("limit", type_=Integer())
+        if by_ids:
+            query, pending = _pending_probed(limit=limit, window=window,
+                                             default_senders=dict(default_senders))  # fmt: skip
+        else:
+            query, pending = _pending_query(MoMessage.id > bindparam("start", type_=BigInteger()),
+                                            limit=limit, window=window,
+                                            default_senders=dict(default_senders),
+                                            dialect="postgresql")  # fmt: skip
         senders = select(pending.c.msisdn)
         failures, marks = alive_updates(NumberFailure.msisdn.in_(senders),
                                         SubscriberState.msisdn.in_(senders),

@@ -142,3 +142,44 @@ def test_the_claims_recheck_probes_each_claimed_row(pg_url) -> None:
                             for c in _nodes(n))]  # fmt: skip
     finally:
         store.dispose()
+
+
+@pytest.mark.postgres
+def test_the_handlers_pending_read_probes_each_mo(pg_url) -> None:
+    from sqlalchemy import Integer, bindparam
+
+    from jingxin.dispatch.handler_runs import _pending_probed
+
+    store = open_store(pg_url, upgrade=True)
+    try:
+        # Given an inbox analysed at 40 MO that then grew to 3,000, half of them handled
+        insert = text(
+            "INSERT INTO mo_messages (channel, msisdn, service_number, text, coding, parts, "
+            "parts_expected, complete, undecodable, received_at, stored_at, dedup_key) "
+            "SELECT 'sim', '+86139' || lpad(i::text, 8, '0'), '10690001', 'TD', 0, 1, 1, true, "
+            "false, now(), now(), 'k' || i FROM generate_series(CAST(:a AS int), CAST(:b AS int)) AS i")
+        with store.engine.begin() as conn:
+            conn.execute(insert, {"a": 1, "b": 40})
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+        with store.engine.begin() as conn:
+            conn.execute(insert, {"a": 41, "b": 3000})
+            conn.execute(text("INSERT INTO mo_outcomes (mo_id, outcome, handled_at) "
+                              "SELECT id, 'handled', now() FROM mo_messages WHERE id % 2 = 0"))
+            ids = [row[0] for row in conn.execute(text("SELECT id FROM mo_messages ORDER BY id DESC LIMIT 40"))]
+        # When the pending read of a batch's 40 MO is planned as it is kept
+        query, _ = _pending_probed(limit=bindparam("limit", type_=Integer()),
+                                   window=timedelta(hours=72), default_senders={})  # fmt: skip
+        with store.engine.begin() as conn:
+            nodes = _generic_plan(conn, query, {"ids": ids, "limit": 200})
+            conn.rollback()
+        with store.engine.connect() as conn:
+            got = conn.execute(query, {"ids": ids, "limit": 200}).all()
+        # Then the inbox and the outcomes are read by index probes only
+        reads = [(n["Node Type"], n.get("Relation Name")) for n in nodes
+                 if n.get("Relation Name") in ("mo_messages", "mo_outcomes")]  # fmt: skip
+        assert reads and all(kind in ("Index Scan", "Index Only Scan") for kind, _ in reads), reads
+        # ... and it answers what the join did: the 20 of them without an outcome, in order
+        assert [row.id for row in got] == sorted(i for i in ids if i % 2)
+    finally:
+        store.dispose()
