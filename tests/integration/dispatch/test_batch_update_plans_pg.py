@@ -24,6 +24,18 @@ def _nodes(plan: dict) -> list[dict]:
     return found
 
 
+def _enqueue(store, n: int) -> None:
+    """``n`` notifications queued for ``n`` numbers (+8613900000000 on)."""
+    enqueue(store, entries=[OutboxEntry(tenant_id="default", msisdn=f"+86139{i:08d}",
+                                        category="notification", text="x",
+                                        idempotency_key=f"k{i}") for i in range(n)])  # fmt: skip
+
+
+def _analyse(store) -> None:
+    with store.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+
+
 def _generic_plan(conn, statement, params: dict) -> list[dict]:
     """The plan PostgreSQL keeps for a prepared statement (its generic plan), as nodes."""
     conn.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
@@ -40,18 +52,14 @@ def test_batch_updates_probe_the_primary_key_after_a_quiet_analyse(pg_url) -> No
     try:
         # Given a store in service: 4,000 delivered messages with their parts, analysed
         # while nothing awaited a receipt
-        enqueue(store, entries=[OutboxEntry(tenant_id="default", msisdn=f"+86139{i:08d}",
-                                            category="notification", text="x",
-                                            idempotency_key=f"k{i}") for i in range(4000)])  # fmt: skip
+        _enqueue(store, 4000)
         with store.engine.begin() as conn:
             conn.execute(text("UPDATE messages SET state = 'delivered', submitted_at = now(), "
                               "finished_at = now()"))
             conn.execute(text("INSERT INTO message_parts (message_id, part_no, channel, smsc_id, "
                               "state, submitted_at) SELECT id, 1, 'sim', 'S' || id, 'delivered', "
                               "now() FROM messages"))
-        with store.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(
-                text("ANALYZE messages; ANALYZE message_parts"))
+        _analyse(store)
         # ... and then a burst: 2,000 messages submitted, awaiting their receipts
         with store.engine.begin() as conn:
             conn.execute(text("UPDATE messages SET state = 'submitted' WHERE id % 2 = 0"))
@@ -88,9 +96,7 @@ def test_batch_updates_change_only_rows_still_in_their_state(pg_url) -> None:
     store = open_store(pg_url, upgrade=True)
     try:
         # Given two messages awaiting receipts and one already resolved
-        enqueue(store, entries=[OutboxEntry(tenant_id="default", msisdn=f"+86139{i:08d}",
-                                            category="notification", text="x",
-                                            idempotency_key=f"k{i}") for i in range(3)])  # fmt: skip
+        _enqueue(store, 3)
         with store.engine.begin() as conn:
             ids = [r[0] for r in conn.execute(text("SELECT id FROM messages ORDER BY id"))]
             conn.execute(text("UPDATE messages SET state = 'submitted'"))
@@ -115,16 +121,13 @@ def test_the_claims_recheck_probes_each_claimed_row(pg_url) -> None:
     try:
         # Given 4,000 messages and 2,000 opt-outs of their numbers, analysed while there
         # were 40 opt-outs
-        enqueue(store, entries=[OutboxEntry(tenant_id="default", msisdn=f"+86139{i:08d}",
-                                            category="notification", text="x",
-                                            idempotency_key=f"k{i}") for i in range(4000)])  # fmt: skip
+        _enqueue(store, 4000)
         insert = text("INSERT INTO opt_outs (msisdn, tenant_id, category, source, recorded_at) "
                       "SELECT '+86139' || lpad(i::text, 8, '0'), 'default', NULL, 'sms_reply', now() "
                       "FROM generate_series(CAST(:a AS int), CAST(:b AS int)) AS i")
         with store.engine.begin() as conn:
             conn.execute(insert, {"a": 0, "b": 39})
-        with store.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+        _analyse(store)
         with store.engine.begin() as conn:
             conn.execute(insert, {"a": 40, "b": 1999})
         # When the claim's recheck of 100 claimed messages is planned as it is kept
@@ -160,8 +163,7 @@ def test_the_handlers_pending_read_probes_each_mo(pg_url) -> None:
             "false, now(), now(), 'k' || i FROM generate_series(CAST(:a AS int), CAST(:b AS int)) AS i")
         with store.engine.begin() as conn:
             conn.execute(insert, {"a": 1, "b": 40})
-        with store.engine.connect() as conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+        _analyse(store)
         with store.engine.begin() as conn:
             conn.execute(insert, {"a": 41, "b": 3000})
             conn.execute(text("INSERT INTO mo_outcomes (mo_id, outcome, handled_at) "
