@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
+    String,
     and_,
     bindparam,
     insert,
@@ -33,6 +35,7 @@ from sqlalchemy import (
 
 from jingxin.data.store.bulk import among
 from jingxin.data.store.models import Message, MessagePart, Receipt, UnmatchedReceipt
+from jingxin.data.store.models.base import UtcDateTime
 from jingxin.dispatch.outbox import json_rows
 from jingxin.domain.sms import DeliveryReceipt, ReceiptStatus
 
@@ -116,14 +119,26 @@ def apply_receipts(
 
 def _parts_for(conn: Connection, chunk: Sequence[tuple[str, DeliveryReceipt]]) -> dict:
     ids = list({receipt.message_id for _, receipt in chunk})
-    query = select(
-        MessagePart.channel, MessagePart.smsc_id, MessagePart.id, MessagePart.message_id,
-        MessagePart.state, MessagePart.submitted_at,
-    ).where(among(conn, MessagePart.smsc_id, ids))  # fmt: skip
-    return {
-        (ch, sid): (pid, mid, st, at)
-        for ch, sid, pid, mid, st, at in conn.execute(query)
-    }
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(_PARTS_BY_SMSC_ID_PG, {"ids": ids})
+    else:
+        rows = conn.execute(select(
+            MessagePart.channel, MessagePart.smsc_id, MessagePart.id, MessagePart.message_id,
+            MessagePart.state, MessagePart.submitted_at,
+        ).where(among(conn, MessagePart.smsc_id, ids)))  # fmt: skip
+    return {(ch, sid): (pid, mid, st, at) for ch, sid, pid, mid, st, at in rows}
+
+
+# PostgreSQL: the parts of a batch's SMSC ids, one probe of the SMSC id index per id
+# whatever the statistics say (bulk.probe's shape: a lateral kept by OFFSET 0). As a
+# semi-join on the array, the worker's kept plan scanned message_parts whole for every
+# receipt batch: 25.6-28.6 ms a call at 300,000 parts in `bench dispatch-drain-pg`.
+_PARTS_BY_SMSC_ID_PG = text("""
+    SELECT p.channel, p.smsc_id, p.id, p.message_id, p.state, p.submitted_at
+    FROM unnest(CAST(:ids AS TEXT[])) AS k(sid)
+    JOIN LATERAL (SELECT * FROM message_parts WHERE smsc_id = k.sid OFFSET 0) p ON true
+""").columns(channel=String(), smsc_id=String(), id=BigInteger(), message_id=BigInteger(),
+             state=String(), submitted_at=UtcDateTime())  # fmt: skip
 
 
 def _stray_row(channel: str, receipt: DeliveryReceipt, now: datetime) -> dict:

@@ -185,3 +185,37 @@ def test_the_handlers_pending_read_probes_each_mo(pg_url) -> None:
         assert [row.id for row in got] == sorted(i for i in ids if i % 2)
     finally:
         store.dispose()
+
+
+@pytest.mark.postgres
+def test_the_receipts_lookup_of_parts_probes_the_smsc_id_index(pg_url) -> None:
+    from jingxin.dispatch.receipts import _PARTS_BY_SMSC_ID_PG
+
+    store = open_store(pg_url, upgrade=True)
+    try:
+        # Given 40 parts when analysed, then 3,000
+        _enqueue(store, 3000)
+        parts = text("INSERT INTO message_parts (message_id, part_no, channel, smsc_id, state, "
+                     "submitted_at) SELECT id, 1, 'sim', 'S' || id, 'submitted', now() "
+                     "FROM messages ORDER BY id OFFSET :skip LIMIT :take")  # fmt: skip
+        with store.engine.begin() as conn:
+            conn.execute(parts, {"skip": 0, "take": 40})
+        _analyse(store)
+        with store.engine.begin() as conn:
+            conn.execute(parts, {"skip": 40, "take": 2960})
+            ids = [row[0] for row in conn.execute(text("SELECT id FROM messages ORDER BY id"))]
+        wanted = [f"S{i}" for i in ids[2000:2100]] + ["unknown"]
+        # When a receipt batch's lookup is planned as it is kept, and run
+        with store.engine.begin() as conn:
+            nodes = _generic_plan(conn, _PARTS_BY_SMSC_ID_PG, {"ids": wanted})
+            conn.rollback()
+        with store.engine.connect() as conn:
+            found = conn.execute(_PARTS_BY_SMSC_ID_PG, {"ids": wanted}).all()
+        # Then message_parts is read by the SMSC id index only, and each id finds its part
+        reads = [(n["Node Type"], n.get("Index Name")) for n in nodes
+                 if n.get("Relation Name") == "message_parts"]  # fmt: skip
+        assert reads == [("Index Scan", "ix_message_parts_smsc_id")], reads
+        assert sorted(row.smsc_id for row in found) == sorted(wanted[:-1])
+        assert {row.channel for row in found} == {"sim"} and found[0].submitted_at.tzinfo is not None
+    finally:
+        store.dispose()
