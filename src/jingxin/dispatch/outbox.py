@@ -242,22 +242,12 @@ def record_submitted(conn, *, submitted: list[Submitted], now: datetime) -> None
 # PostgreSQL: one statement per batch over json_to_recordset(one JSON parameter), instead
 # of one statement per row: json.dumps and PostgreSQL's JSON parser are C, where binding
 # per-row (or per-array-element) parameters was most of the worker's write-back time.
-#
-# The updates by id of a batch (this one and receipts._PARTS_PG / _FINISH_PG) read their
-# rows through the primary key whatever the statistics say: ``id = ANY(:ids)`` gives the
-# planner that path, and the state is checked as ``IS NOT DISTINCT FROM`` (the same for a
-# NOT NULL column), which no index serves - so it is a filter on the rows found, still
-# re-checked on a row another transaction changed meanwhile. With ``state = 'submitted'``
-# the planner read every message in that state through the claim's index whenever the
-# last ANALYZE had seen few (a quiet store before a campaign): 4.6-5.3 ms a batch in
-# `bench mo-inbox`, and growing with the receipts outstanding.
 _SUBMITTED_PG = text("""
     UPDATE messages AS m SET state = 'submitted', submitted_at = v.at, smsc_ids = v.ids,
         parts = v.n, channel = v.ch, cost = coalesce(v.cost, m.cost), updated_at = :now
     FROM json_to_recordset(CAST(:rows AS json))
         AS v(mid bigint, at timestamptz, ids jsonb, n int, ch text, cost float8)
-    WHERE m.id = v.mid AND m.id = ANY(CAST(:ids AS BIGINT[]))
-        AND m.state IS NOT DISTINCT FROM 'submitting'
+    WHERE m.id = v.mid AND m.state = 'submitting'
     RETURNING m.id
 """)
 _PARTS_PG = text("""
@@ -276,8 +266,7 @@ def json_rows(rows: list[dict]) -> str:
 def _record_submitted_pg(conn, submitted: list[Submitted], now: datetime) -> None:
     # Parts only for the messages this moved to 'submitted': writing the same batch again
     # (a retried flush) or a message another worker resolved meanwhile adds no stray parts.
-    moved = conn.execute(_SUBMITTED_PG, {"now": now, "ids": [s.message_id for s in submitted],
-                                         "rows": json_rows([
+    moved = conn.execute(_SUBMITTED_PG, {"now": now, "rows": json_rows([
         {"mid": s.message_id, "at": s.at, "ids": s.smsc_ids, "n": len(s.smsc_ids),
          "ch": s.channel, "cost": s.cost} for s in submitted
     ])})  # fmt: skip

@@ -157,15 +157,25 @@ def _receipt_row(message_id: int, receipt: DeliveryReceipt, now: datetime) -> di
     }  # fmt: skip
 
 
-# PostgreSQL: one statement per batch over json_to_recordset (see outbox.json_rows), its
-# rows read through the primary key whatever the statistics say (see outbox._SUBMITTED_PG).
-# Planned with p.state = 'submitted' after an ANALYZE that saw few such parts, this update
-# scanned message_parts whole and compared every row with every receipt: 5.8-7.4 ms a
-# batch at 15,000 parts in `bench mo-inbox`.
+# PostgreSQL: one statement per batch over json_to_recordset (see outbox.json_rows).
+#
+# The receipts' updates by id (this one and _FINISH_PG) read their rows through the primary
+# key whatever the statistics say: ``id = ANY(ARRAY(<the batch's ids, from its JSON>))``
+# gives the planner that path (it cannot count the array, and takes it for a few rows),
+# and the state is checked as ``IS NOT DISTINCT FROM`` (the same on a NOT NULL column),
+# which no index serves - so it filters the rows found, and is still re-checked on a row
+# another transaction changed meanwhile. With ``state = 'submitted'`` the finish read
+# every message waiting for its receipt through the claim's index whenever the last
+# ANALYZE had seen few: 2.4-5.1x slower per batch with 5,000-50,000 waiting (`jingxin
+# bench receipt-updates`). The parts' update, planned on a young table, scanned
+# message_parts whole for every batch (5.8-7.4 ms at 15,000 parts in `bench mo-inbox`).
+# The submit write-back (outbox._SUBMITTED_PG) keeps the plain join: the rows in
+# 'submitting' are at most a worker's messages in flight.
 _PARTS_PG = text("""
     UPDATE message_parts AS p SET state = v.st, error_code = v.err, receipt_at = v.at
     FROM json_to_recordset(CAST(:rows AS json)) AS v(pid bigint, st text, err text, at timestamptz)
-    WHERE p.id = v.pid AND p.id = ANY(CAST(:ids AS BIGINT[]))
+    WHERE p.id = v.pid
+        AND p.id = ANY(ARRAY(SELECT (e->>'pid')::bigint FROM json_array_elements(CAST(:rows AS json)) e))
         AND p.state IS NOT DISTINCT FROM 'submitted'
 """)
 _RECEIPTS_PG = text("""
@@ -178,7 +188,8 @@ _FINISH_PG = text("""
     UPDATE messages AS m SET state = v.st, error_code = v.err, finished_at = :now,
         updated_at = :now
     FROM json_to_recordset(CAST(:rows AS json)) AS v(mid bigint, st text, err text)
-    WHERE m.id = v.mid AND m.id = ANY(CAST(:ids AS BIGINT[]))
+    WHERE m.id = v.mid
+        AND m.id = ANY(ARRAY(SELECT (e->>'mid')::bigint FROM json_array_elements(CAST(:rows AS json)) e))
         AND m.state IS NOT DISTINCT FROM 'submitted'
 """)
 
@@ -186,8 +197,7 @@ _FINISH_PG = text("""
 def _write(conn: Connection, part_rows: list, receipt_rows: list, stray: list) -> None:
     if conn.dialect.name == "postgresql":
         if part_rows:
-            conn.execute(_PARTS_PG, {"rows": json_rows(part_rows),
-                                     "ids": [row["pid"] for row in part_rows]})  # fmt: skip
+            conn.execute(_PARTS_PG, {"rows": json_rows(part_rows)})
         if receipt_rows:
             conn.execute(_RECEIPTS_PG, {"rows": json_rows(receipt_rows)})
         if stray:
@@ -232,8 +242,7 @@ def _finish(
         state, code = final_of(states)
         finished.append(Finished(mid, msisdn, state, code))
     if finished and conn.dialect.name == "postgresql":
-        conn.execute(_FINISH_PG, {"now": now, "ids": [f.message_id for f in finished],
-                                  "rows": json_rows([
+        conn.execute(_FINISH_PG, {"now": now, "rows": json_rows([
             {"mid": f.message_id, "st": f.state, "err": f.error_code} for f in finished
         ])})  # fmt: skip
     elif finished:
