@@ -70,8 +70,7 @@ def receipt_updates(scale: int) -> dict[str, Any]:
             conn.execute("ANALYZE")  # a quiet store: nothing waits for its receipt
             conn.execute("SET plan_cache_mode = force_generic_plan")
             for waiting in (w for w in BACKLOGS if w <= scale):
-                figures[f"waiting_{waiting}"] = _backlog(conn, scale, waiting,
-                                                         shipped=(finish, parts))  # fmt: skip
+                figures[f"waiting_{waiting}"] = _backlog(conn, waiting, shipped=(finish, parts))
     return figures
 
 
@@ -87,7 +86,7 @@ def _fill(conn, scale: int) -> None:
         " SELECT id, 1, 'sim', 'S' || id, 'delivered', now() FROM messages")  # fmt: skip
 
 
-def _backlog(conn, scale: int, waiting: int, *, shipped: tuple[str, str], runs: int = 12) -> dict:
+def _backlog(conn, waiting: int, *, shipped: tuple[str, str], runs: int = 12) -> dict:
     """``runs`` batches of each kind with ``waiting`` rows in ``submitted``, alternated."""
     ids = [row[0] for row in conn.execute("SELECT id FROM messages ORDER BY id")]
     kinds = {"shipped": shipped, "plain": (PLAIN_FINISH, PLAIN_PARTS)}

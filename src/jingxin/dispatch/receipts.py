@@ -17,12 +17,13 @@ worker calls it right after recording submits, and on a timer.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Connection,
     String,
     and_,
@@ -32,10 +33,10 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from jingxin.data.store.bulk import among
+from jingxin.data.store.bulk import among, probe
 from jingxin.data.store.models import Message, MessagePart, Receipt, UnmatchedReceipt
-from jingxin.data.store.models.base import UtcDateTime
 from jingxin.dispatch.outbox import json_rows
 from jingxin.domain.sms import DeliveryReceipt, ReceiptStatus
 
@@ -120,7 +121,7 @@ def apply_receipts(
 def _parts_for(conn: Connection, chunk: Sequence[tuple[str, DeliveryReceipt]]) -> dict:
     ids = list({receipt.message_id for _, receipt in chunk})
     if conn.dialect.name == "postgresql":
-        rows = conn.execute(_PARTS_BY_SMSC_ID_PG, {"ids": ids})
+        rows = conn.execute(_parts_by_smsc_id_pg(), {"ids": ids})
     else:
         rows = conn.execute(select(
             MessagePart.channel, MessagePart.smsc_id, MessagePart.id, MessagePart.message_id,
@@ -129,16 +130,17 @@ def _parts_for(conn: Connection, chunk: Sequence[tuple[str, DeliveryReceipt]]) -
     return {(ch, sid): (pid, mid, st, at) for ch, sid, pid, mid, st, at in rows}
 
 
-# PostgreSQL: the parts of a batch's SMSC ids, one probe of the SMSC id index per id
-# whatever the statistics say (bulk.probe's shape: a lateral kept by OFFSET 0). As a
-# semi-join on the array, the worker's kept plan scanned message_parts whole for every
-# receipt batch: 25.6-28.6 ms a call at 300,000 parts in `bench dispatch-drain-pg`.
-_PARTS_BY_SMSC_ID_PG = text("""
-    SELECT p.channel, p.smsc_id, p.id, p.message_id, p.state, p.submitted_at
-    FROM unnest(CAST(:ids AS TEXT[])) AS k(sid)
-    JOIN LATERAL (SELECT * FROM message_parts WHERE smsc_id = k.sid OFFSET 0) p ON true
-""").columns(channel=String(), smsc_id=String(), id=BigInteger(), message_id=BigInteger(),
-             state=String(), submitted_at=UtcDateTime())  # fmt: skip
+@functools.cache
+def _parts_by_smsc_id_pg() -> Any:
+    """PostgreSQL: the parts of a batch's SMSC ids (``:ids``), one probe of the SMSC id
+    index per id whatever the statistics say (:func:`~jingxin.data.store.bulk.probe`). As
+    a semi-join on the array, the worker's kept plan scanned message_parts whole for every
+    receipt batch: 25.6-28.6 ms a call at 300,000 parts in `bench dispatch-drain-pg`.
+    Built once."""
+    parts, keys = probe(MessagePart.__table__,
+                        {"smsc_id": bindparam("ids", type_=ARRAY(String()))}, name="parts")  # fmt: skip
+    return select(parts.c.channel, parts.c.smsc_id, parts.c.id, parts.c.message_id,
+                  parts.c.state, parts.c.submitted_at).select_from(keys)  # fmt: skip
 
 
 def _stray_row(channel: str, receipt: DeliveryReceipt, now: datetime) -> dict:

@@ -183,7 +183,7 @@ def test_the_handlers_pending_read_probes_each_mo(pg_url) -> None:
 
 @pytest.mark.postgres
 def test_the_receipts_lookup_of_parts_probes_the_smsc_id_index(pg_url) -> None:
-    from jingxin.dispatch.receipts import _PARTS_BY_SMSC_ID_PG
+    from jingxin.dispatch.receipts import _parts_by_smsc_id_pg
 
     store = open_store(pg_url, upgrade=True)
     try:
@@ -201,10 +201,10 @@ def test_the_receipts_lookup_of_parts_probes_the_smsc_id_index(pg_url) -> None:
         wanted = [f"S{i}" for i in ids[2000:2100]] + ["unknown"]
         # When a receipt batch's lookup is planned as it is kept, and run
         with store.engine.begin() as conn:
-            nodes = _generic_plan(conn, _PARTS_BY_SMSC_ID_PG, {"ids": wanted})
+            nodes = _generic_plan(conn, _parts_by_smsc_id_pg(), {"ids": wanted})
             conn.rollback()
         with store.engine.connect() as conn:
-            found = conn.execute(_PARTS_BY_SMSC_ID_PG, {"ids": wanted}).all()
+            found = conn.execute(_parts_by_smsc_id_pg(), {"ids": wanted}).all()
         # Then message_parts is read by the SMSC id index only, and each id finds its part
         reads = [(n["Node Type"], n.get("Index Name")) for n in nodes
                  if n.get("Relation Name") == "message_parts"]  # fmt: skip
