@@ -1,6 +1,7 @@
 """``jingxin hall`` end to end: seed the BOSS from a synthetic warehouse, list products and
-orders, the report and the leaderboard (tables and JSON), staff and merchants; bad input
-is one line naming the option or file, and exit code 2 from the console script."""
+orders, the report and the leaderboard (tables and JSON), staff and merchants (added,
+listed, removed); bad input is one line naming the option or file, and exit code 2 from
+the console script."""
 
 from __future__ import annotations
 
@@ -142,6 +143,83 @@ def test_staff_import_and_merchant_add(cli, tmp_path) -> None:
     assert "merchant M9 added" in added and "13700009999" not in added
 
 
+def test_staff_are_listed_and_removed(cli, tmp_path) -> None:
+    invoke, _ = cli
+    assert "no active staff: add them with `jingxin hall staff add`" in _ok(
+        invoke("hall", "staff", "list"))
+    staff = tmp_path / "staff.csv"
+    staff.write_text("code,name,branch\nS1,王芳,浦东营业厅\ns2,李强,徐汇营业厅\n",
+                     encoding="utf-8")  # fmt: skip
+    _ok(invoke("hall", "staff", "import", str(staff)))
+    # Listed as a table, as JSON, and by branch
+    table = _ok(invoke("hall", "staff", "list"))
+    assert "staff: 2" in table and "王芳" in table and "徐汇营业厅" in table
+    listed = json.loads(_ok(invoke("hall", "staff", "list", "--json")))
+    assert listed == [
+        {"code": "S2", "name": "李强", "branch": "徐汇营业厅", "tenant": "operator", "active": True},
+        {"code": "S1", "name": "王芳", "branch": "浦东营业厅", "tenant": "operator", "active": True},
+    ]  # fmt: skip
+    pudong = json.loads(_ok(invoke("hall", "staff", "list", "--branch", "浦东营业厅", "--json")))
+    assert [r["code"] for r in pudong] == ["S1"]
+    # When S1 leaves (the code typed in lower case), and is removed again
+    removed = _ok(invoke("hall", "staff", "remove", "s1"))
+    assert "staff S1 (王芳, 浦东营业厅) removed" in removed
+    assert "staff S1 (王芳, 浦东营业厅) was already removed" in _ok(
+        invoke("hall", "staff", "remove", "S1"))
+    # Then the list leaves it out unless --all, and --all shows it inactive
+    assert "王芳" not in _ok(invoke("hall", "staff", "list"))
+    everyone = json.loads(_ok(invoke("hall", "staff", "list", "--all", "--json")))
+    assert [(r["code"], r["active"]) for r in everyone] == [("S2", True), ("S1", False)]
+    assert "no active staff of branch '浦东营业厅'" in _ok(
+        invoke("hall", "staff", "list", "--branch", "浦东营业厅"))
+    assert json.loads(_ok(invoke("hall", "staff", "list", "--tenant", "t2", "--json"))) == []
+    other = invoke("hall", "staff", "remove", "S2", "--tenant", "t2")  # not t2's to remove
+    assert isinstance(other.exception, InputError)
+    assert "staff code 'S2': no such staff in tenant 't2'" in str(other.exception)
+    # And adding it again re-activates it
+    _ok(invoke("hall", "staff", "add", "S1", "--name", "王芳", "--branch", "浦东营业厅"))
+    assert "王芳" in _ok(invoke("hall", "staff", "list"))
+
+
+def test_a_removed_staff_code_keeps_its_past_orders_on_the_leaderboard(cli) -> None:
+    invoke, store = cli
+    _ok(invoke("hall", "staff", "add", "s1001", "--name", "王芳", "--branch", "浦东营业厅"))
+    _activity(store)
+    _ok(invoke("hall", "staff", "remove", "S1001"))
+    board = json.loads(_ok(invoke("hall", "leaderboard", "--since", "7d", "--json")))
+    assert [(r["key"], r["name"], r["branch"], r["orders"]) for r in board["rows"]] == [
+        ("S1001", "王芳", "浦东营业厅", 1)]
+    assert "S1001" in _ok(invoke("hall", "orders", "--msisdn", "13912345678"))
+
+
+def test_merchants_are_listed_masked_and_removed(cli) -> None:
+    invoke, _ = cli
+    assert "no active merchants: add them with `jingxin hall merchant add`" in _ok(
+        invoke("hall", "merchant", "list"))
+    _ok(invoke("hall", "merchant", "add", "M9", "--name", "咖啡店", "--msisdn", "13700009999"))
+    # Listed with the number masked, in the table and in JSON
+    table = _ok(invoke("hall", "merchant", "list"))
+    assert "merchants: 1" in table and "咖啡店" in table and "+861370000****" in table
+    assert "9999" not in table
+    listed = json.loads(_ok(invoke("hall", "merchant", "list", "--json")))
+    assert listed == [{"id": "M9", "name": "咖啡店", "msisdn": "+861370000****",
+                       "tenant": "operator", "active": True}]  # fmt: skip
+    # When it is removed, twice
+    assert "merchant M9 (咖啡店) removed: it can no longer redeem vouchers" in _ok(
+        invoke("hall", "merchant", "remove", "M9"))
+    assert "merchant M9 (咖啡店) was already removed" in _ok(
+        invoke("hall", "merchant", "remove", "M9"))
+    # Then it is listed only with --all, inactive, and it cannot redeem at the counter
+    assert "no active merchants" in _ok(invoke("hall", "merchant", "list"))
+    everyone = json.loads(_ok(invoke("hall", "merchant", "list", "--all", "--json")))
+    assert [(r["id"], r["active"]) for r in everyone] == [("M9", False)]
+    refused = invoke("hall", "voucher", "redeem", "ABCDEFGH23", "--merchant", "M9")
+    assert refused.exit_code == 1 and "unknown_merchant" in refused.output
+    # And adding it again re-activates it
+    _ok(invoke("hall", "merchant", "add", "M9", "--name", "咖啡店", "--msisdn", "13700009999"))
+    assert "咖啡店" in _ok(invoke("hall", "merchant", "list"))
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (("hall", "products", "--zone", "43"), "--zone: '43' is not one of 41, 42"),
     (("hall", "report", "--months", "0"), "--months: 0 must be at least 1"),
@@ -155,6 +233,8 @@ def test_staff_import_and_merchant_add(cli, tmp_path) -> None:
     (("hall", "seed", "--warehouse", "nowhere.duckdb"), "--warehouse: no warehouse at"),
     (("hall", "staff", "add", "S 1", "--name", "x", "--branch", "y"), "code: 'S 1'"),
     (("hall", "merchant", "add", "M9", "--name", "x", "--msisdn", "123"), "merchant.msisdn"),
+    (("hall", "staff", "remove", "S404"), "staff code 'S404': no such staff in tenant 'operator'"),
+    (("hall", "merchant", "remove", "M404"), "merchant 'M404': no such merchant"),
 ])  # fmt: skip
 def test_bad_input_is_one_clear_error(cli, args, says) -> None:
     invoke, _ = cli
@@ -179,3 +259,14 @@ def test_the_console_script_prints_one_line_and_exits_2(cli, tmp_path) -> None:
                           env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --months: 0 must be at least 1"
+
+
+def test_removing_an_unknown_code_is_one_line_and_exit_2(cli, tmp_path) -> None:
+    # The console script reads the test's jingxin.toml (its migrated store) in tmp_path
+    script = Path(sys.executable).with_name("jingxin")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JINGXIN_")}
+    done = subprocess.run([str(script), "hall", "staff", "remove", "s404"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("error: staff code 's404': no such staff in tenant "
+                                   "'operator' (see `jingxin hall staff list --all`)")

@@ -11,7 +11,11 @@ merchants.
 - ``jingxin hall leaderboard [--by staff|branch] [--since 30d] [--json]``: the incentive
   leaderboard;
 - ``jingxin hall staff add CODE --name N --branch B`` / ``hall staff import FILE.csv``;
-- ``jingxin hall merchant add ID --name N --msisdn M``.
+- ``jingxin hall staff list [--branch B] [--all] [--tenant T] [--json]`` / ``hall staff
+  remove CODE [--tenant T]``: the staff list; a code out of use (its row kept);
+- ``jingxin hall merchant add ID --name N --msisdn M``;
+- ``jingxin hall merchant list [--all] [--tenant T] [--json]`` / ``hall merchant remove ID
+  [--tenant T]``: the merchants (numbers masked); one stopped from redeeming.
 
 One typer app per noun (``hall_app`` for the hall's own verbs, ``staff_app``,
 ``merchant_app``): a new group of commands is a new sub-app added in :func:`register`'s
@@ -336,6 +340,73 @@ def staff_import_command(
                   f"{done.unchanged} unchanged")  # fmt: skip
 
 
+@staff_app.command("list")
+def staff_list_command(
+    branch: Annotated[str | None, typer.Option("--branch", help="Only this branch's.")] = None,
+    everyone: Annotated[bool, typer.Option(
+        "--all", help="Also the removed (inactive) codes.")] = False,
+    tenant: TenantFilter = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The registered staff and agents, by branch and code (active ones unless --all)."""
+    from jingxin.hall.staff import list_staff
+
+    _, store = settings_and_store()
+    try:
+        with store.transaction() as session:
+            rows = [(s.code, s.name, s.branch, s.tenant_id, s.active)
+                    for s in list_staff(session, branch=branch, tenant_id=tenant,
+                                        include_inactive=everyone)]  # fmt: skip
+    finally:
+        store.dispose()
+    if as_json:
+        keys = ("code", "name", "branch", "tenant", "active")
+        typer.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows],
+                              ensure_ascii=False, indent=2))  # fmt: skip
+        return
+    if not rows:
+        console.print(Text(_none_listed("staff", everyone, branch=branch, tenant=tenant) +
+                           ": add them with `jingxin hall staff add` or "
+                           "`jingxin hall staff import`"))  # fmt: skip
+        return
+    table = Table("code", "name", "branch", "tenant", "active", title=f"staff: {len(rows)}")
+    for code, name, where, owner, active in rows:
+        table.add_row(code, Text(name), Text(where), owner, "yes" if active else "no")
+    console.print(table)
+
+
+@staff_app.command("remove")
+def staff_remove_command(
+    code: Annotated[str, typer.Argument(help="The staff code to take out of use.")],
+    tenant: TenantOption = "operator",
+) -> None:
+    """Take a staff code out of use (someone left); `staff add` re-activates it.
+
+    New orders quoting it no longer count for it; past orders and the leaderboard keep it."""
+    from jingxin.hall.staff import deactivate_staff
+
+    _, store = settings_and_store()
+    try:
+        with store.transaction() as session:
+            row, changed = deactivate_staff(session, code=code, tenant_id=tenant)
+            saved = (row.code, row.name, row.branch)
+    finally:
+        store.dispose()
+    done = ("removed: new orders quoting it no longer count for it" if changed
+            else "was already removed")  # fmt: skip
+    console.print(Text(f"staff {saved[0]} ({saved[1]}, {saved[2]}) {done}"))
+
+
+def _none_listed(noun: str, everyone: bool, *, branch: str | None = None,
+                 tenant: str | None = None) -> str:  # fmt: skip
+    """What an empty list was of: ``no staff registered`` (``--all``, no filter), ``no
+    active staff of branch '浦东' in tenant 't1'``."""
+    text = f"no {noun}" if everyone else f"no active {noun}"
+    text += f" of branch {branch.strip()!r}" if branch is not None else ""
+    text += f" in tenant {tenant!r}" if tenant is not None else ""
+    return f"no {noun} registered" if text == f"no {noun}" else text
+
+
 # ----------------------------------------------------------------------------- merchants
 
 
@@ -359,6 +430,60 @@ def merchant_add_command(
     finally:
         store.dispose()
     console.print(Text(f"merchant {saved[0]} added: {saved[1]}, redeems from {mask(saved[2])}"))
+
+
+@merchant_app.command("list")
+def merchant_list_command(
+    everyone: Annotated[bool, typer.Option(
+        "--all", help="Also the removed (inactive) merchants.")] = False,
+    tenant: TenantFilter = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The merchants that redeem vouchers, by id, numbers masked (active ones unless --all)."""
+    from jingxin.hall.vouchers import list_merchants
+
+    _, store = settings_and_store()
+    try:
+        with store.transaction() as session:
+            rows = [(m.id, m.name, mask(m.msisdn), m.tenant_id, m.active)
+                    for m in list_merchants(session, tenant_id=tenant,
+                                            include_inactive=everyone)]  # fmt: skip
+    finally:
+        store.dispose()
+    if as_json:
+        keys = ("id", "name", "msisdn", "tenant", "active")
+        typer.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows],
+                              ensure_ascii=False, indent=2))  # fmt: skip
+        return
+    if not rows:
+        console.print(Text(_none_listed("merchants", everyone, tenant=tenant) +
+                           ": add them with `jingxin hall merchant add`"))  # fmt: skip
+        return
+    table = Table("id", "name", "number", "tenant", "active", title=f"merchants: {len(rows)}")
+    for merchant_id, name, number, owner, active in rows:
+        table.add_row(merchant_id, Text(name), number, owner, "yes" if active else "no")
+    console.print(table)
+
+
+@merchant_app.command("remove")
+def merchant_remove_command(
+    merchant_id: Annotated[str, typer.Argument(help="The merchant code, e.g. M001.")],
+    tenant: TenantOption = "operator",
+) -> None:
+    """Stop a merchant redeeming vouchers; `merchant add` re-activates it.
+
+    Its row and its vouchers' history are kept."""
+    from jingxin.hall.vouchers import deactivate_merchant
+
+    _, store = settings_and_store()
+    try:
+        with store.transaction() as session:
+            row, changed = deactivate_merchant(session, id=merchant_id, tenant_id=tenant)
+            saved = (row.id, row.name)
+    finally:
+        store.dispose()
+    done = "removed: it can no longer redeem vouchers" if changed else "was already removed"
+    console.print(Text(f"merchant {saved[0]} ({saved[1]}) {done}"))
 
 
 def register(app: typer.Typer) -> None:

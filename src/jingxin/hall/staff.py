@@ -9,6 +9,10 @@ lists say ``S1234``; both are the same person.
 every line is checked first, and an error names the file, the line and the field.
 Importing the same list again changes nothing; a corrected list updates names and
 branches (and re-activates a code) in place.
+
+:func:`deactivate_staff` takes a code out of use when someone leaves: the row stays, so
+past orders and the leaderboard keep their name and branch, but an order quoting the code
+no longer counts for it (:func:`find_staff`). Adding or importing the code re-activates it.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.models import DEFAULT_TENANT_ID, HallStaff
 from jingxin.errors import ImportFileError, InputError
 
-__all__ = ["StaffImport", "StaffRow", "add_staff", "canonical_code", "find_staff",
-           "import_staff"]  # fmt: skip
+__all__ = ["StaffImport", "StaffRow", "add_staff", "canonical_code", "deactivate_staff",
+           "find_staff", "import_staff", "list_staff"]  # fmt: skip
 
 CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
 COLUMNS = ("code", "name", "branch")
@@ -85,6 +89,36 @@ def add_staff(session: Session, *, code: str, name: str, branch: str,
     """Add a staff member, or update (and re-activate) the one with this code."""
     row = checked_row(code=code, name=name, branch=branch)
     return _upsert(session, row, tenant_id=tenant_id)[0]
+
+
+def list_staff(session: Session, *, branch: str | None = None, tenant_id: str | None = None,
+               include_inactive: bool = False) -> list[HallStaff]:  # fmt: skip
+    """The registered staff by branch and code: only the active ones unless
+    ``include_inactive``, only ``branch``'s (exact name) and ``tenant_id``'s if given."""
+    query = select(HallStaff).order_by(HallStaff.branch, HallStaff.code)
+    if not include_inactive:
+        query = query.where(HallStaff.active.is_(True))
+    if branch is not None:
+        query = query.where(HallStaff.branch == branch.strip())
+    if tenant_id is not None:
+        query = query.where(HallStaff.tenant_id == tenant_id)
+    return list(session.scalars(query))
+
+
+def deactivate_staff(session: Session, *, code: str,
+                     tenant_id: str = DEFAULT_TENANT_ID) -> tuple[HallStaff, bool]:  # fmt: skip
+    """Take the staff code ``code`` (any case) of ``tenant_id`` out of use, keeping its row;
+    the row and whether it changed (False: it was inactive already). An unknown code, or
+    another tenant's, is an :class:`InputError`."""
+    row = session.get(HallStaff, canonical_code(code))
+    if row is None or row.tenant_id != tenant_id:
+        raise InputError(f"staff code {code.strip()!r}: no such staff in tenant {tenant_id!r} "
+                         "(see `jingxin hall staff list --all`)")  # fmt: skip
+    if not row.active:
+        return row, False
+    row.active = False
+    session.flush()
+    return row, True
 
 
 def import_staff(store: Store, path: str | Path, *,

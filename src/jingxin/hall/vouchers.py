@@ -34,14 +34,14 @@ from jingxin.content.filters import cn_date, mask, yuan
 from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.models.hall import Merchant, Voucher
 from jingxin.data.store.models.tenants import DEFAULT_TIMEZONE
-from jingxin.errors import ConfigError, InputError, StoreError
+from jingxin.errors import ConfigError, ConflictError, InputError, StoreError
 from jingxin.hall.context import Answer, HallContext, HallRequest
 from jingxin.hall.points import insert_new
 
-__all__ = ["ALPHABET", "REDEMPTION_REASONS", "Redemption", "add_merchant", "issue_voucher",
-           "list_vouchers", "merchant_by_number", "new_code", "redeem_voucher",
-           "redeem_voucher_mo", "voucher_by_issue_key", "voucher_link", "voucher_qr",
-           "write_qr"]  # fmt: skip
+__all__ = ["ALPHABET", "REDEMPTION_REASONS", "Redemption", "add_merchant",
+           "deactivate_merchant", "issue_voucher", "list_merchants", "list_vouchers",
+           "merchant_by_number", "new_code", "redeem_voucher", "redeem_voucher_mo",
+           "voucher_by_issue_key", "voucher_link", "voucher_qr", "write_qr"]  # fmt: skip
 
 ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, no 1/I
 CODE_LENGTH = 10
@@ -181,8 +181,10 @@ def list_vouchers(ctx: HallContext, request: HallRequest) -> Answer:
 
 def add_merchant(session: Session, *, id: str, name: str, msisdn: str,  # noqa: A002
                  tenant_id: str) -> Merchant:  # fmt: skip
-    """Register a merchant that redeems vouchers from ``msisdn``; bad values are an
-    InputError naming the field, a taken id or number a StoreError."""
+    """Register a merchant that redeems vouchers from ``msisdn``, or re-activate (with this
+    name and number) one of ``tenant_id`` that :func:`deactivate_merchant` stopped; bad
+    values are an InputError naming the field, an id in use a ConflictError, a number
+    taken a StoreError."""
     from jingxin.data.store.contact import require_tenant
     from jingxin.data.validate import valid_msisdn
 
@@ -193,11 +195,49 @@ def add_merchant(session: Session, *, id: str, name: str, msisdn: str,  # noqa: 
         raise InputError("merchant.name: the merchant's name is required")
     number = valid_msisdn(msisdn, field="merchant.msisdn")
     require_tenant(session, tenant_id=tenant_id, field="merchant.tenant")
+    existing = session.get(Merchant, code)
+    if existing is not None:
+        if existing.active or existing.tenant_id != tenant_id:
+            raise ConflictError(f"merchant.id: {code!r} is in use "
+                                "(see `jingxin hall merchant list --all`)")  # fmt: skip
+        existing.name, existing.msisdn, existing.active = title, number, True
+        with store_errors(f"re-activating merchant {code!r}"):
+            session.flush()
+        return existing
     merchant = Merchant(id=code, name=title, msisdn=number, tenant_id=tenant_id, active=True)
     with store_errors(f"adding merchant {code!r}"):
         session.add(merchant)
         session.flush()
     return merchant
+
+
+def list_merchants(session: Session, *, tenant_id: str | None = None,
+                   include_inactive: bool = False) -> list[Merchant]:  # fmt: skip
+    """The registered merchants by id: only the active ones unless ``include_inactive``,
+    only ``tenant_id``'s if given."""
+    query = select(Merchant).order_by(Merchant.id)
+    if not include_inactive:
+        query = query.where(Merchant.active.is_(True))
+    if tenant_id is not None:
+        query = query.where(Merchant.tenant_id == tenant_id)
+    return list(session.scalars(query))
+
+
+def deactivate_merchant(session: Session, *, id: str,  # noqa: A002
+                        tenant_id: str) -> tuple[Merchant, bool]:  # fmt: skip
+    """Stop merchant ``id`` of ``tenant_id`` redeeming vouchers (refused as
+    ``unknown_merchant`` from now on), keeping its row and its vouchers' history; the row
+    and whether it changed (False: it was inactive already). An unknown id, or another
+    tenant's, is an :class:`InputError`."""
+    merchant = session.get(Merchant, (id or "").strip())
+    if merchant is None or merchant.tenant_id != tenant_id:
+        raise InputError(f"merchant {(id or '').strip()!r}: no such merchant in tenant "
+                         f"{tenant_id!r} (see `jingxin hall merchant list --all`)")  # fmt: skip
+    if not merchant.active:
+        return merchant, False
+    merchant.active = False
+    session.flush()
+    return merchant, True
 
 
 def merchant_by_number(session: Session, msisdn: str) -> Merchant | None:

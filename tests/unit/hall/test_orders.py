@@ -1,7 +1,8 @@
 """Hall orders (jingxin.hall.orders) over the in-store BOSS: the price rules, every refusal
 saying why, and no order ever placed twice - a re-run of the same MO, a BOSS answer lost
 after its commit or a request lost before it, a crash between the commit and the call,
-each reconciled and the subscriber told once. Staff codes on orders (jingxin.hall.staff)."""
+each reconciled and the subscriber told once. Staff codes on orders, the staff list and
+removed codes (jingxin.hall.staff)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from jingxin.hall.boss import BossFaults, StoreBoss
 from jingxin.hall.context import Answer, HallContext, HallRequest
 from jingxin.hall.orders import Quote, confirmation, place, quote, reconcile
 from jingxin.hall.points import points_balance
-from jingxin.hall.staff import add_staff, import_staff
+from jingxin.hall.staff import add_staff, deactivate_staff, import_staff, list_staff
 
 NOW = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai, outside quiet hours
 NUMBER = "+8613912345678"
@@ -562,3 +563,70 @@ def orders_staff_import(*, added: int = 0, updated: int = 0, unchanged: int = 0)
     from jingxin.hall.staff import StaffImport
 
     return StaffImport(added=added, updated=updated, unchanged=unchanged)
+
+
+def staff_codes(store, **filters) -> list[str]:
+    with store.transaction() as session:
+        return [s.code for s in list_staff(session, **filters)]
+
+
+def test_the_staff_list_is_by_branch_and_code_and_filters(store) -> None:
+    # Given two branches of the operator, another tenant's agent and a code removed
+    with store.transaction() as session:
+        add_staff(session, code="s2", name="李雷", branch="朝阳")
+        add_staff(session, code="s1", name="王芳", branch="朝阳")
+        add_staff(session, code="s3", name="韩梅", branch="海淀")
+        add_staff(session, code="a1", name="代理", branch="朝阳", tenant_id="t2")
+        deactivate_staff(session, code="s3")
+    # Then the list is the active ones by branch and code, every tenant's unless one is asked
+    assert staff_codes(store) == ["A1", "S1", "S2"]
+    assert staff_codes(store, include_inactive=True) == ["A1", "S1", "S2", "S3"]
+    assert staff_codes(store, branch=" 朝阳 ", tenant_id="operator") == ["S1", "S2"]
+    assert staff_codes(store, branch="海淀") == []
+    assert staff_codes(store, branch="海淀", include_inactive=True) == ["S3"]
+    assert staff_codes(store, tenant_id="t2") == ["A1"]
+    assert staff_codes(store, tenant_id="nobody", include_inactive=True) == []
+
+
+def test_a_removed_staff_code_no_longer_counts_and_adding_it_again_restores_it(store) -> None:
+    # Given an order placed under S1234
+    seed(store)
+    with store.transaction() as session:
+        add_staff(session, code="S1234", name="王芳", branch="朝阳营业厅")
+    ctx = context(store)
+    place(ctx, request(2), quote=quoted(ctx, "V1", staff_code="s1234"), request_key="hall:1")
+    # When the code is removed (in any case), twice
+    with store.transaction() as session:
+        row, changed = deactivate_staff(session, code=" s1234 ")
+        assert (row.code, row.active, changed) == ("S1234", False, True)
+    with store.transaction() as session:
+        row, changed = deactivate_staff(session, code="S1234")
+        assert (row.active, changed) == (False, False)  # harmless: it already was
+    # Then a new order quoting it is not attributed, and the confirmation says so
+    after = quoted(ctx, "L1", staff_code="s1234")
+    assert (after.staff_code, after.ignored_staff_code) == (None, "S1234")
+    assert "工号S1234不存在，本次订购不计入工号" in confirmation(ctx, after).text
+    # And the past order, and the row, are kept
+    assert hall_order(store).staff_code == "S1234"
+    with store.transaction() as session:
+        kept = session.get(HallStaff, "S1234")
+        assert (kept.name, kept.branch, kept.active) == ("王芳", "朝阳营业厅", False)
+    # And adding it again re-activates it
+    with store.transaction() as session:
+        assert add_staff(session, code="s1234", name="王芳", branch="朝阳营业厅").active
+    assert quoted(ctx, "L1", staff_code="S1234").staff_code == "S1234"
+
+
+def test_removing_an_unknown_or_another_tenants_code_is_refused(store) -> None:
+    with store.transaction() as session:
+        add_staff(session, code="A1", name="代理", branch="朝阳", tenant_id="t2")
+    with pytest.raises(InputError, match="staff code 'x9': no such staff in tenant 'operator'"), \
+            store.transaction() as session:  # fmt: skip
+        deactivate_staff(session, code="x9")
+    # Another tenant's code is unknown to this one, and stays in use
+    with pytest.raises(InputError, match="staff code 'a1': no such staff"), \
+            store.transaction() as session:  # fmt: skip
+        deactivate_staff(session, code="a1", tenant_id="operator")
+    assert staff_codes(store, tenant_id="t2") == ["A1"]
+    with store.transaction() as session:
+        assert deactivate_staff(session, code="a1", tenant_id="t2")[1] is True

@@ -1,5 +1,6 @@
 """Vouchers: unambiguous unique codes, one voucher per issue key, a QR image of the link,
-and redemption once, at the bound merchant, before expiry - also when two try at once."""
+and redemption once, at the bound merchant, before expiry - also when two try at once;
+merchants listed, removed (no longer redeeming) and added again."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from sqlalchemy import func, select
 from jingxin.config import HallSettings
 from jingxin.data.store.engine import open_store
 from jingxin.data.store.models.hall import Merchant, Voucher
-from jingxin.errors import InputError
+from jingxin.errors import ConflictError, InputError
 from jingxin.hall import vouchers
 from jingxin.hall.context import HallContext, HallRequest
 from jingxin.hall.vouchers import (
     ALPHABET,
     add_merchant,
+    deactivate_merchant,
     issue_voucher,
+    list_merchants,
     list_vouchers,
     merchant_by_number,
     new_code,
@@ -277,3 +280,67 @@ def test_a_bad_merchant_names_the_field(store, fields, names) -> None:
               **fields}  # fmt: skip
     with pytest.raises(InputError, match=names), store.transaction() as s:
         add_merchant(s, **values)
+
+
+def merchant_ids(store, **filters) -> list[str]:
+    with store.transaction() as s:
+        return [m.id for m in list_merchants(s, **filters)]
+
+
+def test_merchants_are_listed_by_id_active_ones_unless_asked(store) -> None:
+    # Given M001 and M002 of the operator, another tenant's M003, and M002 removed
+    with store.transaction() as s:
+        s.add(Merchant(id="M003", name="便利店", msisdn="+8613700000003", tenant_id="t2"))
+        deactivate_merchant(s, id="M002", tenant_id="operator")
+    assert merchant_ids(store) == ["M001", "M003"]
+    assert merchant_ids(store, include_inactive=True) == ["M001", "M002", "M003"]
+    assert merchant_ids(store, tenant_id="operator", include_inactive=True) == ["M001", "M002"]
+    assert merchant_ids(store, tenant_id="t2") == ["M003"]
+
+
+def test_a_removed_merchant_cannot_redeem_until_added_again(store, tmp_path) -> None:
+    code = issue(store).code
+    # When M001 is removed, twice
+    with store.transaction() as s:
+        row, changed = deactivate_merchant(s, id=" M001 ", tenant_id="operator")
+        assert (row.id, row.active, changed) == ("M001", False, True)
+    with store.transaction() as s:
+        assert deactivate_merchant(s, id="M001", tenant_id="operator")[1] is False
+    # Then it is refused at the counter and by SMS, as an unknown merchant
+    assert redeem_voucher(store, code=code, merchant_id="M001", at=NOON).reason == (
+        "unknown_merchant")
+    answer = redeem_voucher_mo(context(store, tmp_path), mo(1, msisdn=CAFE), code=code)
+    assert answer.outcome == "failed:unknown_merchant"
+    # And its row and its vouchers are kept
+    with store.transaction() as s:
+        assert merchant_by_number(s, CAFE).name == "星巴克"
+        assert s.scalar(select(Voucher.merchant_id).where(Voucher.code == code)) == "M001"
+    # And adding it again (a new name and number) re-activates it
+    with store.transaction() as s:
+        again = add_merchant(s, id="M001", name="星巴克(新店)", msisdn="13700000009",
+                             tenant_id="operator")  # fmt: skip
+        assert (again.active, again.msisdn) == (True, "+8613700000009")
+    assert redeem_voucher(store, code=code, merchant_id="M001", at=NOON).ok
+
+
+def test_removing_an_unknown_or_another_tenants_merchant_is_refused(store) -> None:
+    with store.transaction() as s:
+        s.add(Merchant(id="M003", name="便利店", msisdn="+8613700000003", tenant_id="t2",
+                       active=False))  # fmt: skip
+    for unknown in ("M999", "m001", "M003"):
+        with pytest.raises(InputError, match=f"merchant '{unknown}': no such merchant in "
+                                             "tenant 'operator'"), \
+                store.transaction() as s:  # fmt: skip
+            deactivate_merchant(s, id=unknown, tenant_id="operator")
+
+
+def test_an_id_in_use_is_not_taken_over_by_adding_it(store) -> None:
+    # An active merchant's id, or another tenant's removed one, is refused
+    with store.transaction() as s:
+        s.add(Merchant(id="M003", name="便利店", msisdn="+8613700000003", tenant_id="t2",
+                       active=False))  # fmt: skip
+    for taken in ("M002", "M003"):
+        with pytest.raises(ConflictError, match=f"merchant.id: '{taken}' is in use"), \
+                store.transaction() as s:  # fmt: skip
+            add_merchant(s, id=taken, name="店", msisdn="13700000008", tenant_id="operator")
+    assert merchant_ids(store, include_inactive=True) == ["M001", "M002", "M003"]
