@@ -252,21 +252,23 @@ def test_a_bad_staff_file_names_the_line(cli, tmp_path) -> None:
     assert f"{bad}:3: name" in str(done.exception)
 
 
-def test_the_console_script_prints_one_line_and_exits_2(cli, tmp_path) -> None:
+def _script(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """The installed ``jingxin`` console script run in ``cwd`` (its jingxin.toml, its
+    migrated store), with no JINGXIN_ settings from the test's own environment."""
     script = Path(sys.executable).with_name("jingxin")
     env = {k: v for k, v in os.environ.items() if not k.startswith("JINGXIN_")}
-    done = subprocess.run([str(script), "hall", "report", "--months", "0"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run([str(script), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+
+
+def test_the_console_script_prints_one_line_and_exits_2(cli, tmp_path) -> None:
+    done = _script(tmp_path, "hall", "report", "--months", "0")
     assert done.returncode == 2
     assert done.stderr.strip() == "error: --months: 0 must be at least 1"
 
 
 def test_removing_an_unknown_code_is_one_line_and_exit_2(cli, tmp_path) -> None:
-    # The console script reads the test's jingxin.toml (its migrated store) in tmp_path
-    script = Path(sys.executable).with_name("jingxin")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JINGXIN_")}
-    done = subprocess.run([str(script), "hall", "staff", "remove", "s404"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = _script(tmp_path, "hall", "staff", "remove", "s404")
     assert done.returncode == 2
     assert done.stderr.strip() == ("error: staff code 's404': no such staff in tenant "
                                    "'operator' (see `jingxin hall staff list --all`)")

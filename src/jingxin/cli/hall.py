@@ -41,6 +41,8 @@ from jingxin.errors import InputError
 from jingxin.logs import mask
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from jingxin.hall.report import HallReport, LeaderRow
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -351,28 +353,15 @@ def staff_list_command(
     """The registered staff and agents, by branch and code (active ones unless --all)."""
     from jingxin.hall.staff import list_staff
 
-    _, store = settings_and_store()
-    try:
-        with store.transaction() as session:
-            rows = [(s.code, s.name, s.branch, s.tenant_id, s.active)
-                    for s in list_staff(session, branch=branch, tenant_id=tenant,
-                                        include_inactive=everyone)]  # fmt: skip
-    finally:
-        store.dispose()
-    if as_json:
-        keys = ("code", "name", "branch", "tenant", "active")
-        typer.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows],
-                              ensure_ascii=False, indent=2))  # fmt: skip
-        return
-    if not rows:
-        console.print(Text(_none_listed("staff", everyone, branch=branch, tenant=tenant) +
-                           ": add them with `jingxin hall staff add` or "
-                           "`jingxin hall staff import`"))  # fmt: skip
-        return
-    table = Table("code", "name", "branch", "tenant", "active", title=f"staff: {len(rows)}")
-    for code, name, where, owner, active in rows:
-        table.add_row(code, Text(name), Text(where), owner, "yes" if active else "no")
-    console.print(table)
+    def rows(session: Any) -> list[tuple]:
+        return [(s.code, s.name, s.branch, s.tenant_id, s.active)
+                for s in list_staff(session, branch=branch, tenant_id=tenant,
+                                    include_inactive=everyone)]  # fmt: skip
+
+    _print_registered(rows, ("code", "name", "branch", "tenant", "active"), as_json=as_json,
+                      title="staff", empty=_none_listed("staff", everyone, branch=branch,
+                                                        tenant=tenant) +
+                      ": add them with `jingxin hall staff add` or `jingxin hall staff import`")
 
 
 @staff_app.command("remove")
@@ -442,26 +431,37 @@ def merchant_list_command(
     """The merchants that redeem vouchers, by id, numbers masked (active ones unless --all)."""
     from jingxin.hall.vouchers import list_merchants
 
+    def rows(session: Any) -> list[tuple]:
+        return [(m.id, m.name, mask(m.msisdn), m.tenant_id, m.active)
+                for m in list_merchants(session, tenant_id=tenant,
+                                        include_inactive=everyone)]  # fmt: skip
+
+    _print_registered(rows, ("id", "name", "msisdn", "tenant", "active"), as_json=as_json,
+                      title="merchants", empty=_none_listed("merchants", everyone, tenant=tenant)
+                      + ": add them with `jingxin hall merchant add`")
+
+
+def _print_registered(read: Callable[[Any], list[tuple]], keys: tuple[str, ...], *,
+                      as_json: bool, title: str, empty: str) -> None:  # fmt: skip
+    """The rows ``read`` gives (its last column ``active``) as JSON objects with ``keys``,
+    or as a table titled ``title`` (``empty`` when there are none): the staff and
+    merchant lists."""
     _, store = settings_and_store()
     try:
         with store.transaction() as session:
-            rows = [(m.id, m.name, mask(m.msisdn), m.tenant_id, m.active)
-                    for m in list_merchants(session, tenant_id=tenant,
-                                            include_inactive=everyone)]  # fmt: skip
+            rows = read(session)
     finally:
         store.dispose()
     if as_json:
-        keys = ("id", "name", "msisdn", "tenant", "active")
         typer.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows],
                               ensure_ascii=False, indent=2))  # fmt: skip
         return
     if not rows:
-        console.print(Text(_none_listed("merchants", everyone, tenant=tenant) +
-                           ": add them with `jingxin hall merchant add`"))  # fmt: skip
+        console.print(Text(empty))
         return
-    table = Table("id", "name", "number", "tenant", "active", title=f"merchants: {len(rows)}")
-    for merchant_id, name, number, owner, active in rows:
-        table.add_row(merchant_id, Text(name), number, owner, "yes" if active else "no")
+    table = Table(*keys, title=f"{title}: {len(rows)}")
+    for *values, active in rows:
+        table.add_row(*(Text(str(v)) for v in values), "yes" if active else "no")
     console.print(table)
 
 
