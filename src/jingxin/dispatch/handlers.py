@@ -52,8 +52,29 @@ DEFAULT_WINDOW = timedelta(hours=72)
 
 
 def keyword_form(text: str) -> str:
-    """``text`` as keywords compare: NFKC (full-width to half-width), case-folded, trimmed."""
+    """``text`` folded for comparison: NFKC (full-width to half-width), case-folded,
+    trimmed (the inbox's text search; keywords also drop punctuation: :func:`match_form`)."""
     return unicodedata.normalize("NFKC", text).casefold().strip()
+
+
+def match_form(text: str) -> str:
+    """``text`` as keywords compare: :func:`keyword_form`, then every punctuation mark and
+    symbol (emoji, brackets, ``。``, ``!``) a space and the spaces collapsed, so ``TD.``,
+    ``【TD】``, ``退订。`` and ``TD🙏`` read as the ``TD`` or ``退订`` they are - a subscriber's
+    no must not be lost to a full stop. A text of nothing but marks (``?``) keeps them, so
+    it can still be a keyword of its own. Letters and digits are never split: ``T恤`` stays
+    one word."""
+    folded = keyword_form(text)
+    spaced = "".join(" " if _mark(c) else c for c in folded)
+    return " ".join(spaced.split()) or folded
+
+
+def _mark(char: str) -> bool:
+    """Punctuation (P*), symbols (S*, emoji among them), format characters (the emoji
+    joiner), variation selectors and the keycap: nothing a keyword is made of."""
+    category = unicodedata.category(char)
+    return (category[0] in "PS" or category == "Cf" or "\ufe00" <= char <= "\ufe0f"
+            or char == "\u20e3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +102,7 @@ class InboundMessage:
     @property
     def match_text(self) -> str:
         """The text keywords are matched against (see :func:`readable_text`)."""
-        return keyword_form(readable_text(self.text, undecodable=self.undecodable))
+        return match_form(readable_text(self.text, undecodable=self.undecodable))
 
 
 def readable_text(text: str, *, undecodable: bool) -> str:
@@ -257,7 +278,7 @@ class HandlerRegistry:
                  keywords: Sequence[str] = ()) -> None:  # fmt: skip
         """``handler`` answers MO to ``service_number`` (or one it prefixes; None = any)
         whose text is one of ``keywords`` (none = every text)."""
-        words = frozenset(keyword_form(k) for k in keywords)
+        words = frozenset(match_form(k) for k in keywords)
         if "" in words:
             raise ConfigError(f"handler {handler.name!r}: an empty keyword would match nothing")
         entry = _Entry(handler, service_number or None, words, len(self._entries))
@@ -292,9 +313,9 @@ def default_registry(settings: Settings) -> HandlerRegistry:
     from jingxin.journeys.gifts import KEYWORDS, GiftClaimHandler
 
     registry.register(GiftClaimHandler.from_settings(settings), keywords=KEYWORDS)
-    words = {keyword_form(w) for w in inbox.unsubscribe_words}
+    words = {match_form(w) for w in inbox.unsubscribe_words}
     for n, auto in enumerate(inbox.auto_replies):
-        keyword = keyword_form(auto.keyword)
+        keyword = match_form(auto.keyword)
         if keyword in words:
             raise ConfigError(
                 f"inbox.auto_replies[{n}].keyword: {auto.keyword!r} is an unsubscribe word "

@@ -1,9 +1,10 @@
 """How the hall reads what a subscriber typed: one normal form for every way of typing it.
 
 Phones type the same command many ways: ``ＫＴ１０`` (full-width), ``Kt10``, `` kt  10 ``,
-``余额。``. :func:`normalise` folds them into one form the router matches against -
-NFKC (full-width digits and letters to half-width), case folding, trimmed, inner runs of
-whitespace collapsed to one space, trailing punctuation dropped. Chinese is kept as it is.
+``余额。``, ``查话费😀``. :func:`normalise` folds them into one form the router matches
+against - NFKC (full-width digits and letters to half-width), case folding, emoji and
+other symbols dropped, trimmed, inner runs of whitespace collapsed to one space, trailing
+punctuation dropped. Chinese is kept as it is.
 """
 
 from __future__ import annotations
@@ -19,11 +20,20 @@ def normalise(text: str) -> str:
     """``text`` as the router reads it (see the module docstring).
 
     A text that is nothing but punctuation keeps it: ``？`` asks for help and must not
-    become the empty text.
+    become the empty text. Emoji, the emoji joiner and variation selectors, and other
+    symbols (``So``, ``Sk``: ``👍``, ``★``) are a space: no command is made of them, and a
+    subscriber adds them anywhere. Punctuation inside a command stays (``KT10,S1001``).
     """
-    folded = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    plain = "".join(" " if _symbol(c) else c for c in unicodedata.normalize("NFKC", text))
+    folded = " ".join(plain.casefold().split())
     stripped = folded.rstrip(TRAILING).rstrip()
     return stripped or folded
+
+
+def _symbol(char: str) -> bool:
+    category = unicodedata.category(char)
+    return (category in ("So", "Sk", "Cf", "Cs", "Co") or "\ufe00" <= char <= "\ufe0f"
+            or char == "\u20e3")
 
 
 def yuan(fen: int) -> str:

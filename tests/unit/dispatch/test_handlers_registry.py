@@ -16,6 +16,7 @@ from jingxin.dispatch.handlers import (
     InboundMessage,
     default_registry,
     keyword_form,
+    match_form,
 )
 from jingxin.errors import ConfigError
 
@@ -41,8 +42,10 @@ def mo(text: str, *, to: str = "10690000", undecodable: bool = False) -> Inbound
     [
         ("TD", True), ("td", True), ("ＴＤ", True), (" Td \n", True), ("退订", True),
         ("T", True), ("n", True), ("Ｒ", True), ("TD 谢谢", True), ("退订 ", True),
+        ("TD.", True), ("【TD】", True), ("td!", True), ("退订。", True), ("TD🙏", True),
+        ("退订，谢谢", True), ("「退订」", True), ("T.D", True), ("👍TD", True),
         ("T恤多少钱", False), ("TDX", False), ("请问套餐", False), ("", False),
-        ("STOP", False),
+        ("STOP", False), ("👍", False), ("TD2", False),
     ],
 )
 def test_unsubscribe_words_match_in_every_width_and_case(text: str, unsubscribes: bool) -> None:
@@ -116,3 +119,21 @@ def test_settings_refuse_a_non_positive_window_and_unknown_keys() -> None:
 def test_keyword_form_is_nfkc_casefold_strip() -> None:
     assert keyword_form("  ＴＤ\u3000") == "td"
     assert keyword_form("Straße") == "strasse"
+    assert keyword_form("TD.") == "td."  # the inbox's search keeps what was typed
+
+
+@pytest.mark.parametrize(("raw", "form"), [
+    ("TD.", "td"), ("【ＴＤ】", "td"), ("退订，谢谢", "退订 谢谢"), ("TD🙏🏻", "td"),
+    ("👨\u200d👩\u200d👧 n", "n"), ("1\ufe0f\u20e3", "1"), ("T恤", "t恤"), ("?", "?"),
+    ("？！", "?!"), ("Q&A", "q a"),
+])  # fmt: skip
+def test_match_form_makes_marks_spaces_but_keeps_a_text_of_marks(raw: str, form: str) -> None:
+    assert match_form(raw) == form
+
+
+def test_an_auto_reply_keyword_of_marks_still_matches_itself() -> None:
+    # Given an auto-reply on "?" (help), When "？" (full-width) arrives, Then it answers
+    registry = default_registry(load_settings(inbox={"auto_replies": [
+        {"keyword": "?", "reply": "回复TD退订，回复JY咨询"}]}))  # fmt: skip
+    handler = registry.match(mo("？"))
+    assert handler is not None and handler.name != "unsubscribe"

@@ -61,6 +61,22 @@ def test_td_opts_out_for_the_campaign_tenant_and_replies_once(store) -> None:
     assert tally.handled == 1 and tally.by_handler == {"unsubscribe": 1}
 
 
+@pytest.mark.parametrize("text", ["TD.", "【TD】", "退订。", "TD🙏", "td!", "退订，谢谢"])
+def test_a_no_with_punctuation_or_emoji_still_opts_out(store, text: str) -> None:
+    # Given a subscriber who answers a campaign with a refusal dressed as phones send it
+    add_sent(store, source="campaign", source_id="7", campaign_id=7)
+    mo_id = add_mo(store, text=text)
+    replier = FakeReplier()
+    # When the handlers run
+    run(store, replier)
+    # Then it is the unsubscribe it means: opted out, one confirmation
+    (opt_out,) = opt_outs(store)
+    assert (opt_out.tenant_id, opt_out.source) == ("operator", "sms_reply")
+    assert list(replier.sent) == [f"inbox:{mo_id}:reply"]
+    assert (outcome_of(store, mo_id).handler, outcome_of(store, mo_id).outcome) == (
+        "unsubscribe", "handled")
+
+
 class Killed(BaseException):
     """The process dies (kill -9): nothing after it runs, no fallback catches it."""
 

@@ -115,6 +115,8 @@ def test_complaint_words_come_from_the_menu() -> None:
 @pytest.mark.parametrize(("raw", "normal"), [
     ("ＫＴ１０", "kt10"), ("  Kt   10 ", "kt 10"), ("余额。", "余额"), ("y!!", "y"),
     ("？", "?"), ("查询余额？", "查询余额"), ("ＭＹ　９", "my 9"), ("\t0\n", "0"),
+    ("查话费😀", "查话费"), ("😀😀 查话费", "查话费"), ("41👍🏻", "41"), ("1\ufe0f\u20e3", "1"),
+    ("👍", ""), ("ＫＴ１０，Ｓ１００１", "kt10,s1001"),
 ])  # fmt: skip
 def test_normalise(raw: str, normal: str) -> None:
     assert normalise(raw) == normal
