@@ -24,7 +24,9 @@ def normalise(text: str) -> str:
     symbols (``So``, ``Sk``: ``👍``, ``★``) are a space: no command is made of them, and a
     subscriber adds them anywhere. Punctuation inside a command stays (``KT10,S1001``).
     """
-    plain = "".join(" " if _symbol(c) else c for c in unicodedata.normalize("NFKC", text))
+    plain = unicodedata.normalize("NFKC", text)
+    if not plain.isascii():  # (no emoji in ASCII: the common case skips the scan)
+        plain = "".join(" " if _symbol(c) else c for c in plain)
     folded = " ".join(plain.casefold().split())
     stripped = folded.rstrip(TRAILING).rstrip()
     return stripped or folded
