@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from jingxin.cli import app
 from jingxin.data.store import open_store
-from jingxin.data.store.models import LANES, Message, MoMessage
+from jingxin.data.store.models import LANES, Message, MoMessage, MoOutcome
 
 NUMBER = "+8613912345678"
 OTHER = "+8613800001111"
@@ -133,3 +133,26 @@ def test_failed_mo_are_listed_and_handled_again_on_request(cli) -> None:
     # When asked, Then it is handled again (and fails again, the cause being unchanged)
     again = invoke("inbox", "process", "--retry-failed")
     assert '"failed": 1' in again.output and '"retried": 1' in again.output
+
+
+def test_a_refusal_recorded_without_a_handler_is_honoured_by_retry_unmatched(cli) -> None:
+    invoke, store = cli
+    # Given "TD。" recorded with no handler (as an older version did) and a chat
+    now = datetime.now(UTC)
+    with store.transaction() as s:
+        for n, text in enumerate(("TD。", "hello")):
+            mo = MoMessage(channel="sim-smpp", msisdn=NUMBER if n == 0 else OTHER,
+                           service_number="10690000", text=text, coding=8, parts=1,
+                           parts_expected=1, complete=True, undecodable=False,
+                           received_at=now, dedup_key=f"old{n}")  # fmt: skip
+            s.add(mo)
+            s.flush()
+            s.add(MoOutcome(mo_id=mo.id, handler=None, outcome="no_handler", handled_at=now,
+                            tenant_id="operator"))  # fmt: skip
+    # When the operator asks for the MO no handler answered to be matched again
+    done = invoke("inbox", "process", "--retry-unmatched")
+    # Then the refusal is handled by the unsubscribe now, and the chat is left as it was
+    assert done.exit_code == 0, done.output
+    assert '"rematched": 1' in done.output and '"handled": 1' in done.output
+    assert "unsubscribe" in invoke("inbox", "show", "1").output
+    assert "no_handler" in invoke("inbox", "show", "2").output

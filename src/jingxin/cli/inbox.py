@@ -3,8 +3,9 @@
 - ``jingxin inbox list [--msisdn N] [--service-number S] [--text WORD] [--since T]
   [--outcome O] [--limit N]``: newest first, numbers masked;
 - ``jingxin inbox show ID``: one MO in full, with its attribution and reply;
-- ``jingxin inbox process``: run the pending handlers by hand (the worker does it after
-  each MO);
+- ``jingxin inbox process [--retry-failed] [--retry-unmatched]``: run the pending
+  handlers by hand (the worker does it after each MO); again the failed MO, or the MO that
+  had no handler and one matches now;
 - ``jingxin inbox stats``: counts by outcome and handler, incomplete and undecodable.
 """
 
@@ -112,9 +113,13 @@ def process_command(
     limit: Annotated[int, typer.Option("--limit", min=1, help="MO per run.")] = 500,
     retry_failed: Annotated[bool, typer.Option(
         "--retry-failed", help="Handle the failed MO again (once their cause is fixed).")] = False,
+    retry_unmatched: Annotated[bool, typer.Option(
+        "--retry-unmatched", help="Handle again the MO that had no handler and one matches "
+                                  "now (a word added; a refusal an older version missed); "
+                                  "their replies go out now.")] = False,
 ) -> None:
     """Run the handlers for every pending MO now; prints the tally as JSON."""
-    from jingxin.dispatch.handler_runs import forget_failed
+    from jingxin.dispatch.handler_runs import forget_failed, forget_unmatched
     from jingxin.dispatch.handlers import HandlerContext, default_registry, run_pending
 
     settings, store = settings_and_store()
@@ -124,6 +129,8 @@ def process_command(
     try:
         if retry_failed:
             total["retried"] = forget_failed(store)
+        if retry_unmatched:
+            total["rematched"] = forget_unmatched(store, registry=registry)
         while True:
             tally = run_pending(store, registry=registry, context=context, limit=limit)
             for key in ("handled", "no_handler", "failed", "raced"):

@@ -353,6 +353,37 @@ def _record(store: Store, *, mo: InboundMessage, handler: str | None, outcome: s
         return bool(_insert(conn, [values]))
 
 
+def forget_unmatched(store: Store, *, registry: HandlerRegistry, chunk: int = 5000) -> int:
+    """Delete the ``no_handler`` outcomes of the MO a handler of ``registry`` now matches,
+    so the next run handles them: a word added to the settings since, or a refusal an
+    earlier version did not read (``TD.``, ``退订。``, ``TD🙏`` were ``no_handler`` before
+    keywords compared without punctuation) - a subscriber's no holds once it is
+    understood. Read in chunks of ``chunk`` by id; returns how many."""
+    forgotten, after = 0, 0
+    while True:
+        with store_errors("reading the MO that had no handler"), store.autocommit() as conn:
+            rows = conn.execute(
+                select(MoMessage.id, MoMessage.channel, MoMessage.msisdn,
+                       MoMessage.service_number, MoMessage.text, MoMessage.received_at,
+                       MoMessage.undecodable)
+                .join(MoOutcome, MoOutcome.mo_id == MoMessage.id)
+                .where(MoOutcome.outcome == "no_handler", MoMessage.id > after)
+                .order_by(MoMessage.id).limit(chunk)).all()  # fmt: skip
+        if not rows:
+            return forgotten
+        after = rows[-1].id
+        matched = [row.id for row in rows if registry.match(InboundMessage(
+            id=row.id, channel=row.channel, msisdn=row.msisdn,
+            service_number=row.service_number, text=row.text,
+            received_at=row.received_at, undecodable=row.undecodable)) is not None]  # fmt: skip
+        if matched:
+            with store_errors("forgetting the outcomes of MO a handler now matches"), \
+                    store.transaction() as session:  # fmt: skip
+                done = session.execute(delete(MoOutcome).where(
+                    MoOutcome.mo_id.in_(matched), MoOutcome.outcome == "no_handler"))
+                forgotten += int(done.rowcount)  # type: ignore[attr-defined]
+
+
 def forget_failed(store: Store) -> int:
     """Delete the ``failed`` outcomes so the next run handles those MO again (after the
     cause is fixed); returns how many."""

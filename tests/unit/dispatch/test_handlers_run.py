@@ -77,6 +77,40 @@ def test_a_no_with_punctuation_or_emoji_still_opts_out(store, text: str) -> None
         "unsubscribe", "handled")
 
 
+@dataclass
+class Echo:
+    name: str = "echo"
+
+    def handle(self, mo, *, context) -> HandlerResult:
+        return HandlerResult(detail="echo")
+
+
+def test_a_no_an_older_registry_missed_is_honoured_by_retry_unmatched(store) -> None:
+    # Given a refusal and a chat recorded "no_handler" by a registry that did not read them
+    # (an older version: "TD." was no keyword), and a TD already handled
+    refusal = add_mo(store, text="TD.", msisdn="+8613912345601")
+    chat = add_mo(store, text="hello", msisdn="+8613912345602")
+    older = HandlerRegistry()
+    older.register(Echo(), keywords=["zz"])  # (an empty registry would mean the default)
+    run(store, FakeReplier(), registry=older)
+    assert {outcome_of(store, i).outcome for i in (refusal, chat)} == {"no_handler"}
+    done = add_mo(store, text="TD", msisdn="+8613912345603")
+    replier = FakeReplier()
+    run(store, replier)
+    # When the MO no handler answered are matched again with today's registry
+    forgotten = handler_runs.forget_unmatched(store, registry=default_registry(load_settings()),
+                                              chunk=1)  # fmt: skip
+    run(store, replier, ids=None)
+    # Then the refusal is opted out and confirmed now, the chat stays as it was, and the
+    # TD handled before is not handled twice
+    assert forgotten == 1
+    assert outcome_of(store, refusal).handler == "unsubscribe"
+    assert outcome_of(store, chat).outcome == "no_handler"
+    assert [len(opt_outs(store, n)) for n in ("+8613912345601", "+8613912345602",
+                                              "+8613912345603")] == [1, 0, 1]
+    assert sorted(replier.sent) == sorted([f"inbox:{done}:reply", f"inbox:{refusal}:reply"])
+
+
 class Killed(BaseException):
     """The process dies (kill -9): nothing after it runs, no fallback catches it."""
 
