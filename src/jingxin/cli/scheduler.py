@@ -64,6 +64,13 @@ def scheduler(
     bound = 1 if once else iterations
     if not probes:
         console.print("no probes configured: only the hall's reconcile runs")
+    elif not once and every <= settings.inbox.duplicate_window_seconds:
+        window = settings.inbox.duplicate_window_seconds
+        console.print(f"warning: every {every:g} s is within [inbox] duplicate_window_seconds "
+                      f"({window:g} s): over SMPP a probe's MO would come within the window "
+                      "of its last one, which the inbox takes for a redelivery and answers "
+                      f"once; set [probing] interval_seconds above {window:g}",
+                      markup=False, style="yellow")  # fmt: skip
     _, store = settings_and_store()
     if journeys is None:
         journeys = settings.journeys.scheduled

@@ -78,9 +78,10 @@ class HallTick:
         report = None
         if self.probes:
             try:
-                report = await run_and_record(self.probes, channel=self.channel, store=self.store,
-                                              timeout=self.settings.probing.timeout_seconds,
-                                              metrics=self.metrics)  # fmt: skip
+                report = await run_and_record(
+                    self.probes, channel=self.channel, store=self.store,
+                    timeout=self.settings.probing.timeout_seconds, metrics=self.metrics,
+                    duplicate_window=self.settings.inbox.duplicate_window_seconds)  # fmt: skip
             except Exception:  # noqa: BLE001 - logged; the reconcile below still runs
                 log.exception("scheduled run %d: the dial tests could not run", n)
             if report is not None and self.on_report is not None:
