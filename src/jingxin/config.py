@@ -386,9 +386,7 @@ class ProbingSettings(Section):
     """``[probing]``: how dial tests run (``jingxin probe run``, ``jingxin scheduler``)."""
 
     smsc_url: str = "http://127.0.0.1:8775"  # the simulator's HTTP endpoint (MO in, MT seen)
-    # Above [inbox] duplicate_window_seconds (600): a probe's identical MO within that
-    # window would be taken for a redelivery (probes/runner.py holds it back).
-    interval_seconds: float = Field(default=900.0, gt=0)
+    interval_seconds: float = Field(default=300.0, gt=0)
     timeout_seconds: float = Field(default=10.0, gt=0)  # give up waiting for a reply
 
 

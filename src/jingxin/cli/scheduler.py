@@ -64,13 +64,6 @@ def scheduler(
     bound = 1 if once else iterations
     if not probes:
         console.print("no probes configured: only the hall's reconcile runs")
-    elif not once and every <= settings.inbox.duplicate_window_seconds:
-        window = settings.inbox.duplicate_window_seconds
-        console.print(f"warning: every {every:g} s is within [inbox] duplicate_window_seconds "
-                      f"({window:g} s): over SMPP a probe's MO would come within the window "
-                      "of its last one, which the inbox takes for a redelivery and answers "
-                      f"once; set [probing] interval_seconds above {window:g}",
-                      markup=False, style="yellow")  # fmt: skip
     _, store = settings_and_store()
     if journeys is None:
         journeys = settings.journeys.scheduled
@@ -104,7 +97,8 @@ def scheduler(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         tick = HallTick(settings=settings, store=store, probes=probes, channel=channel,
-                        metrics=metrics, on_report=show)  # fmt: skip
+                        metrics=metrics, on_report=show,
+                        on_skipped=lambda said: console.print(said, markup=False))  # fmt: skip
         promotions = PromotionDuties(settings=settings, store=store, keep=lease.keep)
         lease.parts = [tick, promotions] if duties is None else [tick, duties, promotions]
         if pushes is not None:

@@ -43,6 +43,7 @@ log = logging.getLogger("jingxin.probes")
 DEFAULT_CONCURRENCY = 8
 POLL_WAIT = 1.0  # seconds one GET /mt may be held by the simulator
 REPLY_SHOWN = 60  # characters of a wrong reply quoted in the reason
+NO_REPLY = "no reply within"  # how a reason starts when the MO went out and nothing came
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +117,7 @@ def explained(report: RunReport, last: Mapping[DialKey, datetime], *,
 def judge(probe: Probe, reply: str | None, latency_ms: float | None, *, timeout: float) -> str | None:
     """Why ``reply`` fails ``probe`` (reasons joined by '; '), or None when it passes."""
     if reply is None or latency_ms is None:
-        return f"no reply within {timeout:g} s"
+        return f"{NO_REPLY} {timeout:g} s"
     reasons = []
     if probe.expect.search(reply) is None:
         shown = reply if len(reply) <= REPLY_SHOWN else reply[: REPLY_SHOWN - 1] + "…"

@@ -145,7 +145,8 @@ async def test_no_reply_to_a_dial_within_the_duplicate_window_says_why(store) ->
             session.add(ProbeRun(run_id="probe-before", probe=p.name, msisdn=p.msisdn,
                                  service_number=p.service_number, sent_text=p.text,
                                  expect=p.expect.pattern, max_latency_ms=p.max_latency_ms,
-                                 ok=True, started_at=now - timedelta(seconds=ago)))  # fmt: skip
+                                 ok=True, reply_text="【中国移动】您的余额12元。",
+                                 started_at=now - timedelta(seconds=ago)))  # fmt: skip
     # When both run with the inbox's 600-s window
     async with Simulator(http_port=0) as sim, FakeHall(sim.smpp_port, silent_hall):
         channel = SimulatorChannel(f"http://127.0.0.1:{sim.http_port}")

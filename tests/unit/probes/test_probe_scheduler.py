@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 import types
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from probe_fakes import closed_port, probe
@@ -14,6 +15,7 @@ from probe_fakes import closed_port, probe
 import jingxin.hall
 from jingxin.config import Settings
 from jingxin.data.store.engine import open_store
+from jingxin.data.store.models.hall import ProbeRun
 from jingxin.probes import HallTick, SimulatorChannel, hall_reconcile, run_schedule
 
 pytestmark = pytest.mark.timeout(30)
@@ -115,3 +117,27 @@ def test_the_reconcile_hook_calls_the_hall_with_its_boss(store, monkeypatch) -> 
     assert ctx.store is store and isinstance(ctx.boss, StoreBoss) and ctx.boss.timeout_seconds == 1.5
     # And not at all with the hall disabled
     assert hall_reconcile(Settings(hall={"enabled": False}), store) is None and len(seen) == 1
+
+
+async def test_a_tick_within_the_duplicate_window_of_the_last_dial_skips_only_the_probes(
+        store, caplog) -> None:  # fmt: skip
+    # Given the probe dialled 60 s ago (a reply came), then a simulator that is not there
+    p = probe()
+    with store.transaction() as session:
+        session.add(ProbeRun(run_id="probe-before", probe=p.name, msisdn=p.msisdn,
+                             service_number=p.service_number, sent_text=p.text,
+                             expect=p.expect.pattern, max_latency_ms=p.max_latency_ms, ok=True,
+                             reply_text="余额12元",
+                             started_at=datetime.now(UTC) - timedelta(seconds=60)))  # fmt: skip
+    calls = []
+    tick = HallTick(settings=Settings(), store=store, probes=[p],
+                    channel=SimulatorChannel(f"http://127.0.0.1:{closed_port()}"),
+                    reconcile=lambda settings, store: calls.append(1))  # fmt: skip
+    caplog.set_level(logging.INFO, logger="jingxin.scheduler")
+    # When a tick runs inside the 600-s window, Then the probes are skipped and said so
+    assert await tick(1) is None and calls == [1]
+    assert any("dial tests skipped" in r.getMessage() for r in caplog.records)
+    # And a run that sent nothing (the simulator down) does not hold the next one back
+    with store.transaction() as session:
+        session.query(ProbeRun).delete()
+    assert (await tick(2)).unreachable and (await tick(3)).unreachable
