@@ -1,7 +1,8 @@
 """Prometheus metrics of dispatch, in a registry of their own (tests make as many as they like).
 
 Queue depth and age per lane, submits / receipts / errors per channel and status, receipt
-latency, channel bind state, unresolved submits. :meth:`DispatchMetrics.serve` exposes
+latency, channel bind state, unresolved submits; the way back's MO parts stored and taken
+for redeliveries, whole MO (incomplete, undecodable) and handler runs that failed. :meth:`DispatchMetrics.serve` exposes
 them over HTTP for Prometheus to scrape; :func:`read_channels` reads the channels' part
 back from a running worker (the API's dashboard).
 """
@@ -55,6 +56,26 @@ class DispatchMetrics:
         self.bound = Gauge(
             "jingxin_channel_bound", "1 while bound", ["channel"], registry=r
         )
+        # The way back. A PDU that repeats one stored within [inbox] duplicate_window_seconds
+        # (no SMSC id: the same sender, receiver and text) is counted, not stored: an SMSC
+        # delivering again after a lost acknowledgement - or, over SMPP, a subscriber who
+        # sent the same text twice, answered once (docs/twoway.md, Limits).
+        self.mo_parts = Counter("jingxin_mo_parts", "MO PDUs stored", registry=r)
+        self.mo_redelivered = Counter(
+            "jingxin_mo_redelivered", "MO PDUs taken for a redelivery and not stored again",
+            registry=r,
+        )  # fmt: skip
+        self.mo_messages = Counter(
+            "jingxin_mo_messages", "MO written, complete or not (parts expired)", ["state"],
+            registry=r,
+        )  # fmt: skip
+        self.mo_undecodable = Counter(
+            "jingxin_mo_undecodable", "MO kept as hex: their payload did not decode", registry=r
+        )
+        self.mo_handler_errors = Counter(
+            "jingxin_mo_handler_errors", "MO handler runs that raised (run again later)",
+            registry=r,
+        )  # fmt: skip
 
     def render(self) -> bytes:
         """The text exposition format."""

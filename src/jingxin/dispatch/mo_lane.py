@@ -173,13 +173,27 @@ class MoLane:
                 # commit or sweep instead of being retried back to back.
                 self._mo_behind = False
                 self.tally.mo_handler_errors += 1
+                self.metrics.mo_handler_errors.inc()
                 log.exception("MO handlers failed; they run again on the next sweep")
         done = self.clock()
         self.mo_latencies.extend((done - a.received_at).total_seconds() for a in assembled)
 
     def _observe_mo(self, mo: MoTally) -> None:
+        incomplete = sum(1 for a in mo.assembled if not a.complete)
+        undecodable = sum(1 for a in mo.assembled if a.undecodable)
         self.tally.mo_parts += mo.stored
         self.tally.mo_duplicates += mo.duplicates
         self.tally.mo_messages += len(mo.assembled)
-        self.tally.mo_incomplete += sum(1 for a in mo.assembled if not a.complete)
-        self.tally.mo_undecodable += sum(1 for a in mo.assembled if a.undecodable)
+        self.tally.mo_incomplete += incomplete
+        self.tally.mo_undecodable += undecodable
+        m = self.metrics
+        if mo.stored:
+            m.mo_parts.inc(mo.stored)
+        if mo.duplicates:
+            m.mo_redelivered.inc(mo.duplicates)
+        for state, count in (("complete", len(mo.assembled) - incomplete),
+                             ("incomplete", incomplete)):
+            if count:
+                m.mo_messages.labels(state).inc(count)
+        if undecodable:
+            m.mo_undecodable.inc(undecodable)

@@ -118,3 +118,21 @@ def test_a_worker_without_an_urgent_lane_keeps_its_whole_claim_within_the_share(
     # When MO wait, Then it claims at most a quarter of its slots, less what is in use
     worker._handlers_due = True
     assert [worker._claim_limit(free) for free in (200, 170, 100)] == [50, 20, 0]
+
+
+async def test_the_metrics_count_mo_stored_and_redeliveries_taken_as_such(store) -> None:
+    worker, _ = make_worker(store, {"happy": (HappyChannel, {})})
+    on_part = worker.mo_inbox.handler("happy")
+    # Given an MO, then the same PDU again (an SMSC delivering it after a lost ack)
+    part = smpp_parts("TD")[0]
+    on_part(part)
+    worker.flush()
+    on_part(part)
+    worker.flush()
+    await asyncio.sleep(0)
+    # Then the metrics say one stored, one taken for a redelivery, one whole MO
+    text = worker.metrics.render().decode()
+    assert "jingxin_mo_parts_total 1.0" in text
+    assert "jingxin_mo_redelivered_total 1.0" in text
+    assert 'jingxin_mo_messages_total{state="complete"} 1.0' in text
+    assert (worker.tally.mo_parts, worker.tally.mo_duplicates) == (1, 1)
