@@ -2,9 +2,10 @@
 
 Queue depth and age per lane, submits / receipts / errors per channel and status, receipt
 latency, channel bind state, unresolved submits; the way back's MO parts stored and taken
-for redeliveries, whole MO (incomplete, undecodable) and handler runs that failed. :meth:`DispatchMetrics.serve` exposes
-them over HTTP for Prometheus to scrape; :func:`read_channels` reads the channels' part
-back from a running worker (the API's dashboard).
+for redeliveries, whole MO (incomplete, undecodable) and handler runs that failed.
+:meth:`DispatchMetrics.serve` exposes them over HTTP for Prometheus to scrape;
+:func:`read_channels` reads the channels' part back from a running worker (the API's
+dashboard).
 """
 
 from __future__ import annotations

@@ -37,6 +37,11 @@ log = logging.getLogger("jingxin.scheduler")
 
 Tick = Callable[[int], Awaitable[Any]]
 
+# Seconds past the duplicate window before a probe's MO goes out again (the last one's
+# way from the probe to the inbox, and clock skew between them); a hundredth of a small
+# window.
+DIAL_MARGIN_S = 5.0
+
 
 async def run_schedule(tick: Tick, *, interval: float, iterations: int | None = None,
                        stop: asyncio.Event | None = None) -> int:  # fmt: skip
@@ -84,10 +89,10 @@ class HallTick:
         report = None
         if self.probes and await self._probes_due(n):
             try:
-                report = await run_and_record(
-                    self.probes, channel=self.channel, store=self.store,
-                    timeout=self.settings.probing.timeout_seconds, metrics=self.metrics,
-                    duplicate_window=self.settings.inbox.duplicate_window_seconds)  # fmt: skip
+                # (no duplicate_window: _probes_due found no dial within it to explain)
+                report = await run_and_record(self.probes, channel=self.channel, store=self.store,
+                                              timeout=self.settings.probing.timeout_seconds,
+                                              metrics=self.metrics)  # fmt: skip
             except Exception:  # noqa: BLE001 - logged; the reconcile below still runs
                 log.exception("scheduled run %d: the dial tests could not run", n)
             if report is not None and self.on_report is not None:
@@ -98,7 +103,6 @@ class HallTick:
         except Exception:  # noqa: BLE001 - a reconcile error waits for the next tick
             log.exception("scheduled run %d: the hall reconcile failed", n)
         return report
-
 
     async def _probes_due(self, n: int) -> bool:
         """False when the probes' last run started within the inbox's duplicate window
@@ -129,12 +133,6 @@ class HallTick:
         if self.on_skipped is not None:
             self.on_skipped(said)
         return False
-
-
-# Seconds past the duplicate window before a probe's MO goes out again (the last one's
-# way from the probe to the inbox, and clock skew between them); a hundredth of a small
-# window.
-DIAL_MARGIN_S = 5.0
 
 
 # The hall's order reconciliation: an order whose BOSS call timed out is 'unknown';
