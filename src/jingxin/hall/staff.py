@@ -18,6 +18,7 @@ no longer counts for it (:func:`find_staff`). Adding or importing the code re-ac
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,10 +136,13 @@ def import_staff(store: Store, path: str | Path, *,
 
 def read_staff_csv(path: Path) -> list[StaffRow]:
     """Every line of the staff list, checked; the first error names file, line and field."""
+    from jingxin.data.textfile import read_text
+
+    # (read_text: a GBK file from Excel is named as such, with the fix)
+    text = read_text(path, what="staff list", error=ImportFileError)
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            lines = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        lines = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
         raise ImportFileError(f"{path}: cannot read the staff list: {exc}") from exc
     if not lines:
         raise ImportFileError(f"{path}: empty file (expected a header code,name,branch)")
