@@ -13,7 +13,11 @@ unique dedup key, :mod:`jingxin.dispatch.mo_inbox`). All items taken in one flus
 future: one allocation per transaction, not per PDU.
 
 One class serves both: ``ReceiptInbox`` for receipts, ``MoInbox`` for MO parts (the latter
-also wakes the flusher at once, so a reply is not held back a whole flush interval).
+also wakes the flusher at once, so a reply is not held back a whole flush interval). An
+MO part the channel has acknowledged (an SMPP one: its deliver_sm_resp written) comes back
+through the handler's ``acked``: the next flush records it, so that a later PDU the same as
+it is stored as the subscriber's repeat, not taken for its redelivery
+(:mod:`jingxin.dispatch.mo_inbox`).
 """
 
 from __future__ import annotations
@@ -78,14 +82,55 @@ class ReceiptInbox(Inbox[DeliveryReceipt]):
     """Receipts on their way to :func:`~jingxin.dispatch.receipts.apply_receipts`."""
 
 
+# An acknowledged part: (how many parts had arrived before its acknowledgement, channel, part).
+Ack = tuple[int, str, MoPart]
+
+
 class MoInbox(Inbox[MoPart]):
-    """MO parts on their way to :func:`~jingxin.dispatch.mo_inbox.store_parts`."""
+    """MO parts on their way to :func:`~jingxin.dispatch.mo_inbox.store_parts`, and the
+    parts acknowledged since the last flush (:meth:`take_acks`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acks: list[Ack] = []
+
+    def handler(self, channel: str) -> Callable[[MoPart], asyncio.Future[None]]:
+        return _MoHandler(super().handler(channel), self, channel)
+
+    def take_acks(self) -> list[Ack]:
+        """The acknowledgements since the last take; call it right after :meth:`take`
+        (positions count the parts that take returned)."""
+        acks, self.acks = self.acks, []
+        return acks
+
+    def put_back(self, items: list[tuple[str, MoPart]], waiter: asyncio.Future[None] | None,
+                 acks: list[Ack] | None = None) -> None:  # fmt: skip
+        """The write failed: keep ``items`` and ``acks`` first in line."""
+        shift = len(items)
+        self.acks = [*(acks or ()), *((at + shift, channel, part) for at, channel, part in self.acks)]
+        super().put_back(items, waiter)
 
     def watch(self) -> asyncio.Event:
         """An event set whenever a part arrives (created on the running loop)."""
         if self.arrived is None:
             self.arrived = asyncio.Event()
         return self.arrived
+
+
+class _MoHandler:
+    """A channel's MO part handler (``on_mo_part``), with ``acked`` for what it acknowledged."""
+
+    __slots__ = ("_put", "_inbox", "_channel")
+
+    def __init__(self, put: Callable[[MoPart], asyncio.Future[None]], inbox: MoInbox, channel: str) -> None:
+        self._put, self._inbox, self._channel = put, inbox, channel
+
+    def __call__(self, part: MoPart) -> asyncio.Future[None]:
+        return self._put(part)
+
+    def acked(self, part: MoPart) -> None:
+        inbox = self._inbox
+        inbox.acks.append((len(inbox.items), self._channel, part))
 
 
 Item = tuple[str, DeliveryReceipt]

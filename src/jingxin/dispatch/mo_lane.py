@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from jingxin.data.store.engine import store_errors
 from jingxin.dispatch.handler_process import by_sender
+from jingxin.dispatch.inbox import Ack
 from jingxin.dispatch.mo_inbox import MoTally, one_statement, store_parts
 from jingxin.errors import JingxinError
 
@@ -51,11 +53,13 @@ class MoLane:
                 stopping = stop.is_set()
                 sweep = loop.time() - last_sweep > 5.0
                 parts, waiter = self.mo_inbox.take()
+                # (the acknowledgements since the last round: they wait for the next part)
+                acks = self.mo_inbox.take_acks() if parts or sweep else []
                 try:
                     mo = MoTally()
                     if parts or sweep:
                         mo = await self._call(self.store_mo, _pool=self._mo_db, parts=parts,
-                                              sweep=sweep)  # fmt: skip
+                                              acks=acks, sweep=sweep)  # fmt: skip
                     self.mo_inbox.committed(waiter)  # only now may the channels ack the PDUs
                     if mo.assembled or sweep:  # (store_mo queued them for the handler lane)
                         self._handlers_due = True
@@ -67,7 +71,7 @@ class MoLane:
                 except Exception as exc:  # noqa: BLE001 - the lane must outlive one failure
                     # The database went away (or a part broke the store): keep the parts
                     # unacknowledged and retry after a pause; the SMSC keeps them meanwhile.
-                    self.mo_inbox.put_back(parts, waiter)
+                    self.mo_inbox.put_back(parts, waiter, acks)
                     failures += 1
                     if isinstance(exc, JingxinError):
                         log.error("storing MO failed (will retry): %s", exc)
@@ -104,7 +108,7 @@ class MoLane:
             if storing.is_set():
                 self._mo_behind = False  # stopping: what is left waits for the next start
 
-    def store_mo(self, *, parts: list, sweep: bool = False) -> MoTally:
+    def store_mo(self, *, parts: list, acks: Sequence[Ack] = (), sweep: bool = False) -> MoTally:
         """Store MO parts in their own transaction (the MO lane's thread): on PostgreSQL a
         round of single-part MO alone is one statement, run in autocommit (no ``BEGIN``
         and ``COMMIT`` round trips, each a wait for the interpreter lock again when it
@@ -115,7 +119,7 @@ class MoLane:
         with store_errors("storing MO"), (self.store.autocommit() if alone
                                           else self.store.engine.begin()) as conn:  # fmt: skip
             mo = store_parts(conn, items=parts, now=now, rules=self.config.inbox_rules,
-                             expire=sweep)  # fmt: skip
+                             expire=sweep, acks=acks)  # fmt: skip
         # Committed: the handler lane may take them now, from this thread - a handler run
         # in progress takes them when it ends, without a trip through the event loop.
         self._mo_unhandled.extend(mo.assembled)

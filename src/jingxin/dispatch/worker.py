@@ -500,15 +500,15 @@ class Worker(MoLane):
     def _take(self, *, mo: bool = True) -> tuple[tuple[list, ...], tuple]:
         receipts, waiter = self.inbox.take()
         mo_parts, mo_waiter = self.mo_inbox.take() if mo else ([], None)
-        batch = (self._submitted, self._moved, receipts, mo_parts)
+        batch = (self._submitted, self._moved, receipts, mo_parts, self.mo_inbox.take_acks() if mo else [])
         self._submitted, self._moved = [], []
         return batch, (waiter, mo_waiter)
 
     def _put_back(self, batch: tuple[list, ...], waiter: tuple) -> None:
-        submitted, moved, receipts, mo_parts = batch
+        submitted, moved, receipts, mo_parts, mo_acks = batch
         self._submitted[:0], self._moved[:0] = submitted, moved
         self.inbox.put_back(receipts, waiter[0])
-        self.mo_inbox.put_back(mo_parts, waiter[1])
+        self.mo_inbox.put_back(mo_parts, waiter[1], mo_acks)
 
     def _committed(self, waiter: tuple) -> None:
         self.inbox.committed(waiter[0])
@@ -533,7 +533,7 @@ class Worker(MoLane):
         """Write one batch of outcomes and receipts in one transaction (the db thread);
         with ``mo``, its MO parts too (the MO lane stores them otherwise)."""
         submitted, moved, receipts, *more = batch
-        mo_parts = more[0] if more else []
+        mo_parts, mo_acks = (more[0], more[1]) if more else ([], [])
         now = self.clock()
         with (
             store_errors("recording submits and receipts"),
@@ -553,7 +553,8 @@ class Worker(MoLane):
                     conn, now=now, grace=self.config.no_receipt_grace
                 )
             tally = (store_parts(conn, items=mo_parts, now=now, rules=self.config.inbox_rules,
-                                 expire=sweep) if mo and (mo_parts or sweep) else MoTally())  # fmt: skip
+                                 expire=sweep, acks=mo_acks)
+                     if mo and (mo_parts or mo_acks or sweep) else MoTally())  # fmt: skip
         self._observe(receipts, outcome, late, finished, marked)
         self._observe_mo(tally)
         if sweep:

@@ -1,8 +1,9 @@
 """The MO store's bulk path on SQLite and PostgreSQL: parts go in by one bulk insert that
 answers the new rows' ids (COPY on PostgreSQL), a redelivered PDU is stored once (by SMSC
 id, by fingerprint in the same window bucket and across a bucket boundary, twice in one
-flush), long MO are reassembled from parts of several flushes, a group waiting for a part
-expires only when asked, and a message racing another worker's is linked to the first."""
+flush), while the subscriber's repeat of an acknowledged one is stored again; long MO are
+reassembled from parts of several flushes, a group waiting for a part expires only when
+asked, and a message racing another worker's is linked to the first."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy import event, func, select
 from jingxin.channels.smpp import short_message
 from jingxin.channels.smpp.concat import concat_info
 from jingxin.data.store import bulk, open_store
-from jingxin.data.store.models import MoMessage, MoPartRow
+from jingxin.data.store.models import MoMessage, MoPartRow, MoUnacked
 from jingxin.dispatch.mo_inbox import InboxRules, store_parts
 from jingxin.domain.sms import MoPart
 
@@ -44,9 +45,15 @@ def store(store_url):
     opened.dispose()
 
 
-def put(store, parts, *, now=T0 + timedelta(seconds=1), expire=False):
+def put(store, parts, *, now=T0 + timedelta(seconds=1), expire=False, acks=()):
     with store.engine.begin() as conn:
-        return store_parts(conn, items=[("sim", p) for p in parts], now=now, rules=RULES, expire=expire)
+        return store_parts(conn, items=[("sim", p) for p in parts], now=now, rules=RULES,
+                           expire=expire, acks=[(at, "sim", part) for at, part in acks])  # fmt: skip
+
+
+def unacked(store) -> int:
+    with store.sessions() as s:
+        return s.execute(select(func.count()).select_from(MoUnacked)).scalar_one()
 
 
 def stored(store) -> tuple[int, list[tuple]]:
@@ -86,6 +93,52 @@ def test_redelivered_pdus_are_stored_once(store) -> None:
     # Then only the new one is stored, and once
     assert (tally.stored, tally.duplicates) == (1, 3)
     assert [text for _, text, _, _ in stored(store)[1]] == ["CX", "TD", "hello"]
+
+
+def test_a_repeat_of_an_acknowledged_pdu_is_new_and_of_an_unacknowledged_one_a_redelivery(store) -> None:
+    # Given "Y" from one subscriber, stored; its deliver_sm_resp is never written (the link
+    # dropped), so the SMSC delivers it again 40 s later
+    [first] = parts_of("Y", source="8613700000005")
+    put(store, [first])
+    [again] = parts_of("Y", source="8613700000005", at=T0 + timedelta(seconds=40))
+    redelivered = put(store, [again], now=T0 + timedelta(seconds=41))
+    assert (redelivered.stored, redelivered.duplicates) == (0, 1)
+    # When that one is acknowledged, and the subscriber sends "Y" again (a second order),
+    # in the same window bucket, and once more after that one was acknowledged
+    [second] = parts_of("Y", source="8613700000005", at=T0 + timedelta(seconds=90))
+    tally = put(store, [second], now=T0 + timedelta(seconds=91), acks=[(0, again)])
+    [third] = parts_of("Y", source="8613700000005", at=T0 + timedelta(seconds=95))
+    later = put(store, [third], now=T0 + timedelta(seconds=96), acks=[(0, second)])
+    # Then both repeats are messages of their own; the one unacknowledged part is the last
+    assert (tally.stored, later.stored) == (1, 1)
+    assert [text for _, text, _, _ in stored(store)[1]] == ["Y", "Y", "Y"]
+    assert unacked(store) == 1
+
+
+def test_within_one_flush_only_a_repeat_after_the_acknowledgement_is_new(store) -> None:
+    # Given "YE" stored, then one flush holding: the same PDU (the SMSC resending it before
+    # it heard the resp), the acknowledgement of the first, and the subscriber's "YE" again
+    [first] = parts_of("YE", source="8613700000006")
+    put(store, [first])
+    [resent, repeat] = [parts_of("YE", source="8613700000006", at=T0 + timedelta(seconds=s))[0]
+                        for s in (30, 31)]  # fmt: skip
+    tally = put(store, [resent, repeat], now=T0 + timedelta(seconds=32), acks=[(1, first)])
+    # Then the one that came before the acknowledgement is a redelivery, the other new
+    assert (tally.stored, tally.duplicates) == (1, 1)
+    assert len(stored(store)[1]) == 2 and unacked(store) == 1
+
+
+def test_an_acknowledgement_alone_releases_and_a_sweep_forgets_old_rows(store) -> None:
+    [first] = parts_of("TD", source="8613700000007")
+    [other] = parts_of("CX", source="8613700000008")
+    put(store, [first, other])
+    assert unacked(store) == 2
+    # When only an acknowledgement comes (no parts), its row goes
+    put(store, [], acks=[(0, first)])
+    assert unacked(store) == 1
+    # And a sweep long after the window forgets the other (its link died unanswered)
+    put(store, [], now=T0 + 3 * RULES.duplicate_window, expire=True)
+    assert unacked(store) == 0
 
 
 def test_a_group_missing_a_part_expires_only_when_asked(store) -> None:

@@ -74,3 +74,33 @@ async def test_a_probe_sees_the_keyword_reply_through_a_real_worker(store_url) -
         assert rows[0].reply_text == balance.reply_text and rows[0].latency_ms == pytest.approx(balance.latency_ms)
     finally:
         store.dispose()
+
+
+async def test_the_same_dial_twice_within_the_duplicate_window_is_answered_twice(store_url) -> None:
+    # An SMPP MO carries no SMSC id: only the acknowledgement tells the subscriber's second
+    # identical text from the SMSC delivering the first again.
+    store = open_store(store_url, upgrade=True)
+    probe = Probe("balance", "+8613900000001", "10086", "CXYE", re.compile(r"余额为"), 5000)
+    try:
+        async with Simulator(http_port=0) as sim:
+            worker = build_worker(settings_for(sim.smpp_port), store)
+            await start_channels(worker)
+            stop = asyncio.Event()
+            running = asyncio.create_task(worker.run(stop=stop))
+            try:
+                # When the same dial runs twice, a moment apart (well within the 600-s window)
+                channel = SimulatorChannel(f"http://127.0.0.1:{sim.http_port}")
+                first = await run_and_record([probe], channel=channel, store=store, timeout=8.0)
+                second = await run_and_record([probe], channel=channel, store=store, timeout=8.0)
+            finally:
+                stop.set()
+                await running
+                await close_channels(worker)
+        # Then both are answered: two MO stored, two replies through the outbox
+        assert first.results[0].ok and second.results[0].ok, (first.results, second.results)
+        with store.sessions() as session:
+            mo = session.scalars(select(MoMessage.text)).all()
+            replies = session.scalars(select(Message.id).where(Message.source == "inbox")).all()
+        assert mo == ["CXYE", "CXYE"] and len(replies) == 2
+    finally:
+        store.dispose()

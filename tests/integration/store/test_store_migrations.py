@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import inspect, text
 
@@ -26,8 +28,9 @@ CONTRACT_TABLES = {
 }
 # Added by migration 0002 (dispatch): parts on the wire, stray receipts, failing numbers.
 DISPATCH_TABLES = {"message_parts", "unmatched_receipts", "number_failures"}
-# Added by migrations 0005 (the MO inbox) and 0006 (what its handlers did).
-INBOX_TABLES = {"mo_parts", "mo_messages", "mo_outcomes"}
+# Added by migrations 0005 (the MO inbox), 0006 (what its handlers did) and 0014 (the parts
+# not yet known to be acknowledged).
+INBOX_TABLES = {"mo_parts", "mo_messages", "mo_outcomes", "mo_unacked"}
 HALL_TABLES = {"hall_sessions", "hall_interactions", "hall_orders", "hall_referrals",
                "hall_points", "hall_merchants", "hall_vouchers", "hall_staff", "hall_feedback",
                "hall_complaints", "boss_accounts", "boss_products", "boss_holdings",
@@ -105,3 +108,36 @@ def test_unknown_revision_is_a_store_error(empty_store_url: str) -> None:
 
 def test_shipped_migrations_match_models_on_scratch_sqlite() -> None:
     assert migrate.check().ok
+
+
+def test_0014_enters_the_last_hours_smpp_parts_as_unacknowledged(empty_store_url: str) -> None:
+    # Given a store at 0013 holding SMPP parts from a minute and from two hours ago, and a
+    # CMPP part (SMSC id) from a minute ago
+    migrate.upgrade(empty_store_url, "0013")
+    now = datetime.now(UTC)
+    engine = make_engine(empty_store_url)
+    sqlite = engine.dialect.name == "sqlite"
+    rows = [(1, "a" * 40, None, now - timedelta(minutes=1)), (2, "b" * 40, None, now - timedelta(hours=2)),
+            (3, "c" * 40, "m-3", now - timedelta(minutes=1))]  # fmt: skip
+    try:
+        with engine.begin() as conn:
+            for part_id, print_, smsc_id, at in rows:
+                conn.execute(text(
+                    "INSERT INTO mo_parts (id, channel, protocol, source, destination, total, seq,"
+                    " coding, payload, smsc_id, fingerprint, dedup_key, received_at) VALUES"
+                    " (:id, 'sim', 'smpp', '8613800000001', '10086', 1, 1, 0, :payload, :smsc_id,"
+                    " :print, :key, :at)"), {"id": part_id, "payload": b"Y", "smsc_id": smsc_id,
+                    "print": print_, "key": f"k{part_id}",
+                    "at": at.replace(tzinfo=None).isoformat(" ") if sqlite else at})  # fmt: skip
+        # When it is upgraded
+        migrate.upgrade(empty_store_url)
+        with engine.connect() as conn:
+            entered = conn.execute(text("SELECT part_id, fingerprint FROM mo_unacked")).all()
+        # Then only the recent SMPP part waits for an acknowledgement it may not have had
+        assert [tuple(r) for r in entered] == [(1, "a" * 40)]
+        # And the way down drops the table and brings the fingerprint index back
+        migrate.downgrade(empty_store_url, "0013")
+        assert "mo_unacked" not in table_names(empty_store_url)
+        assert "ix_mo_parts_fingerprint" in {i["name"] for i in inspect(engine).get_indexes("mo_parts")}
+    finally:
+        engine.dispose()

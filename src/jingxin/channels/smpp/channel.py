@@ -8,12 +8,16 @@ parts, and turns deliver_sm into DeliveryReceipt (receipt bit set) or MobileOrig
 With ``on_mo_part`` (the worker's durable inbox) every MO deliver_sm is handed over raw,
 one :class:`~jingxin.domain.sms.MoPart` per PDU, and its deliver_sm_resp waits for the
 future the handler returns (resolved once the part is committed): nothing is reassembled
-or decoded here, and a part the worker dies holding is delivered again by the SMSC.
+or decoded here, and a part the worker dies holding is delivered again by the SMSC. An
+SMPP MO carries no id the SMSC keeps across deliveries, so once its deliver_sm_resp is
+written on the open link the part is reported to the handler's ``acked`` (when it has
+one): a PDU the same as an acknowledged one is the subscriber's repeat, not a redelivery.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import itertools
 import logging
@@ -59,6 +63,9 @@ class SmppChannel:
         self.on_receipt = on_receipt
         self.on_mo = on_mo
         self.on_mo_part = on_mo_part
+        # The durable inbox tells a redelivery from a subscriber's repeat by acknowledgement
+        # (jingxin.dispatch.inbox.MoInbox.handler); a plain function handler has no use for it.
+        self._mo_acked = getattr(on_mo_part, "acked", None)
         self.reconnect = reconnect
         self.reconnect_max = reconnect_max
         self.receipt_id_format = receipt_id_format
@@ -180,7 +187,7 @@ class SmppChannel:
 
     # ------------------------------------------------------------------ inbound
 
-    def _on_deliver(self, pdu: Any) -> int | Awaitable[Any]:
+    def _on_deliver(self, pdu: Any) -> Any:
         now = datetime.now(UTC)
         if receipt.is_receipt(pdu.esm_class):
             if self.on_receipt is not None:
@@ -204,7 +211,7 @@ class SmppChannel:
             self._emit_mo(whole)
         return ESME_ROK
 
-    def _hand_over(self, pdu: Any, info: Any, user_data: bytes, now: datetime) -> int | Awaitable[Any]:
+    def _hand_over(self, pdu: Any, info: Any, user_data: bytes, now: datetime) -> Any:
         """The durable path: one MoPart per PDU; acknowledged when the handler's future is."""
         assert self.on_mo_part is not None
         smsc_id = pdu.tlvs.get("receipted_message_id")  # some SMSCs id their MO this way
@@ -218,6 +225,9 @@ class SmppChannel:
         )  # fmt: skip
         acked = self.on_mo_part(part)  # raising: the session answers RX_T_APPN (resend)
         if acked is not None and inspect.isawaitable(acked):
+            if self._mo_acked is not None and part.smsc_id is None:
+                # the session calls it once the ESME_ROK resp is written on the open link
+                return acked, functools.partial(self._mo_acked, part)
             return acked
         return ESME_ROK
 

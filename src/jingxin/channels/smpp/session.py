@@ -89,7 +89,10 @@ class SessionConfig:
 
 # deliver_sm / data_sm → command_status of the resp, now; or an awaitable of it (None: OK),
 # and the resp waits for it - a receipt is acknowledged once the worker has committed it.
-DeliverHandler = Callable[[Any], "int | Awaitable[int | None]"]
+# Or (awaitable, after): ``after()`` runs once an ESME_ROK resp is written on the open link
+# (the SMSC will not deliver that PDU again; the durable MO inbox keeps count, see
+# :mod:`jingxin.dispatch.mo_inbox`).
+DeliverHandler = Callable[[Any], "int | Awaitable[int | None] | tuple[Awaitable[int | None], Callable[[], Any]]"]
 
 
 class SmppSession(asyncio.Protocol):
@@ -376,25 +379,38 @@ class SmppSession(asyncio.Protocol):
         if isinstance(status, int):
             self._answer_deliver(resp.command_id, message.sequence_number, status)
             return
+        after = None
+        if type(status) is tuple:
+            status, after = status
         # Answer when the handler is done (e.g. the receipt committed), without holding up
         # this read loop: later PDUs keep being read and handled meanwhile.
         asyncio.ensure_future(status).add_done_callback(
-            functools.partial(self._deliver_done, resp.command_id, message.sequence_number)
+            functools.partial(self._deliver_done, resp.command_id, message.sequence_number, after)
         )
 
-    def _deliver_done(self, command_id: int, seq: int, done: asyncio.Future) -> None:
+    def _deliver_done(self, command_id: int, seq: int, after: Callable[[], Any] | None,
+                      done: asyncio.Future) -> None:  # fmt: skip
         if done.cancelled() or done.exception() is not None:
             log.error("deliver handler failed (%s); asking the SMSC to resend",
                       "cancelled" if done.cancelled() else done.exception())  # fmt: skip
             status = st.ESME_RX_T_APPN
         else:
             status = done.result() or st.ESME_ROK
-        self._answer_deliver(command_id, seq, status)
+        if self._answer_deliver(command_id, seq, status) and after is not None and status == st.ESME_ROK:
+            try:
+                after()
+            except Exception:  # bookkeeping only: the PDU is acknowledged either way
+                log.exception("after-acknowledgement hook failed")
 
-    def _answer_deliver(self, command_id: int, seq: int, status: int) -> None:
+    def _answer_deliver(self, command_id: int, seq: int, status: int) -> bool:
+        """Write the resp; False when the link is already gone (the writer would drop it,
+        and the SMSC re-delivers the PDU on the next bind)."""
         # message_id is unused (NULL) in deliver_sm_resp: the 17-octet PDU, written directly.
-        # After the link is gone the writer drops it: the SMSC re-delivers on the next bind.
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return False
         self.send(codec.HEADER.pack(17, command_id, status, seq) + b"\0")
+        return True
 
     # ------------------------------------------------------------------ timers
 

@@ -1,5 +1,7 @@
 """deliver_sm_resp for a receipt waits until the worker has committed it, without holding
-up the link; a failed handler asks the SMSC to resend (a session on a fake transport)."""
+up the link; a failed handler asks the SMSC to resend; an MO part is reported to the
+inbox as acknowledged once its resp is written on the open link, and only then (a session
+on a fake transport)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from jingxin.channels.smpp import codec
 from jingxin.channels.smpp import pdu as p
 from jingxin.channels.smpp.channel import SmppChannel
 from jingxin.channels.smpp.session import SessionConfig, SmppSession
-from jingxin.dispatch.inbox import ReceiptInbox
+from jingxin.dispatch.inbox import MoInbox, ReceiptInbox
 
 
 def _receipt_pdu(seq: int, smsc_id: str) -> bytes:
@@ -94,3 +96,83 @@ async def test_a_failed_handler_asks_the_smsc_to_resend() -> None:
     )
     for task in session._tasks:
         task.cancel()
+
+
+def _mo_pdu(seq: int, text: bytes, **tlvs) -> bytes:
+    return codec.encode(p.DeliverSm(seq, source_addr="8613800138000", destination_addr="10086",
+                                    short_message=text, tlvs=tlvs))  # fmt: skip
+
+
+async def test_an_mo_acknowledged_on_the_open_link_is_reported_to_the_inbox() -> None:
+    # Given an SMPP channel handing MO to the worker's durable inbox
+    inbox = MoInbox()
+    channel = SmppChannel(name="sim", config=SessionConfig(), on_mo_part=inbox.handler("sim"))
+    session = SmppSession(SessionConfig(), on_deliver=channel._on_deliver)
+    transport = FakeTransport(session)
+    session.connection_made(transport)
+    # When "Y" arrives and is committed
+    session.data_received(_mo_pdu(5, b"Y"))
+    [(_, part)], waiter = inbox.take()
+    assert inbox.take_acks() == []  # not before its resp is written
+    inbox.committed(waiter)
+    await _ticks()
+    # Then its deliver_sm_resp is written and the part reported acknowledged, in order
+    # among the parts (none came after it yet)
+    assert [(type(pdu), pdu.sequence_number) for pdu in transport.take()] == [(p.DeliverSmResp, 5)]
+    assert inbox.take_acks() == [(0, "sim", part)]
+    # And an MO the SMSC ids itself needs no report (its id tells a redelivery)
+    session.data_received(_mo_pdu(6, b"Y", receipted_message_id="m-6"))
+    _, waiter = inbox.take()
+    inbox.committed(waiter)
+    await _ticks()
+    assert len(transport.take()) == 1 and inbox.take_acks() == []
+    for task in session._tasks:
+        task.cancel()
+
+
+async def test_an_mo_whose_link_dropped_or_that_failed_is_not_reported() -> None:
+    inbox = MoInbox()
+    channel = SmppChannel(name="sim", config=SessionConfig(), on_mo_part=inbox.handler("sim"))
+    session = SmppSession(SessionConfig(), on_deliver=channel._on_deliver)
+    transport = FakeTransport(session)
+    session.connection_made(transport)
+    # Given one MO whose store fails (the worker puts it back) ...
+    session.data_received(_mo_pdu(7, b"YE"))
+    _, failed = inbox.take()
+    failed.set_exception(RuntimeError("database went away"))
+    await _ticks()
+    assert [pdu.command_status for pdu in transport.take()] == [0x64]  # resend
+    # ... and one committed after the link dropped
+    session.data_received(_mo_pdu(8, b"TD"))
+    _, waiter = inbox.take()
+    transport.close()
+    inbox.committed(waiter)
+    await _ticks()
+    # Then neither is reported: the SMSC delivers both again
+    assert transport.take() == [] and inbox.take_acks() == []
+
+
+async def test_acks_put_back_keep_their_place_before_what_came_since() -> None:
+    inbox = MoInbox()
+    put = inbox.handler("sim")
+    put(first := _part("A"))
+    put.acked(first)
+    items, waiter = inbox.take()
+    acks = inbox.take_acks()
+    assert acks == [(1, "sim", first)]
+    # While that write fails, another part and acknowledgement come
+    put(later := _part("B"))
+    put.acked(later)
+    inbox.put_back(items, waiter, acks)
+    # Then the old come first, and the new acknowledgement counts the part put back
+    assert [part for _, part in inbox.items] == [first, later]
+    assert inbox.take_acks() == [(1, "sim", first), (2, "sim", later)]
+
+
+def _part(text: str):
+    from datetime import UTC, datetime
+
+    from jingxin.domain.sms import MoPart
+
+    return MoPart(protocol="smpp", source="8613800138000", destination="10086", coding=0,
+                  payload=text.encode(), received_at=datetime.now(UTC))  # fmt: skip

@@ -74,7 +74,7 @@ from jingxin.data.store.models.journeys import (
     WorkOrder,
     WorkOrderEvent,
 )
-from jingxin.data.store.models.inbox import MoMessage, MoPartRow
+from jingxin.data.store.models.inbox import MoMessage, MoPartRow, MoUnacked
 from jingxin.data.store.models.messages import (CLAIM_ORDER, LANE_NAMES, LANE_NUMBERS, LANES,
                                                  MESSAGE_STATES, REPLY_LANE, REPLY_SOURCES,
                                                  URGENT_LANES, Message, Receipt, lane_of)
@@ -142,6 +142,7 @@ __all__ = [
     "MoMessage",
     "MoOutcome",
     "MoPartRow",
+    "MoUnacked",
     "NumberFailure",
     "OptOut",
     "PointsEntry",

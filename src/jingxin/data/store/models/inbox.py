@@ -8,6 +8,9 @@
   in (or the wait for missing parts expired: ``complete`` false), decoded to text; the
   parts then point at it through ``mo_id``. Handlers read these rows (``mo_outcomes``,
   migration 0006, records what they did).
+* :class:`MoUnacked` (``mo_unacked``, migration 0014) - the parts without an SMSC id
+  (SMPP) stored but not yet known to be acknowledged: the same PDU again while its part is
+  here is a redelivery; once it is gone, a subscriber's repeat.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class MoPartRow(Base):
         # senders) and age (the sweep's expiry).
         Index("ix_mo_parts_waiting", "source", "received_at", sqlite_where=text("mo_id IS NULL"),
               postgresql_where=text("mo_id IS NULL")),  # fmt: skip
-        Index("ix_mo_parts_fingerprint", "fingerprint"),
+        # (no index on fingerprint since migration 0014: the duplicate probe reads mo_unacked)
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -74,3 +77,14 @@ class MoPartRow(Base):
     dedup_key: Mapped[str] = mapped_column(String(200), unique=True)
     received_at: Mapped[datetime] = mapped_column(default=utc_now)
     mo_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("mo_messages.id"), default=None)
+
+
+class MoUnacked(Base):
+    """A stored MO part without an SMSC id whose acknowledgement is not yet recorded (the
+    worker deletes the row once a deliver_sm_resp for the same PDU was written)."""
+
+    __tablename__ = "mo_unacked"
+
+    fingerprint: Mapped[str] = mapped_column(String(40), primary_key=True)  # mo_parts.fingerprint
+    part_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    received_at: Mapped[datetime]
