@@ -240,8 +240,8 @@ class InboxSettings(Section):
     attribution_window_hours: float = Field(default=72.0, gt=0)
     auto_replies: list[AutoReplySettings] = Field(default_factory=list)
     # The durable MO inbox (docs/dispatch.md): how long parts of a long MO wait for their
-    # siblings before what came is stored as incomplete, and how long an identical PDU
-    # without an SMSC id counts as a redelivery.
+    # siblings before what came is stored as incomplete, and how long a PDU without an
+    # SMSC id, identical to a stored part not yet acknowledged, counts as its redelivery.
     part_timeout_seconds: float = Field(default=600.0, gt=0)
     duplicate_window_seconds: float = Field(default=600.0, gt=0)
     # Where a worker runs the MO handlers: "process" - a child process of its own, so a

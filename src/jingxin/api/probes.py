@@ -214,8 +214,7 @@ async def run_probes(request: Request, body: RunRequest | None = None,
                                        "[probing] smsc_url; no probe was run") from exc  # fmt: skip
         report = await run_and_record(probes, channel=channel, store=request.app.state.store,
                                       timeout=settings.probing.timeout_seconds,
-                                      metrics=ProbeMetrics(),
-                                      duplicate_window=settings.inbox.duplicate_window_seconds)  # fmt: skip
+                                      metrics=ProbeMetrics())  # fmt: skip
     await asyncio.to_thread(_audit, request, who, report)
     return {"run_id": report.run_id, "ok": report.ok, "results": [
         {"probe": r.probe, "ok": r.ok, "reason": None if r.reason is None else shown_text(who, r.reason),

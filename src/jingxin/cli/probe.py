@@ -114,10 +114,9 @@ def run_command(
     metrics = ProbeMetrics()
     _, store = settings_and_store()
     try:
-        report = asyncio.run(run_and_record(
-            probes, channel=channel, store=store, timeout=settings.probing.timeout_seconds,
-            metrics=metrics, concurrency=concurrency,
-            duplicate_window=settings.inbox.duplicate_window_seconds))  # fmt: skip
+        report = asyncio.run(run_and_record(probes, channel=channel, store=store,
+                                            timeout=settings.probing.timeout_seconds,
+                                            metrics=metrics, concurrency=concurrency))  # fmt: skip
     finally:
         store.dispose()
     if metrics_file:

@@ -97,8 +97,7 @@ def scheduler(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         tick = HallTick(settings=settings, store=store, probes=probes, channel=channel,
-                        metrics=metrics, on_report=show,
-                        on_skipped=lambda said: console.print(said, markup=False))  # fmt: skip
+                        metrics=metrics, on_report=show)  # fmt: skip
         promotions = PromotionDuties(settings=settings, store=store, keep=lease.keep)
         lease.parts = [tick, promotions] if duties is None else [tick, duties, promotions]
         if pushes is not None:

@@ -197,8 +197,7 @@ def _probe(ws: Workspace, settings: Any) -> None:
     try:
         report = asyncio.run(run_and_record(
             configured_probes(settings, None), channel=SimulatorChannel(url), store=store,
-            timeout=settings.probing.timeout_seconds,
-            duplicate_window=settings.inbox.duplicate_window_seconds))  # fmt: skip
+            timeout=settings.probing.timeout_seconds))  # fmt: skip
     finally:
         store.dispose()
     print_report(report)

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
 from jingxin.data.store.engine import Store
 from jingxin.data.store.models.hall import ProbeRun
-from jingxin.probes.runner import NO_REPLY, RunReport
+from jingxin.probes.runner import RunReport
 
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _SPAN_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -45,26 +45,6 @@ def record_results(store: Store, report: RunReport) -> int:
     with store.transaction() as session:
         session.add_all(rows)
     return len(rows)
-
-
-def last_dials(store: Store, keys: Sequence[tuple[str, str, str]], *,
-               since: datetime) -> dict[tuple[str, str, str], datetime]:  # fmt: skip
-    """When each (msisdn, service number, text) of ``keys`` was last dialled since
-    ``since`` (``probe_runs``; a dial key with no run since is left out). Only runs whose
-    MO went out count: a reply came, or none within the timeout - not a simulator that
-    was down or refused the MO."""
-    wanted = set(keys)
-    if not wanted:
-        return {}
-    with store.sessions() as session:
-        rows = session.execute(
-            select(ProbeRun.msisdn, ProbeRun.service_number, ProbeRun.sent_text,
-                   func.max(ProbeRun.started_at))
-            .where(ProbeRun.started_at >= since,
-                   ProbeRun.msisdn.in_(sorted({k[0] for k in wanted})),
-                   or_(ProbeRun.reply_text.is_not(None), ProbeRun.reason.like(f"{NO_REPLY}%")))
-            .group_by(ProbeRun.msisdn, ProbeRun.service_number, ProbeRun.sent_text)).all()  # fmt: skip
-    return {(m, n, t): at for m, n, t, at in rows if (m, n, t) in wanted}
 
 
 @dataclass(frozen=True, slots=True)

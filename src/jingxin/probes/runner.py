@@ -9,13 +9,6 @@ number cannot tell which of two MO it answers. (A reply that comes after its pro
 is still seen by the next probe of that number: give probes whose timeouts are expected
 numbers of their own.)
 
-A probe that got no reply when its MO had gone out within the inbox's duplicate window
-before (``[inbox] duplicate_window_seconds``, from ``probe_runs``) says so in its reason:
-an SMPP MO carries no id, so the inbox takes the same text from the same number to the same
-service number within the window for the SMSC delivering it again and stores it once - the
-likely cause, not a broken hall (CMPP's Msg_Id tells them apart, so such a probe is still
-dialled).
-
 Order of effects per run (:func:`run_and_record`): results → the log (ERROR per failure:
 the log is the alert) → metrics → the ``probe_runs`` rows. Alerting comes before the
 store, so a store that is down does not silence a failing hall. A probe only reads and
@@ -28,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from jingxin.data.store.engine import Store
 from jingxin.errors import ChannelError
@@ -43,7 +36,6 @@ log = logging.getLogger("jingxin.probes")
 DEFAULT_CONCURRENCY = 8
 POLL_WAIT = 1.0  # seconds one GET /mt may be held by the simulator
 REPLY_SHOWN = 60  # characters of a wrong reply quoted in the reason
-NO_REPLY = "no reply within"  # how a reason starts when the MO went out and nothing came
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,37 +79,10 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"probe-{(now or datetime.now(UTC)):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-DialKey = tuple[str, str, str]  # (msisdn, service number, text): what the inbox compares
-
-
-def dial_key(probe: Probe) -> DialKey:
-    return (probe.msisdn, probe.service_number, probe.text)
-
-
-def explained(report: RunReport, last: Mapping[DialKey, datetime], *,
-              window: float) -> RunReport:  # fmt: skip
-    """``report`` with the reason of each probe that got no reply extended by why, when
-    the same MO had gone out ``window`` seconds or less before it (``last``: when each
-    dial key went out before this run)."""
-    results = []
-    for r in report.results:
-        before = last.get((r.msisdn, r.service_number, r.sent_text))
-        age = (r.started_at - before).total_seconds() if before is not None else None
-        if r.reply_text is None and r.reason and age is not None and 0 <= age <= window:
-            again = before + timedelta(seconds=window)
-            r = replace(r, reason=(
-                f"{r.reason} - the same MO went out {age:.0f} s before, within [inbox] "
-                f"duplicate_window_seconds ({window:g} s): over SMPP the inbox takes it for "
-                f"the SMSC delivering that one again and stores it once; dial it after "
-                f"{again:%H:%M:%S} UTC, or give this probe a text of its own"))
-        results.append(r)
-    return replace(report, results=tuple(results))
-
-
 def judge(probe: Probe, reply: str | None, latency_ms: float | None, *, timeout: float) -> str | None:
     """Why ``reply`` fails ``probe`` (reasons joined by '; '), or None when it passes."""
     if reply is None or latency_ms is None:
-        return f"{NO_REPLY} {timeout:g} s"
+        return f"no reply within {timeout:g} s"
     reasons = []
     if probe.expect.search(reply) is None:
         shown = reply if len(reply) <= REPLY_SHOWN else reply[: REPLY_SHOWN - 1] + "…"
@@ -204,24 +169,11 @@ def alert(report: RunReport) -> None:
 async def run_and_record(
     probes: Sequence[Probe], *, channel: ProbeChannel, store: Store, timeout: float,
     metrics: ProbeMetrics | None = None, concurrency: int = DEFAULT_CONCURRENCY,
-    duplicate_window: float | None = None,
 ) -> RunReport:  # fmt: skip
-    """One whole run: probes, the log, metrics, then one ``probe_runs`` row per probe.
-    With ``duplicate_window`` (``[inbox] duplicate_window_seconds``), a probe without a
-    reply whose MO went out within it before says so (:func:`explained`)."""
-    from jingxin.probes.history import last_dials, record_results
+    """One whole run: probes, the log, metrics, then one ``probe_runs`` row per probe."""
+    from jingxin.probes.history import record_results
 
-    last: dict[DialKey, datetime] = {}
-    if duplicate_window:
-        since = datetime.now(UTC) - timedelta(seconds=duplicate_window)
-        try:
-            last = await asyncio.to_thread(last_dials, store, [dial_key(p) for p in probes],
-                                           since=since)  # fmt: skip
-        except Exception:  # noqa: BLE001 - a hint is no reason not to dial (the store may be down)
-            log.warning("the dial tests' last runs could not be read", exc_info=True)
     report = await run_probes(probes, channel=channel, timeout=timeout, concurrency=concurrency)
-    if last:
-        report = explained(report, last, window=duplicate_window or 0.0)
     alert(report)
     if metrics is not None:
         metrics.observe(report.results)

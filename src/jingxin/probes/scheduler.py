@@ -2,11 +2,6 @@
 hall's reconciliation of orders whose BOSS call timed out - and of the journeys (the daily
 scans and the due steps, :class:`jingxin.journeys.schedule.JourneyDuties`).
 
-The dial tests run at most once per ``[inbox] duplicate_window_seconds`` (a tick within it
-of their last run skips them, the rest of the tick runs): an SMPP MO carries no id, so the
-inbox takes a probe's MO repeated within the window for the SMSC delivering the last one
-again and stores it once - every other run would fail for want of a reply.
-
 One scheduler at a time: :class:`LeasedTick` runs a tick's parts only while this process
 holds the ``scheduler`` lease in the store; a second scheduler (another machine) says who
 holds it until when, and waits - it runs nothing until the lease is released or expires.
@@ -36,11 +31,6 @@ from jingxin.probes.runner import RunReport, run_and_record
 log = logging.getLogger("jingxin.scheduler")
 
 Tick = Callable[[int], Awaitable[Any]]
-
-# Seconds past the duplicate window before a probe's MO goes out again (the last one's
-# way from the probe to the inbox, and clock skew between them); a hundredth of a small
-# window.
-DIAL_MARGIN_S = 5.0
 
 
 async def run_schedule(tick: Tick, *, interval: float, iterations: int | None = None,
@@ -82,14 +72,12 @@ class HallTick:
     channel: ProbeChannel
     metrics: ProbeMetrics | None = None
     on_report: Callable[[RunReport], None] | None = None
-    on_skipped: Callable[[str], None] | None = None  # the dial tests held to the window
     reconcile: Callable[[Settings, Store], Any] | None = None
 
     async def __call__(self, n: int) -> RunReport | None:
         report = None
-        if self.probes and await self._probes_due(n):
+        if self.probes:
             try:
-                # (no duplicate_window: _probes_due found no dial within it to explain)
                 report = await run_and_record(self.probes, channel=self.channel, store=self.store,
                                               timeout=self.settings.probing.timeout_seconds,
                                               metrics=self.metrics)  # fmt: skip
@@ -103,36 +91,6 @@ class HallTick:
         except Exception:  # noqa: BLE001 - a reconcile error waits for the next tick
             log.exception("scheduled run %d: the hall reconcile failed", n)
         return report
-
-    async def _probes_due(self, n: int) -> bool:
-        """False when the probes' last run started within the inbox's duplicate window
-        (and a margin for the MO's own way in): their MO would be taken for the last
-        ones delivered again. A store that cannot say lets them run."""
-        from jingxin.probes.history import last_dials
-        from jingxin.probes.runner import dial_key
-
-        duplicates = self.settings.inbox.duplicate_window_seconds
-        window = duplicates + min(DIAL_MARGIN_S, duplicates / 100)
-        now = datetime.now(UTC)
-        try:
-            last = await asyncio.to_thread(last_dials, self.store,
-                                           [dial_key(p) for p in self.probes],
-                                           since=now - timedelta(seconds=window))  # fmt: skip
-        except Exception:  # noqa: BLE001 - logged; the probes run
-            log.warning("scheduled run %d: the dial tests' last runs could not be read", n,
-                        exc_info=True)  # fmt: skip
-            return True
-        if not last:
-            return True
-        latest = max(last.values())
-        said = (f"dial tests skipped - their last run {(now - latest).total_seconds():.0f} s "
-                f"ago is within [inbox] duplicate_window_seconds ({duplicates:g} s), where the "
-                "inbox takes an identical MO for a redelivery; next after "
-                f"{latest + timedelta(seconds=window):%H:%M:%S} UTC")
-        log.info("scheduled run %d: %s", n, said)
-        if self.on_skipped is not None:
-            self.on_skipped(said)
-        return False
 
 
 # The hall's order reconciliation: an order whose BOSS call timed out is 'unknown';

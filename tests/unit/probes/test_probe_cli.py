@@ -19,8 +19,7 @@ def hall_answers(text: str) -> tuple[str | None, float]:
     return {"YE": ("您的余额12元。", 0.0), "LL": ("本月已用流量1.2GB。", 0.0)}.get(text, (None, 0.0))
 
 
-def configure(tmp_path, monkeypatch, url: str, *, ll_expect: str = "流量",
-              window: float = 600.0) -> None:
+def configure(tmp_path, monkeypatch, url: str, *, ll_expect: str = "流量") -> None:
     config = tmp_path / "jingxin.toml"
     config.write_text(f"""
 [store]
@@ -29,9 +28,6 @@ url = "sqlite:///{tmp_path / 'jx.db'}"
 [probing]
 smsc_url = "{url}"
 timeout_seconds = 1.0
-
-[inbox]
-duplicate_window_seconds = {window}
 
 [[probes]]
 name = "balance"
@@ -113,7 +109,7 @@ def test_list_shows_the_configured_probes(tmp_path, monkeypatch) -> None:
 def test_the_scheduler_runs_the_probes_the_number_of_times_asked(tmp_path, monkeypatch) -> None:
     runner = CliRunner()
     with ThreadedHall(hall_answers) as hall:
-        configure(tmp_path, monkeypatch, hall.url, window=0.1)  # (the real one is minutes)
+        configure(tmp_path, monkeypatch, hall.url)
         result = runner.invoke(app, ["scheduler", "--no-journeys", "--iterations", "2", "--interval", "0.2"])
     assert result.exit_code == 0, result.output
     assert result.output.count(": 2/2 passed") == 2 and "scheduler stopped after 2 runs" in result.output

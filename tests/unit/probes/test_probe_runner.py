@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from probe_fakes import FakeHall, balance_hall, closed_port, probe
@@ -133,29 +132,3 @@ async def test_a_run_is_logged_counted_and_recorded(store, caplog) -> None:
     assert [(r.run_id, r.probe, r.ok, r.sent_text, r.expect) for r in rows] == [
         (report.run_id, "menu", False, "LL", "菜单"), (report.run_id, "ye", True, "YE", "余额")]
     assert rows[1].latency_ms >= 300 and rows[1].reply_text == "您的余额12元。" and rows[0].reason
-
-
-async def test_no_reply_to_a_dial_within_the_duplicate_window_says_why(store) -> None:
-    # Given the balance probe dialled 30 s ago (its row in probe_runs), and the usage probe
-    # dialled 20 minutes ago, and a hall that now answers nothing
-    now = datetime.now(UTC)
-    recent, old = probe("balance", text="YE"), probe("usage", text="LL", msisdn="+8613900000002")
-    with store.transaction() as session:
-        for p, ago in ((recent, 30), (old, 1200)):
-            session.add(ProbeRun(run_id="probe-before", probe=p.name, msisdn=p.msisdn,
-                                 service_number=p.service_number, sent_text=p.text,
-                                 expect=p.expect.pattern, max_latency_ms=p.max_latency_ms,
-                                 ok=True, reply_text="【中国移动】您的余额12元。",
-                                 started_at=now - timedelta(seconds=ago)))  # fmt: skip
-    # When both run with the inbox's 600-s window
-    async with Simulator(http_port=0) as sim, FakeHall(sim.smpp_port, silent_hall):
-        channel = SimulatorChannel(f"http://127.0.0.1:{sim.http_port}")
-        report = await run_and_record([recent, old], channel=channel, store=store, timeout=0.5,
-                                      duplicate_window=600.0)  # fmt: skip
-    # Then the recent one's failure names the likely cause and when to dial again
-    by = {r.probe: r.reason for r in report.results}
-    assert by["balance"].startswith("no reply within 0.5 s - the same MO went out ")
-    assert "within [inbox] duplicate_window_seconds (600 s)" in by["balance"]
-    assert "dial it after" in by["balance"]
-    # And the other one's is the plain timeout: its last dial is outside the window
-    assert by["usage"] == "no reply within 0.5 s"

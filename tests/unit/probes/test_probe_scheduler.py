@@ -7,7 +7,6 @@ import asyncio
 import logging
 import sys
 import types
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from probe_fakes import closed_port, probe
@@ -15,8 +14,7 @@ from probe_fakes import closed_port, probe
 import jingxin.hall
 from jingxin.config import Settings
 from jingxin.data.store.engine import open_store
-from jingxin.data.store.models.hall import ProbeRun
-from jingxin.probes import HallTick, SimulatorChannel, hall_reconcile, run_schedule
+from jingxin.probes import HallTick, Reply, SimulatorChannel, hall_reconcile, run_schedule
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -69,6 +67,26 @@ async def test_stop_ends_the_schedule_between_runs() -> None:
     assert done == 3  # at 0, 0.1 and 0.2; the wait for 0.3 ends at the stop
 
 
+class AnsweringChannel:
+    """A probe channel whose subscriber is answered at once with a balance; keeps the MO
+    it was given."""
+
+    where = "answering channel"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str]] = []
+
+    async def check(self) -> None:
+        pass
+
+    async def send_mo(self, *, source: str, destination: str, text: str) -> int:
+        self.sent.append((source, destination, text))
+        return len(self.sent)
+
+    async def replies(self, *, to: str, after: int, wait: float) -> list[Reply]:
+        return [Reply(after + 1, "10086", "【中国移动】您的余额12元。")]
+
+
 @pytest.fixture
 def store(tmp_path, migrated_sqlite):
     opened = open_store(migrated_sqlite(tmp_path / "sched.db"))
@@ -95,6 +113,19 @@ async def test_a_tick_reconciles_even_when_the_dial_tests_cannot_run(store, capl
     assert any("scheduled run 2: the hall reconcile failed" in r.getMessage() for r in caplog.records)
 
 
+async def test_two_ticks_in_a_row_both_dial(store) -> None:
+    # Given a channel that answers every probe, and a reconcile hook that records its calls
+    channel, calls = AnsweringChannel(), []
+    tick = HallTick(settings=Settings(), store=store, probes=[probe()], channel=channel,
+                    reconcile=lambda settings, store: calls.append(1))  # fmt: skip
+    # When two ticks run back to back (the second within seconds of the first's MO)
+    first, second = await tick(1), await tick(2)
+    # Then each sent the same MO and got its answer: a repeated dial is dialled again
+    assert first is not None and second is not None, "a tick skipped the dial tests"
+    assert first.ok and second.ok and first.run_id != second.run_id
+    assert channel.sent == [("+8613900000001", "10086", "CXYE")] * 2 and calls == [1, 1]
+
+
 def test_the_reconcile_hook_is_skipped_when_the_hall_is_off(store, monkeypatch) -> None:
     from jingxin.config import HallSettings
 
@@ -117,27 +148,3 @@ def test_the_reconcile_hook_calls_the_hall_with_its_boss(store, monkeypatch) -> 
     assert ctx.store is store and isinstance(ctx.boss, StoreBoss) and ctx.boss.timeout_seconds == 1.5
     # And not at all with the hall disabled
     assert hall_reconcile(Settings(hall={"enabled": False}), store) is None and len(seen) == 1
-
-
-async def test_a_tick_within_the_duplicate_window_of_the_last_dial_skips_only_the_probes(
-        store, caplog) -> None:  # fmt: skip
-    # Given the probe dialled 60 s ago (a reply came), then a simulator that is not there
-    p = probe()
-    with store.transaction() as session:
-        session.add(ProbeRun(run_id="probe-before", probe=p.name, msisdn=p.msisdn,
-                             service_number=p.service_number, sent_text=p.text,
-                             expect=p.expect.pattern, max_latency_ms=p.max_latency_ms, ok=True,
-                             reply_text="余额12元",
-                             started_at=datetime.now(UTC) - timedelta(seconds=60)))  # fmt: skip
-    calls = []
-    tick = HallTick(settings=Settings(), store=store, probes=[p],
-                    channel=SimulatorChannel(f"http://127.0.0.1:{closed_port()}"),
-                    reconcile=lambda settings, store: calls.append(1))  # fmt: skip
-    caplog.set_level(logging.INFO, logger="jingxin.scheduler")
-    # When a tick runs inside the 600-s window, Then the probes are skipped and said so
-    assert await tick(1) is None and calls == [1]
-    assert any("dial tests skipped" in r.getMessage() for r in caplog.records)
-    # And a run that sent nothing (the simulator down) does not hold the next one back
-    with store.transaction() as session:
-        session.query(ProbeRun).delete()
-    assert (await tick(2)).unreachable and (await tick(3)).unreachable
