@@ -76,7 +76,9 @@ _PG_ARRAYS = ("channel", "protocol", "source", "destination", "ref", "total", "s
 # PostgreSQL: a flush in one statement whatever its size (arrays, so it is prepared once).
 # ``v``: the flush's parts, with the message of each single-part one (msisdn, text) already
 # decoded; ``gone``: the rows of parts acknowledged since the last flush (``released``:
-# fingerprint, and the instant the acknowledged PDU came - later rows stay); ``fresh``: the
+# fingerprint, and the instant the acknowledged PDU came - later rows stay), found through
+# the index (``= ANY``: a join on the table alone was planned as a scan of it, dead rows and
+# all, on every flush); ``fresh``: the
 # parts with an SMSC id, and those without one that repeat no unacknowledged part within
 # the duplicate window (those acknowledged in this very flush, which ``gone`` deletes but
 # this snapshot still shows, are told by ``acked_before``), each with its key - the
@@ -101,7 +103,8 @@ WITH v AS (
 ), gone AS (
     DELETE FROM mo_unacked u
     USING unnest(CAST(:released AS TEXT[]), CAST(:released_at AS TIMESTAMPTZ[])) AS r(fingerprint, at)
-    WHERE u.fingerprint = r.fingerprint AND u.received_at <= r.at
+    WHERE u.fingerprint = ANY(CAST(:released AS TEXT[]))
+      AND u.fingerprint = r.fingerprint AND u.received_at <= r.at
 ), fresh AS MATERIALIZED (
     SELECT v.*, CASE WHEN v.alt IS NOT NULL AND (v.acked_before IS NOT NULL OR EXISTS (
                     SELECT 1 FROM mo_parts r WHERE r.dedup_key = v.dedup_key))
