@@ -45,6 +45,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     hall = out[out.find("→ 10086"):out.find("→ 10086") + 6000] if "→ 10086" in out else out[-4000:]
     for said in ("订购成功", "您当前积分100分", "兑换成功", "核销成功", "已核销过", "投诉已受理"):
         assert said in out, f"{said!r} not in the hall conversation:\n{hall}"
+    # (the balance asked twice over SMPP, the same text: answered twice, the order between)
+    assert out.count("subscriber A → 10086: ye") == 2 and out.count("您的账户余额为") == 2, hall
     assert "2 probes, 2 passed, 0 failed" in out
     # And the day of journeys queued its messages once: the second scan found it done
     assert "[holiday] 【中国移动】" in out and "done (earlier)" in out

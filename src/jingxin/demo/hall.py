@@ -150,7 +150,9 @@ def _say(ws: Workspace, url: str, who: str, label: str, text: str, last: dict[st
 def _conversation(ws: Workspace, cast: Cast, url: str) -> None:
     last: dict[str, int] = {}
     me, friend, shop = "subscriber A", "friend B", "merchant M001"
-    for text in ("0", "41", "42", "ye", f"KT{cast.deal} S1001", "Y", "9",
+    # "ye" twice: over SMPP the same text again is a new question once the first was
+    # acknowledged (the second answer shows the order's first month taken off).
+    for text in ("0", "41", "42", "ye", f"KT{cast.deal} S1001", "Y", "9", "ye",
                  f"{cast.friend.removeprefix('+86')}CL"):
         _say(ws, url, cast.subscriber, me, text, last)
     for text in (f"KT{cast.referral}", "Y"):
@@ -159,9 +161,9 @@ def _conversation(ws: Workspace, cast: Cast, url: str) -> None:
         _say(ws, url, cast.subscriber, me, text, last)
     code = _voucher_code(ws, cast.subscriber)
     _say(ws, url, cast.merchant, shop, f"HX{code}", last)
-    # The same code again (typed differently: the very same text twice would be taken for
-    # the SMSC delivering one message again): single use, so refused.
-    _say(ws, url, cast.merchant, shop, f"hx {code.lower()}", last)
+    # The same text again: a new attempt (the first was acknowledged), and the code is
+    # single use, so refused.
+    _say(ws, url, cast.merchant, shop, f"HX{code}", last)
     _say(ws, url, cast.subscriber, me, "投诉 营销短信太多了", last)
     _say(ws, url, cast.friend, friend, "TD", last)
 
