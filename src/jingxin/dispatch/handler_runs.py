@@ -38,6 +38,7 @@ from sqlalchemy import BigInteger, Integer, bindparam, delete, literal_column, s
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from jingxin.data.msisdn import e164_of_few
 from jingxin.data.store.bulk import probe
 from jingxin.data.store.engine import Store, store_errors
 from jingxin.data.store.frozen import Frozen
@@ -59,8 +60,9 @@ from jingxin.dispatch.handlers import (
     handle_all,
 )
 from jingxin.dispatch.invalid import alive_updates, seen_alive
+from jingxin.data.validate import valid_msisdn
 from jingxin.dispatch.reply import ReplyRequest
-from jingxin.errors import StoreError
+from jingxin.errors import InputError, StoreError
 from jingxin.logs import mask
 
 log = logging.getLogger(__name__)
@@ -124,11 +126,12 @@ def _run_batch(store: Store, *, registry: HandlerRegistry, context: HandlerConte
                limit: int, ids: Sequence[int] | None) -> RunTally:  # fmt: skip
     began = time.perf_counter()
     tally = RunTally()
-    mos = _pending(store, context=context, limit=limit, ids=ids)
+    everyone = _pending(store, context=context, limit=limit, ids=ids)
     at = context.now or utc_now()
-    if mos:
+    if everyone:
+        mos, unreachable = _reachable(everyone, registry=registry)
         try:
-            done = _handle_batch(mos, registry=registry, context=context)
+            done = unreachable + (_handle_batch(mos, registry=registry, context=context) if mos else [])
             recorded = _record_all(store, done=done, at=at)
         except StoreError:
             raise  # the store is down, not one MO bad: the whole batch stays pending
@@ -136,16 +139,43 @@ def _run_batch(store: Store, *, registry: HandlerRegistry, context: HandlerConte
             log.warning("a batch of %d MO failed (%s: %s); handling them one at a time",
                         len(mos), type(exc).__name__, exc)  # fmt: skip
             tally.fallbacks += 1
-            done = [_one(mo, registry=registry, context=context) for mo in mos]
+            done = unreachable + [_one(mo, registry=registry, context=context) for mo in mos]
             recorded = {d.mo.id for d in done if _record(store, mo=d.mo, handler=d.handler,
                                                           outcome=d.outcome, result=d.result,
                                                           at=at)}  # fmt: skip
         for item in done:
             tally.count(item, recorded=item.mo.id in recorded)
         if ids is None:
-            context.cursor.advance(max(mo.id for mo in mos))
+            context.cursor.advance(max(mo.id for mo in everyone))
     tally.seconds = time.perf_counter() - began
     return tally
+
+
+def _reachable(mos: list[InboundMessage], *, registry: HandlerRegistry,
+               ) -> tuple[list[InboundMessage], list[Done]]:  # fmt: skip
+    """The MO to handle, and ``failed`` for each one a handler would take from a sender that
+    is no number the platform serves (the inbox keeps such a sender as received: ``12345``,
+    ``abc``, a foreign one): no reply can reach it and no refusal can be recorded for it.
+    Told apart here, one check for the batch, rather than by the batch failing on the
+    first of them and falling back to one MO at a time."""
+    senders = e164_of_few([mo.msisdn for mo in mos])
+    if all(e164 == mo.msisdn for e164, mo in zip(senders, mos, strict=True)):
+        return mos, []
+    ok: list[InboundMessage] = []
+    unreachable: list[Done] = []
+    for e164, mo in zip(senders, mos, strict=True):
+        handler = None if e164 == mo.msisdn else registry.match(mo)
+        if handler is None:  # (no handler: recorded no_handler by the batch, as any other)
+            ok.append(mo)
+            continue
+        try:
+            valid_msisdn(mo.msisdn, field="sender")
+            why = f"sender: {mo.msisdn!r} is no number this platform serves"
+        except InputError as exc:
+            why = str(exc)
+        detail = f"{why}: not handled - no reply can reach it and no refusal can be recorded for it"
+        unreachable.append(Done(mo, handler.name, "failed", HandlerResult(detail=detail[:MAX_DETAIL])))
+    return ok, unreachable
 
 
 def _handle_batch(mos: list[InboundMessage], *, registry: HandlerRegistry,

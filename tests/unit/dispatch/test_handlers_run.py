@@ -318,18 +318,25 @@ def test_one_raising_handler_in_a_batch_of_ten_fails_alone(store) -> None:
 
 
 def test_a_bad_number_in_a_batch_of_td_fails_alone_and_the_rest_opt_out(store) -> None:
-    # Given ten TD in one batch, one from a raw source that never normalised
+    # Given ten TD in one batch, one from a raw source that never normalised, and a
+    # foreign number's TD and an unknown number's "0" too (no handler for that: none)
     numbers = [f"+86139123456{i:02d}" for i in range(9)]
     ids = [add_mo(store, text="TD", msisdn=n) for n in numbers[:5]]
     bad = add_mo(store, text="TD", msisdn="12345")
+    foreign = add_mo(store, text="TD", msisdn="+447911123456")
+    unmatched = add_mo(store, text="0", msisdn="abc", service_number="10699999")
     ids += [add_mo(store, text="TD", msisdn=n) for n in numbers[5:]]
     replier = FakeReplier()
     # When the handlers run
     tally = run(store, replier)
-    # Then the one bad MO failed naming the number, the nine others opted out and got one
+    # Then the bad MO failed naming the sender and why, without failing the batch (no
+    # fallback to one MO at a time), and the nine others opted out and got one
     # confirmation each
-    assert (tally.handled, tally.failed, tally.fallbacks) == (9, 1, 1)
-    assert "msisdn" in outcome_of(store, bad).detail
+    assert (tally.handled, tally.failed, tally.no_handler, tally.fallbacks) == (9, 2, 1, 0)
+    assert outcome_of(store, bad).detail.startswith("sender: invalid msisdn '12345': too short")
+    assert "foreign" in outcome_of(store, foreign).detail
+    assert outcome_of(store, bad).handler == "unsubscribe"
+    assert outcome_of(store, unmatched).outcome == "no_handler"
     assert all(len(opt_outs(store, n)) == 1 for n in numbers)
     assert len(replier.sent) == 9 and f"inbox:{bad}:reply" not in replier.sent
 
