@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jingxin.data import msisdn as msisdn_module
 from jingxin.data.msisdn import (
     InvalidMsisdn,
     carrier_of,
@@ -116,7 +117,9 @@ def test_a_few_numbers_by_hand_give_the_column_answers():
     # Then the hand-read path answers as the column does, row by row
     assert e164_of_few(raws) == column
     assert [e164_of_few([raw])[0] for raw in raws] == column
-    assert e164_of_few(raws * 40) == column * 40  # > 128: the column itself
+    assert e164_of_few(raws * 8) == column * 8  # still by hand, many at once
+    assert len(raws * 40) > msisdn_module._FEW  # past the hand-read size: the column itself
+    assert e164_of_few(raws * 40) == column * 40
 
 
 @settings(max_examples=300, deadline=None)
