@@ -9,7 +9,9 @@ stands in for it here - it travels the same road (handler reply → delivery ent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select
@@ -35,6 +37,22 @@ def settings_for(port: int) -> Settings:
     )  # fmt: skip
 
 
+@contextlib.asynccontextmanager
+async def worker_on_simulator(store) -> AsyncIterator[SimulatorChannel]:
+    """The simulator, a real worker bound to it, and the probes' way in to its MO endpoint."""
+    async with Simulator(http_port=0) as sim:
+        worker = build_worker(settings_for(sim.smpp_port), store)
+        await start_channels(worker)
+        stop = asyncio.Event()
+        running = asyncio.create_task(worker.run(stop=stop))
+        try:
+            yield SimulatorChannel(f"http://127.0.0.1:{sim.http_port}")
+        finally:
+            stop.set()
+            await running
+            await close_channels(worker)
+
+
 async def test_a_probe_sees_the_keyword_reply_through_a_real_worker(store_url) -> None:
     store = open_store(store_url, upgrade=True)
     probes = [
@@ -42,19 +60,9 @@ async def test_a_probe_sees_the_keyword_reply_through_a_real_worker(store_url) -
         Probe("menu", "+8613900000002", "10086", "CXYE", re.compile(r"菜单"), 5000),
     ]  # fmt: skip
     try:
-        async with Simulator(http_port=0) as sim:
-            worker = build_worker(settings_for(sim.smpp_port), store)
-            await start_channels(worker)
-            stop = asyncio.Event()
-            running = asyncio.create_task(worker.run(stop=stop))
-            try:
-                # When the probes run against the simulator the worker is bound to
-                channel = SimulatorChannel(f"http://127.0.0.1:{sim.http_port}")
-                report = await run_and_record(probes, channel=channel, store=store, timeout=8.0)
-            finally:
-                stop.set()
-                await running
-                await close_channels(worker)
+        # When the probes run against the simulator the worker is bound to
+        async with worker_on_simulator(store) as channel:
+            report = await run_and_record(probes, channel=channel, store=store, timeout=8.0)
         # Then the balance probe passed on the auto-reply, and the menu probe failed on it
         balance, menu = report.results
         assert balance.ok, balance.reason
@@ -82,20 +90,10 @@ async def test_the_same_dial_twice_within_the_duplicate_window_is_answered_twice
     store = open_store(store_url, upgrade=True)
     probe = Probe("balance", "+8613900000001", "10086", "CXYE", re.compile(r"余额为"), 5000)
     try:
-        async with Simulator(http_port=0) as sim:
-            worker = build_worker(settings_for(sim.smpp_port), store)
-            await start_channels(worker)
-            stop = asyncio.Event()
-            running = asyncio.create_task(worker.run(stop=stop))
-            try:
-                # When the same dial runs twice, a moment apart (well within the 600-s window)
-                channel = SimulatorChannel(f"http://127.0.0.1:{sim.http_port}")
-                first = await run_and_record([probe], channel=channel, store=store, timeout=8.0)
-                second = await run_and_record([probe], channel=channel, store=store, timeout=8.0)
-            finally:
-                stop.set()
-                await running
-                await close_channels(worker)
+        # When the same dial runs twice, a moment apart (well within the 600-s window)
+        async with worker_on_simulator(store) as channel:
+            first = await run_and_record([probe], channel=channel, store=store, timeout=8.0)
+            second = await run_and_record([probe], channel=channel, store=store, timeout=8.0)
         # Then both are answered: two MO stored, two replies through the outbox
         assert first.results[0].ok and second.results[0].ok, (first.results, second.results)
         with store.sessions() as session:

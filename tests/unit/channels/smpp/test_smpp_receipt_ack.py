@@ -98,6 +98,16 @@ async def test_a_failed_handler_asks_the_smsc_to_resend() -> None:
         task.cancel()
 
 
+def _mo_session() -> tuple[MoInbox, SmppSession, FakeTransport]:
+    """An SMPP channel handing MO to the worker's durable inbox, its session on a fake link."""
+    inbox = MoInbox()
+    channel = SmppChannel(name="sim", config=SessionConfig(), on_mo_part=inbox.handler("sim"))
+    session = SmppSession(SessionConfig(), on_deliver=channel._on_deliver)
+    transport = FakeTransport(session)
+    session.connection_made(transport)
+    return inbox, session, transport
+
+
 def _mo_pdu(seq: int, text: bytes, **tlvs) -> bytes:
     return codec.encode(p.DeliverSm(seq, source_addr="8613800138000", destination_addr="10086",
                                     short_message=text, tlvs=tlvs))  # fmt: skip
@@ -105,11 +115,7 @@ def _mo_pdu(seq: int, text: bytes, **tlvs) -> bytes:
 
 async def test_an_mo_acknowledged_on_the_open_link_is_reported_to_the_inbox() -> None:
     # Given an SMPP channel handing MO to the worker's durable inbox
-    inbox = MoInbox()
-    channel = SmppChannel(name="sim", config=SessionConfig(), on_mo_part=inbox.handler("sim"))
-    session = SmppSession(SessionConfig(), on_deliver=channel._on_deliver)
-    transport = FakeTransport(session)
-    session.connection_made(transport)
+    inbox, session, transport = _mo_session()
     # When "Y" arrives and is committed
     session.data_received(_mo_pdu(5, b"Y"))
     [(_, part)], waiter = inbox.take()
@@ -131,11 +137,7 @@ async def test_an_mo_acknowledged_on_the_open_link_is_reported_to_the_inbox() ->
 
 
 async def test_an_mo_whose_link_dropped_or_that_failed_is_not_reported() -> None:
-    inbox = MoInbox()
-    channel = SmppChannel(name="sim", config=SessionConfig(), on_mo_part=inbox.handler("sim"))
-    session = SmppSession(SessionConfig(), on_deliver=channel._on_deliver)
-    transport = FakeTransport(session)
-    session.connection_made(transport)
+    inbox, session, transport = _mo_session()
     # Given one MO whose store fails (the worker puts it back) ...
     session.data_received(_mo_pdu(7, b"YE"))
     _, failed = inbox.take()
