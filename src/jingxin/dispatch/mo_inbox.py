@@ -17,7 +17,8 @@ again. The redelivery is stored once:
   ``duplicate_window``, is its redelivery; a PDU the same as an acknowledged one is new.
   The channel reports each part once its deliver_sm_resp is written on the open link
   (:class:`jingxin.dispatch.inbox.MoInbox`: ``acks``); the next flush deletes those
-  parts' rows, in its own statement. A repeat that arrives before the first was
+  parts' rows, in its own statement (or, when no part comes within the lane's flush
+  interval, :func:`release` alone). A repeat that arrives before the first was
   acknowledged is taken for its redelivery (an SMSC does not send the next one sooner).
   The first copy's key is the fingerprint and its window-long bucket (a redelivery racing
   it from another worker hits the unique key and waits); a later one, after an
@@ -209,6 +210,13 @@ def store_parts(
     tally.assembled += assemble(conn, new=waiting, now=now, part_timeout=rules.part_timeout,
                                 expire=expire or not items, siblings=siblings)  # fmt: skip
     return tally
+
+
+def release(conn: Connection, *, acks: Sequence[Ack]) -> int:
+    """Record ``acks`` on their own (the MO lane in a quiet moment: no part to ride with),
+    so that another worker bound to the same account soon sees them too; how many."""
+    _release(conn, [(fingerprint(channel, part), part.received_at) for _, channel, part in acks])
+    return len(acks)
 
 
 def is_single(part: MoPart) -> bool:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from jingxin.data.store.engine import store_errors
 from jingxin.dispatch.handler_process import by_sender
 from jingxin.dispatch.inbox import Ack
-from jingxin.dispatch.mo_inbox import MoTally, one_statement, store_parts
+from jingxin.dispatch.mo_inbox import MoTally, one_statement, release, store_parts
 from jingxin.errors import JingxinError
 
 log = logging.getLogger("jingxin.dispatch.worker")
@@ -53,13 +53,17 @@ class MoLane:
                 stopping = stop.is_set()
                 sweep = loop.time() - last_sweep > 5.0
                 parts, waiter = self.mo_inbox.take()
-                # (the acknowledgements since the last round: they wait for the next part)
-                acks = self.mo_inbox.take_acks() if parts or sweep else []
+                # The acknowledgements since the last round go with its parts; with none
+                # (a flush interval went by without one) on their own, so that a worker
+                # bound to the same account soon sees them too.
+                acks = self.mo_inbox.take_acks() if parts or sweep or self.mo_inbox.acks else []
                 try:
                     mo = MoTally()
                     if parts or sweep:
                         mo = await self._call(self.store_mo, _pool=self._mo_db, parts=parts,
                                               acks=acks, sweep=sweep)  # fmt: skip
+                    elif acks:
+                        await self._call(self.release_mo, _pool=self._mo_db, acks=acks)
                     self.mo_inbox.committed(waiter)  # only now may the channels ack the PDUs
                     if mo.assembled or sweep:  # (store_mo queued them for the handler lane)
                         self._handlers_due = True
@@ -125,6 +129,11 @@ class MoLane:
         self._mo_unhandled.extend(mo.assembled)
         self._observe_mo(mo)
         return mo
+
+    def release_mo(self, *, acks: Sequence[Ack]) -> int:
+        """Record acknowledgements alone (the MO lane's thread), one statement."""
+        with store_errors("recording MO acknowledgements"), self.store.autocommit() as conn:
+            return release(conn, acks=acks)
 
     def run_handlers(self, *, mo: MoTally | None = None, sweep: bool = True) -> None:
         """After an MO commit (the handler lane's thread): the handlers, then PDU → handled

@@ -7,10 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from jingxin.data.store import open_store
-from jingxin.dispatch.mo_inbox import one_statement
+from jingxin.data.store.models import MoUnacked
+from jingxin.dispatch.mo_inbox import fingerprint, one_statement
 from tests.unit.dispatch.dispatch_fakes import HappyChannel, make_worker
 from tests.unit.dispatch.mo_parts import smpp_parts
 
@@ -44,3 +45,17 @@ def test_on_postgresql_a_round_of_short_mo_is_stored_in_autocommit(store) -> Non
     # And a sweep is a transaction too, whatever it stores
     assert one_statement(short, expire=False) and not one_statement(short, expire=True)
     assert not one_statement([], expire=False)
+
+
+def test_acknowledgements_in_a_quiet_moment_are_recorded_on_their_own(store) -> None:
+    # Given two SMPP MO stored by the MO lane, both waiting for their acknowledgement
+    worker, _ = make_worker(store, {"happy": (HappyChannel, {})})
+    now = datetime.now(UTC)
+    parts = [("happy", smpp_parts(f"Y{i}", source=f"86137{i:08d}", at=now)[0]) for i in range(2)]
+    worker.store_mo(parts=parts)
+    # When the first one's acknowledgement is recorded with no part to ride with
+    assert worker.release_mo(acks=[(0, *parts[0])]) == 1
+    # Then only the second still waits
+    with store.sessions() as session:
+        waiting = session.execute(select(MoUnacked.fingerprint)).scalars().all()
+    assert waiting == [fingerprint(*parts[1])]
