@@ -186,12 +186,15 @@ def dedup_key(channel: str, part: MoPart, print_: str, window: timedelta) -> str
 
 def store_parts(
     conn: Connection, *, items: Sequence[MoItem], now: datetime, rules: InboxRules,
-    expire: bool = True, acks: Sequence[Ack] = (),
+    expire: bool = True, acks: Sequence[Ack] = (), prune: bool = False,
 ) -> MoTally:  # fmt: skip
     """Insert ``items`` (each once), then write a message for every group they complete.
     With ``expire`` (the worker's sweeps, and any call without items) also for every group
     anywhere whose wait is over. ``acks``: the parts acknowledged since the last call, in
-    order among ``items`` (see the module's docstring)."""
+    order among ``items`` (see the module's docstring). ``prune``: forget the parts
+    waiting for an acknowledgement past twice the duplicate window (a part whose link
+    died unanswered and that the SMSC never sent again) - a scan of ``mo_unacked``, so
+    the worker asks for it every ten minutes, not every sweep."""
     tally = MoTally()
     candidates, released = _candidates(items, acks=acks, window=rules.duplicate_window)
     if conn.dialect.name == "postgresql" and candidates:
@@ -203,7 +206,7 @@ def store_parts(
     else:
         new = _insert(conn, candidates=candidates, released=released, rules=rules)
         waiting, siblings = new, None
-    if expire:  # rows no redelivery can match any more (a part whose link died unanswered)
+    if prune:  # rows no redelivery can match any more
         conn.execute(delete(MoUnacked).where(MoUnacked.received_at < now - 2 * rules.duplicate_window))
     tally.stored += len(new)
     tally.duplicates += len(items) - len(new)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 from jingxin.data.store.engine import store_errors
@@ -30,6 +31,9 @@ log = logging.getLogger("jingxin.dispatch.worker")
 # A batch of at least this many MO is shared among the handler processes (by sender);
 # a smaller one is answered by one - each child's batch pays for a dozen statements.
 SPLIT_FROM = 8
+# Seconds between two prunes of mo_unacked (a scan of it: a part whose link died unanswered
+# and that the SMSC never sent again waits there; nothing reads it past the window).
+PRUNE_EVERY_S = 600.0
 
 
 class MoLane:
@@ -123,12 +127,21 @@ class MoLane:
         with store_errors("storing MO"), (self.store.autocommit() if alone
                                           else self.store.engine.begin()) as conn:  # fmt: skip
             mo = store_parts(conn, items=parts, now=now, rules=self.config.inbox_rules,
-                             expire=sweep, acks=acks)  # fmt: skip
+                             expire=sweep, acks=acks, prune=sweep and self.prune_due())  # fmt: skip
         # Committed: the handler lane may take them now, from this thread - a handler run
         # in progress takes them when it ends, without a trip through the event loop.
         self._mo_unhandled.extend(mo.assembled)
         self._observe_mo(mo)
         return mo
+
+    def prune_due(self) -> bool:
+        """Is it time to forget the parts that will never be acknowledged (every
+        :data:`PRUNE_EVERY_S`; the first sweep of a worker does it)?"""
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY_S:
+            return False
+        self._pruned_at = now
+        return True
 
     def release_mo(self, *, acks: Sequence[Ack]) -> int:
         """Record acknowledgements alone (the MO lane's thread), one statement."""

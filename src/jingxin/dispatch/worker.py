@@ -134,6 +134,7 @@ class Worker(MoLane):
         self.mo_inbox = mo_inbox or MoInbox()
         self.on_mo_stored = on_mo_stored  # runs the MO handlers (db thread, after commit)
         self._mo_behind = False  # the last handler run stopped at its limit: run again
+        self._pruned_at: float | None = None  # when mo_unacked was last pruned (monotonic)
         self.mo_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self.config = config or WorkerConfig()
         self.limiter = limiter or LocalTokenBucket()
@@ -553,7 +554,7 @@ class Worker(MoLane):
                     conn, now=now, grace=self.config.no_receipt_grace
                 )
             tally = (store_parts(conn, items=mo_parts, now=now, rules=self.config.inbox_rules,
-                                 expire=sweep, acks=mo_acks)
+                                 expire=sweep, acks=mo_acks, prune=sweep and self.prune_due())
                      if mo and (mo_parts or mo_acks or sweep) else MoTally())  # fmt: skip
         self._observe(receipts, outcome, late, finished, marked)
         self._observe_mo(tally)

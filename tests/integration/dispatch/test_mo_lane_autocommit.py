@@ -11,6 +11,7 @@ from sqlalchemy import event, select
 
 from jingxin.data.store import open_store
 from jingxin.data.store.models import MoUnacked
+from jingxin.dispatch import mo_lane
 from jingxin.dispatch.mo_inbox import fingerprint, one_statement
 from tests.unit.dispatch.dispatch_fakes import HappyChannel, make_worker
 from tests.unit.dispatch.mo_parts import smpp_parts
@@ -59,3 +60,15 @@ def test_acknowledgements_in_a_quiet_moment_are_recorded_on_their_own(store) -> 
     with store.sessions() as session:
         waiting = session.execute(select(MoUnacked.fingerprint)).scalars().all()
     assert waiting == [fingerprint(*parts[1])]
+
+
+def test_the_unacknowledged_parts_are_pruned_at_most_every_ten_minutes(store, monkeypatch) -> None:
+    worker, _ = make_worker(store, {"happy": (HappyChannel, {})})
+    clock = [1000.0]
+    monkeypatch.setattr(mo_lane.time, "monotonic", lambda: clock[0])
+    # The first sweep prunes; the next ones within PRUNE_EVERY_S do not; then one does
+    assert worker.prune_due() and not worker.prune_due()
+    clock[0] += mo_lane.PRUNE_EVERY_S - 1
+    assert not worker.prune_due()
+    clock[0] += 1
+    assert worker.prune_due() and not worker.prune_due()

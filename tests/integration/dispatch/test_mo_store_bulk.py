@@ -45,10 +45,11 @@ def store(store_url):
     opened.dispose()
 
 
-def put(store, parts, *, now=T0 + timedelta(seconds=1), expire=False, acks=()):
+def put(store, parts, *, now=T0 + timedelta(seconds=1), expire=False, acks=(), prune=False):
     with store.engine.begin() as conn:
         return store_parts(conn, items=[("sim", p) for p in parts], now=now, rules=RULES,
-                           expire=expire, acks=[(at, "sim", part) for at, part in acks])  # fmt: skip
+                           expire=expire, acks=[(at, "sim", part) for at, part in acks],
+                           prune=prune)  # fmt: skip
 
 
 def unacked(store) -> int:
@@ -139,8 +140,11 @@ def test_an_acknowledgement_alone_releases_and_a_sweep_forgets_old_rows(store) -
     assert unacked(store) == 1
     with store.engine.begin() as conn:
         assert release(conn, acks=[(0, "sim", first)]) == 1  # (already gone: no harm)
-    # And a sweep long after the window forgets the other (its link died unanswered)
+    # And a sweep long after the window forgets the other (its link died unanswered) when
+    # asked to prune (the worker asks every ten minutes)
     put(store, [], now=T0 + 3 * RULES.duplicate_window, expire=True)
+    assert unacked(store) == 1
+    put(store, [], now=T0 + 3 * RULES.duplicate_window, expire=True, prune=True)
     assert unacked(store) == 0
 
 
