@@ -50,6 +50,7 @@ from jingxin.data.store.models import (
     utc_now,
 )
 from jingxin.data.store.models.base import UtcDateTime
+from jingxin.data.validate import valid_msisdn
 from jingxin.dispatch.attribution import pending_attributed, within
 from jingxin.dispatch.handlers import (
     HandlerContext,
@@ -60,7 +61,6 @@ from jingxin.dispatch.handlers import (
     handle_all,
 )
 from jingxin.dispatch.invalid import alive_updates, seen_alive
-from jingxin.data.validate import valid_msisdn
 from jingxin.dispatch.reply import ReplyRequest
 from jingxin.errors import InputError, StoreError
 from jingxin.logs import mask
@@ -159,23 +159,28 @@ def _reachable(mos: list[InboundMessage], *, registry: HandlerRegistry,
     Told apart here, one check for the batch, rather than by the batch failing on the
     first of them and falling back to one MO at a time."""
     senders = e164_of_few([mo.msisdn for mo in mos])
-    if all(e164 == mo.msisdn for e164, mo in zip(senders, mos, strict=True)):
+    if None not in senders:
         return mos, []
     ok: list[InboundMessage] = []
     unreachable: list[Done] = []
     for e164, mo in zip(senders, mos, strict=True):
-        handler = None if e164 == mo.msisdn else registry.match(mo)
+        handler = registry.match(mo) if e164 is None else None
         if handler is None:  # (no handler: recorded no_handler by the batch, as any other)
             ok.append(mo)
             continue
-        try:
-            valid_msisdn(mo.msisdn, field="sender")
-            why = f"sender: {mo.msisdn!r} is no number this platform serves"
-        except InputError as exc:
-            why = str(exc)
-        detail = f"{why}: not handled - no reply can reach it and no refusal can be recorded for it"
+        detail = (f"{_invalid(mo.msisdn)}: not handled - no reply can reach it and no refusal "
+                  "can be recorded for it")
         unreachable.append(Done(mo, handler.name, "failed", HandlerResult(detail=detail[:MAX_DETAIL])))
     return ok, unreachable
+
+
+def _invalid(msisdn: str) -> str:
+    """Why ``msisdn`` is no number the platform serves, as the delivery entry would say it."""
+    try:
+        valid_msisdn(msisdn, field="sender")
+    except InputError as exc:
+        return str(exc)
+    return f"sender: {msisdn!r} is no number this platform serves"  # (the same rules: not reached)
 
 
 def _handle_batch(mos: list[InboundMessage], *, registry: HandlerRegistry,

@@ -252,7 +252,7 @@ def _candidates(items: Sequence[MoItem], *, acks: Sequence[Ack], window: timedel
     what ``acks`` release (fingerprint, instant the acknowledged PDU came)."""
     out: list[_Candidate] = []
     ids: set[str] = set()
-    latest: dict[str, datetime] = {}  # fingerprint → when this flush's unacknowledged one came
+    unsettled: set[str] = set()  # fingerprints of this flush's copies not yet acknowledged
     acked: dict[str, datetime] = {}  # fingerprint → when the latest acknowledged one came
     released: list[tuple[str, datetime]] = []
     pending = collections.deque(acks)  # in the order they came (their positions never fall)
@@ -266,7 +266,7 @@ def _candidates(items: Sequence[MoItem], *, acks: Sequence[Ack], window: timedel
                 acked[print_] = at
             # The SMSC heard OK for this text: the copies that came before are settled (one
             # was its redelivery), so the next is new.
-            latest.pop(print_, None)
+            unsettled.discard(print_)
 
     for position, (channel, part) in enumerate(items):
         acknowledged(position)
@@ -278,9 +278,9 @@ def _candidates(items: Sequence[MoItem], *, acks: Sequence[Ack], window: timedel
             ids.add(key)
             alt = None
         else:
-            if print_ in latest:
+            if print_ in unsettled:
                 continue  # the same PDU again before it was acknowledged
-            latest[print_] = part.received_at
+            unsettled.add(print_)
             alt = f"{key}:{int(part.received_at.timestamp() * 1_000_000)}"
         single = is_single(part)
         stored = StoredPart(0, channel, part.protocol, part.source[:32], part.destination[:32],

@@ -60,7 +60,7 @@ class MoLane:
                 # The acknowledgements since the last round go with its parts; with none
                 # (a flush interval went by without one) on their own, so that a worker
                 # bound to the same account soon sees them too.
-                acks = self.mo_inbox.take_acks() if parts or sweep or self.mo_inbox.acks else []
+                acks = self.mo_inbox.take_acks()
                 try:
                     mo = MoTally()
                     if parts or sweep:
